@@ -1,0 +1,6 @@
+//! A small HTTP/1.1 origin (`parapet-origin`) for `make run`, the integration tests
+//! and the benchmarks, and the wire helpers it shares with the tests' client.
+//! Not part of the proxy's request path.
+
+pub mod origin;
+pub mod wire;

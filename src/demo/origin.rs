@@ -1,0 +1,250 @@
+//! The demo origin. Paths:
+//! - `/health`: 200 `ok`, or 503 while marked unhealthy
+//! - `/echo...`: the request head as received, then `body-bytes` and `body-sum`
+//! - `/slow/MS`: answers after MS milliseconds
+//! - `/status/N`: answers with status N
+//! - `/bytes/N`: N bytes of a known pattern (see `wire::pattern_byte`)
+//! - `/close`: closes the connection without answering
+//! - `/hop`: a response carrying hop-by-hop headers a proxy must strip
+//! - anything else: a small HTML page
+//!
+//! Every response carries `X-Origin: NAME`. Counters let tests see what arrived.
+
+use super::wire::{self, Checksum, Head};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+
+/// What an origin has seen, shared with whoever started it.
+pub struct OriginState {
+    pub name: String,
+    healthy: AtomicBool,
+    requests: AtomicUsize,
+    seen: Mutex<Vec<String>>,
+}
+
+impl OriginState {
+    /// Requests whose target starts with `prefix`.
+    pub fn count(&self, prefix: &str) -> usize {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.iter().filter(|t| t.starts_with(prefix)).count()
+    }
+
+    /// Every request, health checks included.
+    pub fn total(&self) -> usize {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::Relaxed);
+    }
+}
+
+/// A running origin; dropping it (or `stop`) closes the port and every connection.
+pub struct Origin {
+    pub addr: SocketAddr,
+    pub state: Arc<OriginState>,
+    task: JoinHandle<()>,
+}
+
+impl Origin {
+    /// Bind `addr` (port 0 for any) and serve on the current tokio runtime.
+    pub async fn start(name: &str, addr: &str) -> std::io::Result<Origin> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(OriginState {
+            name: name.to_string(),
+            healthy: AtomicBool::new(true),
+            requests: AtomicUsize::new(0),
+            seen: Mutex::new(Vec::new()),
+        });
+        let task = tokio::spawn(accept_loop(listener, state.clone()));
+        Ok(Origin { addr, state, task })
+    }
+
+    /// Stop at once, as a crashed backend would: refuse new connections and drop
+    /// open ones.
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<OriginState>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(serve(stream, state.clone()));
+                }
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn serve(stream: TcpStream, state: Arc<OriginState>) {
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    while let Ok(Some(head)) = wire::read_head(&mut read).await {
+        let (method, target) = head.method_target();
+        let (method, target) = (method.to_string(), target.to_string());
+        state.requests.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut seen) = state.seen.lock() {
+            seen.push(target.clone());
+        }
+        let mut sum = Checksum::default();
+        let framing = wire::request_framing(&head);
+        let Ok(body_bytes) = wire::read_body(&mut read, framing, |b| sum.update(b)).await else {
+            return;
+        };
+        if target == "/close" {
+            return;
+        }
+        let request = Request {
+            method: &method,
+            target: &target,
+            head: &head,
+            body_bytes,
+            sum,
+        };
+        if respond(&mut write, &state, &request).await.is_err() || head.wants_close() {
+            return;
+        }
+    }
+}
+
+struct Request<'a> {
+    method: &'a str,
+    target: &'a str,
+    head: &'a Head,
+    body_bytes: u64,
+    sum: Checksum,
+}
+
+async fn respond<W: AsyncWriteExt + Unpin>(
+    w: &mut W,
+    state: &OriginState,
+    req: &Request<'_>,
+) -> std::io::Result<()> {
+    let path = req.target.split('?').next().unwrap_or("");
+    let number = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    if path == "/health" {
+        return match state.healthy.load(Ordering::Relaxed) {
+            true => send(w, state, 200, &[], b"ok\n").await,
+            false => send(w, state, 503, &[], b"unhealthy\n").await,
+        };
+    }
+    if path.starts_with("/echo") {
+        let mut body = format!("{}\n", req.head.start_line);
+        for (name, value) in &req.head.headers {
+            body.push_str(&format!("{name}: {value}\n"));
+        }
+        body.push_str(&format!(
+            "\nbody-bytes: {}\nbody-sum: {:x}\n",
+            req.body_bytes, req.sum.0
+        ));
+        return send(
+            w,
+            state,
+            200,
+            &[("Content-Type", "text/plain")],
+            body.as_bytes(),
+        )
+        .await;
+    }
+    if let Some(ms) = number("/slow/") {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        return send(w, state, 200, &[], b"slow\n").await;
+    }
+    if let Some(code) = number("/status/") {
+        return send(w, state, code as u16, &[], b"status\n").await;
+    }
+    if let Some(n) = number("/bytes/") {
+        return send_pattern(w, state, n, req.method == "HEAD").await;
+    }
+    if path == "/hop" {
+        let hop = [
+            ("Connection", "X-Secret"),
+            ("X-Secret", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("Proxy-Connection", "keep-alive"),
+            ("Upgrade", "h2c"),
+            ("Trailer", "X-Checksum"),
+            ("X-Kept", "yes"),
+        ];
+        return send(w, state, 200, &hop, b"hop\n").await;
+    }
+    let page = format!(
+        "<!doctype html><title>parapet demo</title><h1>Hello from {}</h1>\n",
+        state.name
+    );
+    send(
+        w,
+        state,
+        200,
+        &[("Content-Type", "text/html")],
+        page.as_bytes(),
+    )
+    .await
+}
+
+async fn send<W: AsyncWriteExt + Unpin>(
+    w: &mut W,
+    state: &OriginState,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut out = format!(
+        "HTTP/1.1 {status} X\r\nX-Origin: {}\r\nContent-Length: {}\r\n",
+        state.name,
+        body.len()
+    );
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    w.write_all(&bytes).await?;
+    w.flush().await
+}
+
+async fn send_pattern<W: AsyncWriteExt + Unpin>(
+    w: &mut W,
+    state: &OriginState,
+    n: u64,
+    head_only: bool,
+) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nX-Origin: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {n}\r\n\r\n",
+        state.name
+    );
+    w.write_all(head.as_bytes()).await?;
+    if !head_only {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut offset = 0;
+        while offset < n {
+            let len = (n - offset).min(buf.len() as u64) as usize;
+            wire::fill_pattern(&mut buf[..len], offset);
+            w.write_all(&buf[..len]).await?;
+            offset += len as u64;
+        }
+    }
+    w.flush().await
+}

@@ -1,0 +1,47 @@
+//! `parapet -c FILE [-d] [-u] [-t]`: parse the command line, load the configuration,
+//! build the server, run it.
+
+use clap::Parser;
+use pingora::server::configuration::Opt;
+use std::process::ExitCode;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Parapet: an edge reverse proxy and origin shield.
+#[derive(Parser)]
+#[command(name = "parapet", version)]
+struct Cli {
+    #[command(flatten)]
+    opt: Opt,
+}
+
+const DEFAULT_CONF: &str = "conf/parapet.yaml";
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let opt = Cli::parse().opt;
+    let path = opt.conf.clone().unwrap_or_else(|| DEFAULT_CONF.to_string());
+    let settings = match parapet::config::load(&path) {
+        Ok(settings) => settings,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!(
+                "{path}: configuration invalid ({} errors)",
+                errors.errors.len()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    if opt.test {
+        println!("{path}: configuration OK");
+        return ExitCode::SUCCESS;
+    }
+    match parapet::server::build(opt, settings) {
+        Ok(server) => server.run_forever(),
+        Err(e) => {
+            eprintln!("{path}: cannot start: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Who the client is. Only peers in `client_ip.trusted_proxies` may tell us (through
+//! X-Forwarded-For or the client-IP header); from anyone else those headers are
+//! ignored and the TCP peer is the client.
+
+use std::net::IpAddr;
+
+/// An address block such as `10.0.0.0/8`, `::1/128` or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(text: &str) -> Result<Cidr, String> {
+        let bad = || format!("'{text}' is not an address or CIDR block like 10.0.0.0/8");
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr.trim().parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, canonical(ip)) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(
+                u32::from(net) as u128,
+                u32::from(ip) as u128,
+                self.prefix,
+                32,
+            ),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_eq(u128::from(net), u128::from(ip), self.prefix, 128)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn prefix_eq(a: u128, b: u128, prefix: u8, bits: u32) -> bool {
+    let shift = bits - prefix as u32;
+    shift >= bits || (a >> shift) == (b >> shift)
+}
+
+/// IPv4-mapped IPv6 peers (`::ffff:10.0.0.1`) are treated as the IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+pub fn is_trusted(trusted: &[Cidr], peer: IpAddr) -> bool {
+    trusted.iter().any(|c| c.contains(peer))
+}
+
+/// The client IP for a request from `peer`. From a trusted peer, the client-IP
+/// header wins, then the right-most X-Forwarded-For entry that is not itself a
+/// trusted proxy (as nginx's `real_ip_recursive`); otherwise the peer.
+pub fn client_ip(
+    trusted: &[Cidr],
+    peer: IpAddr,
+    real_ip_header: Option<&[u8]>,
+    forwarded_for: Option<&[u8]>,
+) -> IpAddr {
+    if !is_trusted(trusted, peer) {
+        return peer;
+    }
+    if let Some(ip) = real_ip_header.and_then(parse_ip) {
+        return ip;
+    }
+    let Some(xff) = forwarded_for else {
+        return peer;
+    };
+    let mut client = peer;
+    for hop in xff.rsplit(|b| *b == b',') {
+        match parse_ip(hop) {
+            Some(ip) => {
+                client = ip;
+                if !is_trusted(trusted, ip) {
+                    break;
+                }
+            }
+            None => break,
+        }
+    }
+    client
+}
+
+fn parse_ip(raw: &[u8]) -> Option<IpAddr> {
+    std::str::from_utf8(raw).ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn cidr_matching() {
+        let net = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(net.contains(ip("10.1.2.3")));
+        assert!(net.contains(ip("::ffff:10.1.2.3")));
+        assert!(!net.contains(ip("11.0.0.1")));
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        assert!(Cidr::parse("::1").unwrap().contains(ip("::1")));
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(Cidr::parse("ten").is_err());
+    }
+
+    #[test]
+    fn untrusted_peer_is_the_client() {
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let got = client_ip(&trusted, ip("1.2.3.4"), Some(b"9.9.9.9"), Some(b"8.8.8.8"));
+        assert_eq!(got, ip("1.2.3.4"));
+    }
+
+    #[test]
+    fn trusted_peer_forwards_the_client() {
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let peer = ip("10.0.0.1");
+        assert_eq!(
+            client_ip(&trusted, peer, Some(b"9.9.9.9"), None),
+            ip("9.9.9.9")
+        );
+        let xff = b"6.6.6.6, 7.7.7.7, 10.0.0.2";
+        assert_eq!(client_ip(&trusted, peer, None, Some(xff)), ip("7.7.7.7"));
+        assert_eq!(client_ip(&trusted, peer, None, Some(b"garbage")), peer);
+        assert_eq!(client_ip(&trusted, peer, None, None), peer);
+    }
+}

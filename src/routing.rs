@@ -1,0 +1,147 @@
+//! Host and path prefix to route, first match wins (SPEC §2 `routes`). Built once
+//! at load; matching allocates nothing.
+
+use crate::config::model::RouteSettings;
+
+/// How a route matches the request's host (port ignored, ASCII case-insensitive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    /// `*`: every host.
+    Any,
+    /// `app.example.com`.
+    Exact(String),
+    /// `*.example.com`: any subdomain of example.com, not example.com itself.
+    Suffix(String),
+}
+
+impl HostMatch {
+    pub fn parse(text: &str) -> Result<HostMatch, String> {
+        let text = text.trim().to_ascii_lowercase();
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        };
+        if text == "*" {
+            Ok(HostMatch::Any)
+        } else if let Some(suffix) = text.strip_prefix("*.") {
+            match valid(suffix) {
+                true => Ok(HostMatch::Suffix(format!(".{suffix}"))),
+                false => Err(format!(
+                    "'{text}' is not a host pattern like '*.example.com'"
+                )),
+            }
+        } else if valid(&text) {
+            Ok(HostMatch::Exact(text))
+        } else {
+            Err(format!(
+                "'{text}' is not a host name, '*.suffix' or '*' (ports are not part of a route)"
+            ))
+        }
+    }
+
+    fn matches(&self, host: &[u8]) -> bool {
+        match self {
+            HostMatch::Any => true,
+            HostMatch::Exact(name) => host.eq_ignore_ascii_case(name.as_bytes()),
+            HostMatch::Suffix(suffix) => {
+                host.len() > suffix.len()
+                    && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+            }
+        }
+    }
+}
+
+/// The compiled route table.
+pub struct RouteTable {
+    routes: Vec<RouteSettings>,
+}
+
+/// A matched route: its position in the table and the upstream it sends to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteMatch {
+    pub route: usize,
+    pub upstream: usize,
+}
+
+impl RouteTable {
+    pub fn new(routes: Vec<RouteSettings>) -> Self {
+        RouteTable { routes }
+    }
+
+    /// The first route whose host and path prefix match. `host` may carry a port.
+    pub fn find(&self, host: &[u8], path: &[u8]) -> Option<RouteMatch> {
+        let host = strip_port(host);
+        let host = host.strip_suffix(b".").unwrap_or(host);
+        self.routes
+            .iter()
+            .position(|r| r.host.matches(host) && path.starts_with(r.path_prefix.as_bytes()))
+            .map(|route| RouteMatch {
+                route,
+                upstream: self.routes[route].upstream,
+            })
+    }
+}
+
+fn strip_port(host: &[u8]) -> &[u8] {
+    if host.first() == Some(&b'[') {
+        // [v6]:port
+        return match host.iter().position(|b| *b == b']') {
+            Some(end) => &host[..=end],
+            None => host,
+        };
+    }
+    match host.iter().rposition(|b| *b == b':') {
+        Some(colon) => &host[..colon],
+        None => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(routes: &[(&str, &str, usize)]) -> RouteTable {
+        RouteTable::new(
+            routes
+                .iter()
+                .map(|(h, p, u)| RouteSettings {
+                    host: HostMatch::parse(h).unwrap(),
+                    path_prefix: p.to_string(),
+                    upstream: *u,
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn first_match_wins() {
+        let t = table(&[
+            ("*.example.com", "/api/", 0),
+            ("www.example.com", "/", 1),
+            ("*", "/", 2),
+        ]);
+        let up = |h: &str, p: &str| t.find(h.as_bytes(), p.as_bytes()).map(|m| m.upstream);
+        assert_eq!(up("a.example.com", "/api/x"), Some(0));
+        assert_eq!(up("WWW.Example.COM:8080", "/api/x"), Some(0));
+        assert_eq!(up("www.example.com", "/page"), Some(1));
+        assert_eq!(up("example.com", "/api/x"), Some(2));
+        assert_eq!(up("other.org", "/"), Some(2));
+    }
+
+    #[test]
+    fn no_route_is_none() {
+        let t = table(&[("app.example.com", "/", 0)]);
+        assert_eq!(t.find(b"other.example.com", b"/"), None);
+        assert_eq!(t.find(b"[::1]:80", b"/"), None);
+        assert!(t.find(b"app.example.com.", b"/").is_some());
+    }
+
+    #[test]
+    fn patterns_are_validated() {
+        assert!(HostMatch::parse("*.").is_err());
+        assert!(HostMatch::parse("exa mple.com").is_err());
+        assert!(HostMatch::parse("example.com:80").is_err());
+        assert_eq!(HostMatch::parse("*").unwrap(), HostMatch::Any);
+    }
+}

@@ -1,0 +1,132 @@
+//! Upstream pools: the backends of one `upstreams.NAME`, how one is chosen, how it
+//! is checked, and how we connect to it. Later policies that belong to a backend
+//! (circuit breaker, least connections) live beside these.
+
+mod balancer;
+mod health;
+
+use crate::config::model::{HashKey, UpstreamSettings};
+use crate::policy::retry::RetryPolicy;
+use balancer::Balancer;
+use http::HeaderValue;
+use pingora::lb::discovery::Static;
+use pingora::lb::{Backend, Backends};
+use pingora::services::ServiceWithDependents;
+use pingora::upstreams::peer::HttpPeer;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+/// One upstream pool, built once at start.
+pub struct Upstream {
+    pub name: String,
+    pub retry: RetryPolicy,
+    pub hash_key: HashKey,
+    pub host_header: Option<HeaderValue>,
+    balancer: Balancer,
+    /// Backend addresses in configuration order; a backend's index is its bit in
+    /// the per-request set of backends already tried.
+    addresses: Vec<SocketAddr>,
+    /// Per backend, the peer with this upstream's timeouts, cloned per attempt.
+    peers: Vec<HttpPeer>,
+}
+
+/// A backend chosen for one attempt.
+pub struct Chosen {
+    pub index: usize,
+    pub peer: Box<HttpPeer>,
+}
+
+impl Upstream {
+    /// Build the pool; the returned service (when health checks are on) must be
+    /// added to the server so the checks run.
+    pub fn build(
+        settings: &UpstreamSettings,
+    ) -> pingora::Result<(Upstream, Option<Box<dyn ServiceWithDependents>>)> {
+        let set: BTreeSet<Backend> = settings
+            .backends
+            .iter()
+            .map(|b| Backend::new_with_weight(&b.address.to_string(), b.weight as usize))
+            .collect::<pingora::Result<_>>()?;
+        let backends = Backends::new(Static::new(set));
+        let health = match &settings.health_check {
+            Some(hc) => Some(health::build(&settings.name, hc)?),
+            None => None,
+        };
+        let built = Balancer::build(&settings.name, settings.selection, backends, health);
+        let t = settings.timeouts;
+        let peers = settings
+            .backends
+            .iter()
+            .map(|b| {
+                let mut peer = HttpPeer::new(b.address, false, String::new());
+                peer.options.connection_timeout = Some(t.connect);
+                peer.options.total_connection_timeout = Some(t.connect);
+                peer.options.read_timeout = Some(t.response_header);
+                peer.options.write_timeout = Some(t.response_header);
+                peer.options.idle_timeout = Some(t.idle);
+                peer
+            })
+            .collect();
+        let upstream = Upstream {
+            name: settings.name.clone(),
+            retry: RetryPolicy {
+                retries: settings.retries,
+            },
+            hash_key: settings.hash_key.clone(),
+            host_header: settings.host_header.clone(),
+            balancer: built.balancer,
+            addresses: settings.backends.iter().map(|b| b.address).collect(),
+            peers,
+        };
+        Ok((upstream, built.service))
+    }
+
+    /// A healthy backend for `key`, preferring one not in `tried` (a bit per index).
+    /// `None` when no backend is healthy.
+    pub fn select(&self, key: &[u8], tried: u64) -> Option<Chosen> {
+        let max = 16 + 4 * self.addresses.len();
+        let untried = self
+            .balancer
+            .select_with(key, max, |b, healthy| healthy && !self.was_tried(b, tried));
+        let backend = match untried {
+            Some(b) => b,
+            None if tried != 0 => self.balancer.select_with(key, max, |_, healthy| healthy)?,
+            None => return None,
+        };
+        let index = self.index_of(&backend)?;
+        Some(Chosen {
+            index,
+            peer: Box::new(self.peers[index].clone()),
+        })
+    }
+
+    /// Whether a healthy backend outside `tried` exists, i.e. whether a retry can go
+    /// somewhere new.
+    pub fn has_untried_healthy(&self, tried: u64) -> bool {
+        let backends = self.balancer.backends();
+        backends
+            .get_backend()
+            .iter()
+            .any(|b| !self.was_tried(b, tried) && backends.ready(b))
+    }
+
+    pub fn address(&self, index: usize) -> SocketAddr {
+        self.addresses[index]
+    }
+
+    fn index_of(&self, backend: &Backend) -> Option<usize> {
+        let addr = backend.addr.as_inet()?;
+        self.addresses.iter().position(|a| a == addr)
+    }
+
+    fn was_tried(&self, backend: &Backend, tried: u64) -> bool {
+        self.index_of(backend)
+            .is_some_and(|i| tried & tried_bit(i) != 0)
+    }
+}
+
+/// The bit of backend `index` in a tried set. Pools over 64 backends share bits,
+/// which can only make a retry skip a backend it could have used.
+pub fn tried_bit(index: usize) -> u64 {
+    1 << (index % 64)
+}
