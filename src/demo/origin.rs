@@ -8,7 +8,8 @@
 //! - `/hop`: a response carrying hop-by-hop headers a proxy must strip
 //! - anything else: a small HTML page
 //!
-//! Every response carries `X-Origin: NAME`. Counters let tests see what arrived.
+//! A path may carry any prefix (`/app/slow/10` is `/slow/10`). Every response
+//! carries `X-Origin: NAME`. Counters let tests see what arrived.
 
 use super::wire::{self, Checksum, Head};
 use std::net::SocketAddr;
@@ -109,7 +110,7 @@ async fn serve(stream: TcpStream, state: Arc<OriginState>) {
         let Ok(body_bytes) = wire::read_body(&mut read, framing, |b| sum.update(b)).await else {
             return;
         };
-        if target == "/close" {
+        if behaviour_path(&target) == "/close" {
             return;
         }
         let request = Request {
@@ -138,7 +139,7 @@ async fn respond<W: AsyncWriteExt + Unpin>(
     state: &OriginState,
     req: &Request<'_>,
 ) -> std::io::Result<()> {
-    let path = req.target.split('?').next().unwrap_or("");
+    let path = behaviour_path(req.target.split('?').next().unwrap_or(""));
     let number = |prefix: &str| {
         path.strip_prefix(prefix)
             .and_then(|n| n.parse::<u64>().ok())
@@ -201,6 +202,19 @@ async fn respond<W: AsyncWriteExt + Unpin>(
         page.as_bytes(),
     )
     .await
+}
+
+/// The part of a path that picks a behaviour: paths may carry any prefix (such as
+/// a route's `path_prefix`), so `/app/slow/10` behaves as `/slow/10`.
+fn behaviour_path(path: &str) -> &str {
+    const KEYWORDS: [&str; 7] = [
+        "/health", "/echo", "/slow/", "/status/", "/bytes/", "/close", "/hop",
+    ];
+    KEYWORDS
+        .iter()
+        .filter_map(|k| path.find(k))
+        .min()
+        .map_or(path, |at| &path[at..])
 }
 
 async fn send<W: AsyncWriteExt + Unpin>(

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# make bench: nginx origin; nginx and Parapet as proxies, each pinned to one core
+# with one worker; wrk on the other core. Prints req/s, p50/p99 latency and each
+# proxy's CPU microseconds per request (utime+stime / requests), medians of
+# ROUNDS same-run pairs, and Parapet's ratio to nginx. Bounded: ROUNDS x 2 x DURATION.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-5}
+CONNECTIONS=${CONNECTIONS:-32}
+OUT=/tmp/parapet-bench
+PARAPET=${PARAPET:-target/release/parapet}
+mkdir -p "$OUT"
+
+cores=$(nproc)
+if [ "$cores" -ge 2 ]; then PROXY_CPU=0; LOAD_CPU=1; else PROXY_CPU=0; LOAD_CPU=0; fi
+pin() { local cpu=$1; shift; taskset -c "$cpu" "$@"; }
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "port $1 never opened" >&2; return 1
+}
+
+# CPU ticks (utime+stime) of a process and its threads/children.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+tree_ticks() {
+    local total=0 p
+    for p in "$@"; do total=$((total + $(ticks "$p"))); done
+    echo "$total"
+}
+
+pin "$LOAD_CPU" nginx -c "$PWD/bench/nginx-origin.conf" -p "$OUT" & pids+=($!)
+wait_port 18081
+
+pin "$PROXY_CPU" nginx -c "$PWD/bench/nginx-proxy.conf" -p "$OUT" & pids+=($!)
+nginx_master=$!
+wait_port 18090
+nginx_pids=("$nginx_master" $(pgrep -P "$nginx_master"))
+
+RUST_LOG=error pin "$PROXY_CPU" "$PARAPET" -c bench/parapet.yaml & pids+=($!)
+parapet_pid=$!
+wait_port 18091
+
+HZ=$(getconf CLK_TCK)
+
+# run NAME PORT PIDS... -> "rps p50_ms p99_ms us_per_req"
+run() {
+    local port=$1; shift
+    local before after out rps reqs p50 p99
+    pin "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d1s "http://127.0.0.1:$port/" >/dev/null
+    before=$(tree_ticks "$@")
+    out=$(pin "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/")
+    after=$(tree_ticks "$@")
+    reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+    p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+    non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+    if [ -n "$non2xx" ]; then echo "port $port: $non2xx non-2xx responses" >&2; fi
+    awk -v t=$((after - before)) -v hz="$HZ" -v n="$reqs" -v rps="$rps" -v p50="$p50" -v p99="$p99" \
+        'function ms(x) { if (x ~ /us$/) return x / 1000; if (x ~ /ms$/) return x + 0; if (x ~ /s$/) return x * 1000; return x }
+         BEGIN { printf "%s %.3f %.3f %.2f\n", rps, ms(p50), ms(p99), t / hz * 1e6 / n }'
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+: > "$OUT/results"
+for round in $(seq 1 "$ROUNDS"); do
+    n=$(run 18090 "${nginx_pids[@]}")
+    p=$(run 18091 "$parapet_pid")
+    ratio=$(awk -v a="$p" -v b="$n" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.3f", x[4] / y[4] }')
+    echo "nginx $n" >> "$OUT/results"
+    echo "parapet $p" >> "$OUT/results"
+    echo "ratio $ratio" >> "$OUT/results"
+    echo "round $round: nginx [$n]  parapet [$p]  cpu ratio $ratio" >&2
+done
+
+col() { awk -v who="$1" -v c="$2" '$1 == who { print $(c + 1) }' "$OUT/results" | median; }
+echo
+echo "Pass-through, keep-alive both sides, $CONNECTIONS connections, ${DURATION}s x $ROUNDS rounds (medians)"
+printf "%-8s %12s %10s %10s %14s\n" proxy "req/s" "p50 ms" "p99 ms" "cpu us/req"
+for who in nginx parapet; do
+    printf "%-8s %12.0f %10.3f %10.3f %14.2f\n" "$who" "$(col $who 1)" "$(col $who 2)" "$(col $who 3)" "$(col $who 4)"
+done
+echo "parapet / nginx CPU per request: median of pair ratios $(awk '$1 == "ratio" { print $2 }' "$OUT/results" | median)"

@@ -1,0 +1,134 @@
+//! SPEC §4: what Parapet answers itself, with bodies, and what never reaches an origin.
+
+use crate::support::client::{get_with, raw, request};
+use crate::support::*;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+fn single(addr: SocketAddr, extra: &str) -> String {
+    format!(
+        "upstreams:\n  app:\n    backends: [{{address: \"{addr}\"}}]\n    retries: 0\n{extra}routes:\n  - host: app.test\n    upstream: app\n  - path_prefix: /app/\n    upstream: app\n"
+    )
+}
+
+fn assert_error_body(resp: &Response, status: u16, reason: &str) {
+    assert_eq!(resp.status(), status);
+    let id = resp.header("x-request-id").expect("request id on error");
+    assert_eq!(
+        resp.text(),
+        format!("{status} {reason}\nrequest_id: {id}\n")
+    );
+    assert_eq!(
+        resp.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_route_is_404() {
+    let o = origin("o").await;
+    let proxy = Proxy::start(&single(o.addr, "")).await;
+    let resp = proxy.get("/elsewhere").await;
+    assert_error_body(&resp, 404, "not found");
+    assert_eq!(o.state.total(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connection_is_502_json_when_asked() {
+    let proxy = Proxy::start(&single(dead_addr(), "")).await;
+    let resp = proxy.get("/app/x").await;
+    assert_error_body(&resp, 502, "bad gateway");
+
+    let resp = get_with(proxy.addr, "/app/x", &["Accept: application/json"]).await;
+    assert_eq!(resp.status(), 502);
+    assert_eq!(resp.header("content-type"), Some("application/json"));
+    let id = resp.header("x-request-id").unwrap();
+    assert_eq!(
+        resp.text(),
+        format!("{{\"status\":502,\"error\":\"bad gateway\",\"request_id\":\"{id}\"}}\n")
+    );
+    assert!(!resp.text().contains("127.0.0.1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_closing_before_a_response_is_502() {
+    let o = origin("o").await;
+    let proxy = Proxy::start(&single(o.addr, "")).await;
+    let resp = proxy.get("/app/close").await;
+    assert_error_body(&resp, 502, "bad gateway");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_header_timeout_is_504() {
+    let o = origin("o").await;
+    let timeouts = "    timeouts: { connect: 1s, response_header: 300ms }\n";
+    let proxy = Proxy::start(&single(o.addr, timeouts)).await;
+    let resp = proxy.get("/app/slow/3000").await;
+    assert_error_body(&resp, 504, "gateway timeout");
+    let fast = proxy.get("/app/slow/10").await;
+    assert_eq!(fast.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_healthy_backend_is_503_with_retry_after() {
+    let check = "    health_check: { type: tcp, interval: 100ms, timeout: 100ms, unhealthy_threshold: 1 }\n";
+    let proxy = Proxy::start(&single(dead_addr(), check)).await;
+    let got_503 = eventually(Duration::from_secs(10), async || {
+        proxy.get("/app/x").await.status() == 503
+    })
+    .await;
+    assert!(got_503, "never answered 503");
+    let resp = proxy.get("/app/x").await;
+    assert_error_body(&resp, 503, "service unavailable");
+    assert_eq!(resp.header("retry-after"), Some("5"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_length_with_transfer_encoding_is_refused() {
+    let o = origin("o").await;
+    let proxy = Proxy::start(&single(o.addr, "")).await;
+    let mut req = request(
+        "POST",
+        "/app/echo",
+        &["Content-Length: 5", "Transfer-Encoding: chunked"],
+    )
+    .into_bytes();
+    req.extend_from_slice(b"5\r\nhello\r\n0\r\n\r\n");
+    let resp = raw(proxy.addr, &req, "POST").await.unwrap();
+    assert_error_body(&resp, 400, "bad request");
+    assert_eq!(resp.header("connection"), Some("close"));
+    assert_eq!(o.state.total(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_header_bytes_are_refused() {
+    let o = origin("o").await;
+    let proxy = Proxy::start(&single(o.addr, "")).await;
+    for bad in [
+        &b"GET /app/x HTTP/1.1\r\nHost: test\r\nBad Header: x\r\n\r\n"[..],
+        &b"GET /app/x HTTP/1.1\r\nHost: test\r\nX-Ctl: a\x01b\r\n\r\n"[..],
+        &b"POST /app/x HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"[..],
+        &b"POST /app/x HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: gzip\r\n\r\n"[..],
+    ] {
+        let resp = raw(proxy.addr, bad, "GET").await.unwrap();
+        assert_eq!(resp.status(), 400, "{}", String::from_utf8_lossy(bad));
+    }
+    assert_eq!(o.state.total(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_is_not_an_error() {
+    let o = origin("o").await;
+    let proxy = Proxy::start(&single(o.addr, "")).await;
+    for _ in 0..3 {
+        let mut conn = Conn::open(proxy.addr).await.unwrap();
+        conn.send(request("GET", "/app/slow/300", &[]).as_bytes())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(conn);
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(proxy.get("/app/x").await.status(), 200);
+    assert!(!proxy.stderr().contains("ERROR"), "{}", proxy.stderr());
+}

@@ -1,0 +1,12 @@
+//! Integration tests: the real `parapet` binary against real origins on 127.0.0.1.
+//! One test binary (faster to link); one module per concern.
+
+mod support;
+
+mod config_check;
+mod failures;
+mod headers;
+mod health;
+mod retries;
+mod routing;
+mod streaming;

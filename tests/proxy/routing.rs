@@ -1,0 +1,112 @@
+//! Routes and backend selection, observed at the origins.
+
+use crate::support::*;
+
+fn pool(name: &str, backends: &[(&Origin, u32)], selection: &str) -> String {
+    let mut out = format!("  {name}:\n    selection: {selection}\n    backends:\n");
+    for (o, w) in backends {
+        out.push_str(&format!(
+            "      - address: {}\n        weight: {w}\n",
+            o.addr
+        ));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_spreads_evenly() {
+    let (a, b) = (origin("a").await, origin("b").await);
+    let body = format!(
+        "upstreams:\n{}routes:\n  - upstream: app\n",
+        pool("app", &[(&a, 1), (&b, 1)], "round_robin")
+    );
+    let proxy = Proxy::start(&body).await;
+    let mut conn = Conn::open(proxy.addr).await.unwrap();
+    for _ in 0..20 {
+        assert_eq!(conn.get("/rr", &[]).await.unwrap().status(), 200);
+    }
+    assert_eq!((a.state.count("/rr"), b.state.count("/rr")), (10, 10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_are_honoured() {
+    let (a, b) = (origin("a").await, origin("b").await);
+    let body = format!(
+        "upstreams:\n{}routes:\n  - upstream: app\n",
+        pool("app", &[(&a, 3), (&b, 1)], "weighted")
+    );
+    let proxy = Proxy::start(&body).await;
+    let mut conn = Conn::open(proxy.addr).await.unwrap();
+    for _ in 0..40 {
+        assert_eq!(conn.get("/w", &[]).await.unwrap().status(), 200);
+    }
+    assert_eq!((a.state.count("/w"), b.state.count("/w")), (30, 10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistent_hash_pins_a_key_to_one_backend() {
+    let (a, b) = (origin("a").await, origin("b").await);
+    let body = format!(
+        "upstreams:\n{}    hash_key: header:X-User\nroutes:\n  - upstream: app\n",
+        pool("app", &[(&a, 1), (&b, 1)], "consistent_hash")
+    );
+    let proxy = Proxy::start(&body).await;
+    let mut conn = Conn::open(proxy.addr).await.unwrap();
+    for user in ["alice", "bob", "carol", "dave"] {
+        let header = format!("X-User: {user}");
+        let first = conn.get("/h", &[&header]).await.unwrap();
+        let origin = first.header("x-origin").unwrap().to_string();
+        for _ in 0..5 {
+            let again = conn.get("/h", &[&header]).await.unwrap();
+            assert_eq!(
+                again.header("x-origin").unwrap(),
+                origin,
+                "user {user} moved"
+            );
+        }
+    }
+    assert_eq!(a.state.count("/h") + b.state.count("/h"), 24);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_match_host_and_prefix_first_match_wins() {
+    let (api, www, rest) = (
+        origin("api").await,
+        origin("www").await,
+        origin("rest").await,
+    );
+    let body = format!(
+        "upstreams:\n  api:\n    backends: [{{address: \"{}\"}}]\n  www:\n    backends: [{{address: \"{}\"}}]\n  rest:\n    backends: [{{address: \"{}\"}}]\n\
+         routes:\n  - host: \"*.example.com\"\n    path_prefix: /api/\n    upstream: api\n  - host: www.example.com\n    upstream: www\n  - host: \"*.example.org\"\n    upstream: rest\n",
+        api.addr, www.addr, rest.addr
+    );
+    let proxy = Proxy::start(&body).await;
+    let origin_of = async |host: &str, path: &str| {
+        let mut conn = Conn::open(proxy.addr).await.unwrap();
+        let raw = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        conn.send(raw.as_bytes()).await.unwrap();
+        let resp = conn.response("GET").await.unwrap();
+        (resp.status(), resp.header("x-origin").map(str::to_string))
+    };
+    assert_eq!(
+        origin_of("www.example.com", "/api/v1").await.1.as_deref(),
+        Some("api")
+    );
+    assert_eq!(
+        origin_of("www.example.com:8080", "/index")
+            .await
+            .1
+            .as_deref(),
+        Some("www")
+    );
+    assert_eq!(
+        origin_of("a.b.example.org", "/").await.1.as_deref(),
+        Some("rest")
+    );
+    let (status, origin) = origin_of("example.org", "/").await;
+    assert_eq!((status, origin), (404, None));
+    assert_eq!(
+        api.state.total() + www.state.total() + rest.state.total(),
+        3
+    );
+}

@@ -1,0 +1,131 @@
+//! Test support: start the real `parapet` binary with a YAML config, start
+//! in-process origins, and talk raw HTTP/1.1 to both.
+#![allow(dead_code)]
+
+pub mod client;
+
+pub use client::{get, Conn, Response};
+pub use parapet::demo::origin::Origin;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_parapet");
+
+/// A free port on 127.0.0.1 (bound and released; good enough on loopback).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// An address where nothing listens: connections are refused.
+pub fn dead_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// A scratch directory unique to this test process and call.
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "parapet-test-{}-{tag}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Poll `cond` until it holds or `limit` passes.
+pub async fn eventually(limit: Duration, mut cond: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    cond().await
+}
+
+/// A running `parapet` process, killed on drop.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    child: Child,
+}
+
+impl Proxy {
+    /// Start parapet with `body` (Parapet sections, YAML) after a generated server
+    /// section and one listener. Waits until the listener accepts.
+    pub async fn start(body: &str) -> Proxy {
+        let port = free_port();
+        let dir = scratch_dir("proxy");
+        let yaml = format!(
+            "version: 1\nthreads: 2\npid_file: {d}/parapet.pid\nupgrade_sock: {d}/upgrade.sock\n\
+             grace_period_seconds: 0\ngraceful_shutdown_timeout_seconds: 1\n\
+             listeners:\n  - address: 127.0.0.1:{port}\n{body}",
+            d = dir.display()
+        );
+        let conf = dir.join("parapet.yaml");
+        std::fs::write(&conf, yaml).unwrap();
+        let child = Command::new(BIN)
+            .arg("-c")
+            .arg(&conf)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("stderr.log")).unwrap(),
+            ))
+            .spawn()
+            .expect("start parapet");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let proxy = Proxy { addr, dir, child };
+        let up = eventually(Duration::from_secs(20), async || {
+            tokio::net::TcpStream::connect(addr).await.is_ok()
+        })
+        .await;
+        assert!(up, "parapet did not listen; stderr:\n{}", proxy.stderr());
+        proxy
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        get(self.addr, path).await
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Start an in-process origin on a free port.
+pub async fn origin(name: &str) -> Origin {
+    Origin::start(name, "127.0.0.1:0").await.unwrap()
+}
+
+/// Run `parapet -t -c FILE` on `yaml`; returns (success, stdout + stderr).
+pub fn check_config(yaml: &str) -> (bool, String) {
+    let dir = scratch_dir("check");
+    let conf = dir.join("parapet.yaml");
+    std::fs::write(&conf, yaml).unwrap();
+    let out = Command::new(BIN)
+        .arg("-t")
+        .arg("-c")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
