@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench check deps bench-deps release
+.PHONY: run test bench check deps bench-deps release install
 
 # Pingora builds zlib-ng with cmake; curl is used by tests where installed.
 deps:
@@ -34,3 +34,24 @@ check:
 
 bench: bench-deps release
 	bench/run.sh
+
+# Install the binary, the reload helper, the systemd unit, a default configuration
+# (never overwriting an existing one) and the `parapet` system user.
+# DESTDIR=/some/root installs into a staging tree (no user, no systemctl).
+DESTDIR ?=
+PREFIX ?= /usr/local
+install: release
+	install -D -m 0755 target/release/parapet $(DESTDIR)$(PREFIX)/bin/parapet
+	install -D -m 0755 systemd/parapet-reload $(DESTDIR)$(PREFIX)/lib/parapet/parapet-reload
+	install -D -m 0644 systemd/parapet.service $(DESTDIR)/etc/systemd/system/parapet.service
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/parapet/README.md
+	@if [ -e $(DESTDIR)/etc/parapet/parapet.yaml ]; then \
+		echo "keeping existing $(DESTDIR)/etc/parapet/parapet.yaml"; \
+	else \
+		install -D -m 0644 conf/examples/etc-parapet.yaml $(DESTDIR)/etc/parapet/parapet.yaml; \
+	fi
+	@if [ -z "$(DESTDIR)" ]; then \
+		id parapet >/dev/null 2>&1 || $(SUDO) useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin parapet; \
+		if [ -d /run/systemd/system ]; then $(SUDO) systemctl daemon-reload; fi; \
+		echo "installed; start with: systemctl enable --now parapet"; \
+	fi

@@ -15,6 +15,8 @@ mkdir -p "$OUT"
 
 cores=$(nproc)
 if [ "$cores" -ge 2 ]; then PROXY_CPU=0; LOAD_CPU=1; else PROXY_CPU=0; LOAD_CPU=0; fi
+# Backgrounded processes are started with taskset directly (not through a shell
+# function) so that $! is the process itself.
 pin() { local cpu=$1; shift; taskset -c "$cpu" "$@"; }
 
 pids=()
@@ -37,15 +39,15 @@ tree_ticks() {
     echo "$total"
 }
 
-pin "$LOAD_CPU" nginx -c "$PWD/bench/nginx-origin.conf" -p "$OUT" & pids+=($!)
+taskset -c "$LOAD_CPU" nginx -c "$PWD/bench/nginx-origin.conf" -p "$OUT" & pids+=($!)
 wait_port 18081
 
-pin "$PROXY_CPU" nginx -c "$PWD/bench/nginx-proxy.conf" -p "$OUT" & pids+=($!)
+taskset -c "$PROXY_CPU" nginx -c "$PWD/bench/nginx-proxy.conf" -p "$OUT" & pids+=($!)
 nginx_master=$!
 wait_port 18090
 nginx_pids=("$nginx_master" $(pgrep -P "$nginx_master"))
 
-RUST_LOG=error pin "$PROXY_CPU" "$PARAPET" -c bench/parapet.yaml & pids+=($!)
+RUST_LOG=error taskset -c "$PROXY_CPU" "$PARAPET" -c bench/parapet.yaml & pids+=($!)
 parapet_pid=$!
 wait_port 18091
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod process;
 
 pub use client::{get, Conn, Response};
 pub use parapet::demo::origin::Origin;
