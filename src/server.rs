@@ -10,12 +10,21 @@ use std::sync::Arc;
 
 /// Build a ready-to-run server. `opt.conf` is ignored: the configuration has
 /// already been read into `settings`.
+///
+/// Bootstrap (taking the listening sockets over from the old instance on `-u`) runs
+/// as a service, after daemonizing, and the proxy waits for it. So `parapet -u -d`
+/// returns as soon as the new instance waits on `upgrade_sock` (the parent waits for
+/// that: `daemon_wait_for_ready` is always on), and the old instance can then be
+/// sent SIGQUIT. Bootstrapping before `run` would block `-u -d` in the foreground
+/// until the sockets arrive, which makes "start the new one, then SIGQUIT the old
+/// one" impossible.
 pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
     opt.conf = None;
     let listeners = std::mem::take(&mut settings.listeners);
-    let server_conf = std::mem::take(&mut settings.server);
+    let mut server_conf = std::mem::take(&mut settings.server);
+    server_conf.daemon_wait_for_ready = true;
     let mut server = Server::new_with_opt_and_conf(opt, server_conf);
-    server.bootstrap();
+    let bootstrap = server.bootstrap_as_a_service();
 
     let (runtime, services) = Runtime::build(settings)?;
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
@@ -26,7 +35,7 @@ pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
     for address in &listeners {
         proxy.add_tcp(address);
     }
-    server.add_service(proxy);
+    server.add_service(proxy).add_dependency(&bootstrap);
     server.add_services(services);
     Ok(server)
 }

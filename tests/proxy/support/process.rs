@@ -69,7 +69,11 @@ impl Daemon {
     }
 
     pub fn pid(&self) -> Option<u32> {
-        std::fs::read_to_string(self.pid_file()).ok()?.trim().parse().ok()
+        std::fs::read_to_string(self.pid_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     async fn wait_for_pid(&self, not: Option<u32>) -> u32 {
@@ -78,7 +82,11 @@ impl Daemon {
             if let Some(pid) = self.pid().filter(|p| Some(*p) != not && alive(*p)) {
                 return pid;
             }
-            assert!(Instant::now() < deadline, "no pid file; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "no pid file; log:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -1,0 +1,270 @@
+//! Zero-downtime operations with real processes: daemon mode, upgrades through the
+//! shipped reload script under load, a refused broken reload, SIGTERM drain, SIGINT.
+
+use crate::support::client::request;
+use crate::support::process::{alive, signal, wait_exit, Daemon};
+use crate::support::*;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn upstream(o: &Origin) -> String {
+    format!(
+        "upstreams:\n  app:\n    backends: [{{address: \"{}\"}}]\n    health_check: {{ type: tcp, interval: 1s }}\n  new:\n    backends: [{{address: \"{}\"}}]\n",
+        o.addr, o.addr
+    )
+}
+
+const ROUTES: &str = "routes:\n  - upstream: app\n";
+const ROUTES_WITH_NEW: &str =
+    "routes:\n  - path_prefix: /new/\n    upstream: new\n    host: \"*\"\n  - upstream: app\n";
+
+/// Load from 5 clients: odd ones open a connection per request, even ones keep
+/// theirs. Like any HTTP client, a request that fails on a *reused* connection
+/// before any response byte arrived (the server closed an idle keep-alive
+/// connection) is sent again on a new one; a failure on a new connection counts.
+struct Load {
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addr: std::net::SocketAddr) -> Load {
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let tasks = (0..5)
+            .map(|i| {
+                let (ok, failed, stop) = (ok.clone(), failed.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut conn: Option<Conn> = None;
+                    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                        let reused = conn.is_some() && i % 2 == 0;
+                        if !reused {
+                            conn = Conn::open(addr).await.ok();
+                        }
+                        let result = match conn.as_mut() {
+                            Some(c) => c.get("/echo", &[]).await.map(|r| r.status()),
+                            None => Err(std::io::ErrorKind::ConnectionRefused.into()),
+                        };
+                        let result = match result {
+                            Err(_) if reused => match Conn::open(addr).await {
+                                Ok(mut fresh) => {
+                                    let r = fresh.get("/echo", &[]).await.map(|r| r.status());
+                                    conn = Some(fresh);
+                                    r
+                                }
+                                Err(e) => Err(e),
+                            },
+                            other => other,
+                        };
+                        match result {
+                            Ok(200) => ok.fetch_add(1, Ordering::Relaxed),
+                            _ => {
+                                conn = None;
+                                failed.fetch_add(1, Ordering::Relaxed)
+                            }
+                        };
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                })
+            })
+            .collect();
+        Load {
+            ok,
+            failed,
+            stop,
+            tasks,
+        }
+    }
+
+    async fn finish(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_upgrades_under_load_fail_no_request() {
+    let o = origin("o").await;
+    let grace = 1;
+    let mut daemon = Daemon::start(free_port(), grace, &(upstream(&o) + ROUTES)).await;
+    let load = Load::start(daemon.addr);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut old_pids = Vec::new();
+    for round in 0..3 {
+        let old = daemon.pid().unwrap();
+        if round == 1 {
+            // The second upgrade also changes the configuration: a new route appears.
+            assert_eq!(
+                get(daemon.addr, "/new/echo").await.header("x-origin"),
+                Some("o")
+            );
+            daemon.write_config(grace, &(upstream(&o) + ROUTES_WITH_NEW));
+        }
+        let (ok, out) = daemon.reload().await;
+        assert!(ok, "reload {round} failed: {out}\n{}", daemon.log());
+        let new = daemon.pid().unwrap();
+        assert_ne!(new, old, "pid file did not change");
+        assert!(alive(new));
+        old_pids.push((old, Instant::now()));
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let served_echo = get(daemon.addr, "/new/echo").await;
+    assert_eq!(served_echo.status(), 200);
+    assert!(
+        served_echo.text().starts_with("GET /new/echo"),
+        "{}",
+        served_echo.text()
+    );
+
+    // Each old process hands over, keeps accepting for Pingora's 5 s close
+    // timeout, drains for grace_period_seconds, then stops within
+    // graceful_shutdown_timeout_seconds.
+    let limit = Duration::from_secs(5 + grace + 1 + 3);
+    for (pid, since) in old_pids {
+        let left = limit.saturating_sub(since.elapsed());
+        let exited = wait_exit(pid, left).await;
+        assert!(
+            exited.is_some(),
+            "old pid {pid} still alive; log:\n{}",
+            daemon.log()
+        );
+        eprintln!("old pid {pid} exited {:?} after SIGQUIT", since.elapsed());
+    }
+    let (ok, failed) = load.finish().await;
+    eprintln!("upgrades under load: {ok} requests ok, {failed} failed");
+    assert_eq!(
+        failed,
+        0,
+        "{ok} ok, {failed} failed; log:\n{}",
+        daemon.log()
+    );
+    assert!(ok > 100, "too little load: {ok}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_reload_leaves_the_old_instance_serving() {
+    let o = origin("o").await;
+    let mut daemon = Daemon::start(free_port(), 1, &(upstream(&o) + ROUTES)).await;
+    let load = Load::start(daemon.addr);
+    let pid = daemon.pid().unwrap();
+    daemon.write_config(
+        1,
+        "upstreams:\n  app:\n    backends: [{address: nope}]\nroutes:\n  - upstream: app\n",
+    );
+    let (ok, out) = daemon.reload().await;
+    assert!(!ok, "a broken reload succeeded: {out}");
+    assert!(out.contains("upstreams.app.backends[0].address"), "{out}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(daemon.pid(), Some(pid));
+    assert!(alive(pid));
+    let (served, failed) = load.finish().await;
+    assert_eq!(failed, 0, "{served} ok, {failed} failed");
+    assert!(served > 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_request_in_flight_then_exits() {
+    let o = origin("o").await;
+    let grace = 2;
+    let daemon = Daemon::start(free_port(), grace, &(upstream(&o) + ROUTES)).await;
+    let pid = daemon.pid().unwrap();
+    let mut conn = Conn::open(daemon.addr).await.unwrap();
+    conn.send(request("GET", "/slow/1200", &[]).as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sent = Instant::now();
+    signal(pid, "TERM");
+    let resp = conn.response("GET").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let exited = wait_exit(pid, Duration::from_secs(grace + 1 + 5)).await;
+    assert!(
+        exited.is_some(),
+        "still running after SIGTERM; log:\n{}",
+        daemon.log()
+    );
+    eprintln!("SIGTERM to exit: {:?}", sent.elapsed());
+    // New connections are refused once it is gone.
+    assert!(tokio::net::TcpStream::connect(daemon.addr).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_exits_at_once() {
+    let o = origin("o").await;
+    let daemon = Daemon::start(free_port(), 30, &(upstream(&o) + ROUTES)).await;
+    let pid = daemon.pid().unwrap();
+    signal(pid, "INT");
+    let exited = wait_exit(pid, Duration::from_secs(3)).await;
+    assert!(
+        exited.is_some(),
+        "SIGINT did not stop it; log:\n{}",
+        daemon.log()
+    );
+}
+
+#[test]
+fn the_systemd_unit_verifies_and_is_hardened() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/parapet.service"
+    ))
+    .unwrap();
+    for line in [
+        "Type=forking",
+        "PIDFile=/run/parapet/parapet.pid",
+        "ExecStart=/usr/local/bin/parapet -d -c /etc/parapet/parapet.yaml",
+        "ExecReload=/usr/local/lib/parapet/parapet-reload /etc/parapet/parapet.yaml /run/parapet/parapet.pid",
+        "User=parapet",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+        "RuntimeDirectory=parapet",
+        "LimitNOFILE=",
+    ] {
+        assert!(unit.contains(line), "unit lacks {line}");
+    }
+    let Ok(which) = std::process::Command::new("sh")
+        .args(["-c", "command -v systemd-analyze"])
+        .output()
+    else {
+        return;
+    };
+    if !which.status.success() {
+        eprintln!("SKIPPED: systemd-analyze is not installed; the unit was not verified");
+        return;
+    }
+    // Point the unit at binaries that exist here so that verify checks them too.
+    let dir = scratch_dir("unit");
+    let local = unit.replace("/usr/local/bin/parapet", BIN).replace(
+        "/usr/local/lib/parapet/parapet-reload",
+        crate::support::process::RELOAD,
+    );
+    std::fs::write(dir.join("parapet.service"), local).unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(dir.join("parapet.service"))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "systemd-analyze verify:\n{text}"
+    );
+}
