@@ -1,5 +1,7 @@
 //! Parapet: an edge reverse proxy and origin shield on Pingora.
 
+/// The admin listener: health, readiness, status, metrics.
+pub mod admin;
 /// The YAML file: serde structs, validation, the runtime model.
 pub mod config;
 /// A small origin server for the demo, the tests and the benchmarks; not part of the proxy.

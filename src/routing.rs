@@ -106,6 +106,7 @@ mod tests {
             routes
                 .iter()
                 .map(|(h, p, u)| RouteSettings {
+                    label: format!("{h}{p}"),
                     host: HostMatch::parse(h).unwrap(),
                     path_prefix: p.to_string(),
                     upstream: *u,

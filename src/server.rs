@@ -1,11 +1,13 @@
 //! Assemble the Pingora server: its own settings, the proxy service with one
 //! listener per `listeners` entry, and the background services.
 
+use crate::admin::Admin;
 use crate::config::Settings;
 use crate::proxy::Parapet;
 use crate::runtime::Runtime;
 use pingora::server::configuration::Opt;
 use pingora::server::Server;
+use pingora::services::listening::Service;
 use std::sync::Arc;
 
 /// Build a ready-to-run server. `opt.conf` is ignored: the configuration has
@@ -26,16 +28,23 @@ pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
     let mut server = Server::new_with_opt_and_conf(opt, server_conf);
     let bootstrap = server.bootstrap_as_a_service();
 
-    let (runtime, services) = Runtime::build(settings)?;
+    let built = Runtime::build(settings)?;
+    let runtime = Arc::new(built.runtime);
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Parapet::new(Arc::new(runtime)),
+        Parapet::new(runtime.clone()),
         "parapet",
     );
     for address in &listeners {
         proxy.add_tcp(address);
     }
     server.add_service(proxy).add_dependency(&bootstrap);
-    server.add_services(services);
+    if let Some(admin) = built.admin {
+        let app = Admin::new(runtime, admin.token);
+        let mut service = Service::new("admin".to_string(), app);
+        service.add_tcp(&admin.address);
+        server.add_service(service).add_dependency(&bootstrap);
+    }
+    server.add_services(built.services);
     Ok(server)
 }

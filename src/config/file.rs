@@ -17,6 +17,8 @@ pub const SECTIONS: &[&str] = &[
     "upstreams",
     "routes",
     "response_headers",
+    "admin",
+    "access_log",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -187,4 +189,19 @@ fn default_path_prefix() -> String {
 pub struct ResponseHeadersConfig {
     pub add: BTreeMap<String, String>,
     pub remove: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub address: String,
+    /// When set, every admin request needs `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogConfig {
+    /// A file path, or `stderr`.
+    pub path: String,
 }

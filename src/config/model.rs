@@ -3,6 +3,7 @@
 //! index. The request path never parses configuration.
 
 use super::file::{HealthCheckKind, Selection};
+use crate::observe::access_log::Target;
 use crate::policy::client_ip::Cidr;
 use crate::policy::headers::ResponseHeaderRules;
 use crate::routing::HostMatch;
@@ -20,6 +21,13 @@ pub struct Settings {
     pub upstreams: Vec<UpstreamSettings>,
     pub routes: Vec<RouteSettings>,
     pub response_headers: ResponseHeaderRules,
+    pub admin: Option<AdminSettings>,
+    pub access_log: Option<Target>,
+}
+
+pub struct AdminSettings {
+    pub address: String,
+    pub token: Option<String>,
 }
 
 pub struct ClientIpSettings {
@@ -70,6 +78,8 @@ pub struct Timeouts {
 }
 
 pub struct RouteSettings {
+    /// The route's label in metrics: its host pattern and path prefix.
+    pub label: String,
     pub host: HostMatch,
     pub path_prefix: String,
     pub upstream: usize,

@@ -5,6 +5,7 @@
 use super::file::*;
 use super::model::*;
 use super::{section, ConfigErrors};
+use crate::observe::access_log::Target;
 use crate::policy::client_ip::Cidr;
 use crate::policy::headers::ResponseHeaderRules;
 use crate::routing::HostMatch;
@@ -67,6 +68,13 @@ pub(super) fn validate(
         errors.push("routes", "at least one route is required");
     }
 
+    let admin = get("admin")
+        .and_then(|v| section::<AdminConfig>(v, "admin", errors))
+        .and_then(|a| admin_of(a, &listeners, errors));
+    let access_log = get("access_log")
+        .and_then(|v| section::<AccessLogConfig>(v, "access_log", errors))
+        .and_then(|a| access_log_of(a, errors));
+
     let settings = Settings {
         server,
         listeners,
@@ -87,6 +95,8 @@ pub(super) fn validate(
         upstreams,
         routes,
         response_headers: response_rules(&response_headers, errors),
+        admin,
+        access_log,
     };
     Some(settings)
 }
@@ -288,6 +298,11 @@ fn route_of(
         );
     }
     Some(RouteSettings {
+        label: format!(
+            "{}{}",
+            config.host.trim().to_ascii_lowercase(),
+            config.path_prefix
+        ),
         host: host?,
         path_prefix: config.path_prefix,
         upstream: upstream?,
@@ -322,4 +337,57 @@ fn response_rules(
         }
     }
     rules
+}
+
+fn admin_of(
+    config: AdminConfig,
+    listeners: &[String],
+    errors: &mut ConfigErrors,
+) -> Option<AdminSettings> {
+    let addr = match config.address.parse::<SocketAddr>() {
+        Ok(addr) => addr,
+        Err(_) => {
+            let msg = format!("'{}' is not an IP:port address", config.address);
+            errors.push("admin.address", msg);
+            return None;
+        }
+    };
+    if listeners
+        .iter()
+        .any(|l| l.parse::<SocketAddr>().ok() == Some(addr))
+    {
+        errors.push(
+            "admin.address",
+            format!("'{addr}' is already a proxy listener"),
+        );
+    }
+    if config.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        errors.push(
+            "admin.token",
+            "must not be empty (leave it out to need no token)",
+        );
+    }
+    Some(AdminSettings {
+        address: config.address,
+        token: config.token,
+    })
+}
+
+fn access_log_of(config: AccessLogConfig, errors: &mut ConfigErrors) -> Option<Target> {
+    if config.path == "stderr" {
+        return Some(Target::Stderr);
+    }
+    let path = std::path::PathBuf::from(&config.path);
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if config.path.is_empty() || path.is_dir() {
+        errors.push("access_log.path", "must be a file path or `stderr`");
+        return None;
+    }
+    if dir.is_some_and(|d| !d.is_dir()) {
+        errors.push(
+            "access_log.path",
+            format!("the directory of '{}' does not exist", config.path),
+        );
+    }
+    Some(Target::File(path))
 }

@@ -1,4 +1,8 @@
-//! What Parapet tells operators about requests: request IDs (and, with the
-//! observability issue, the access log and metrics).
+//! What Parapet tells operators about requests: request IDs, trace context, the
+//! JSON access log and Prometheus metrics.
 
+pub mod access_log;
+pub mod json;
+pub mod metrics;
 pub mod request_id;
+pub mod trace;

@@ -31,14 +31,26 @@ pub fn is_acceptable(id: &[u8]) -> bool {
 
 /// A new 32-hex-digit ID.
 pub fn generate() -> HeaderValue {
-    let (seed_hi, seed_lo) = *SEED;
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let lo = mix(n ^ seed_lo);
-    let hi = mix(lo ^ seed_hi);
+    let (hi, lo) = unique_pair();
     let mut text = [0u8; 32];
     hex(hi, &mut text[..16]);
     hex(lo, &mut text[16..]);
     HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// 128 bits unique within this process (the counter goes through a bijection).
+fn unique_pair() -> (u64, u64) {
+    let (seed_hi, seed_lo) = *SEED;
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let lo = mix(n ^ seed_lo);
+    (mix(lo ^ seed_hi), lo)
+}
+
+/// Three unpredictable-looking words for trace and span ids; the first two are
+/// unique within the process.
+pub fn random_triple() -> (u64, u64, u64) {
+    let (hi, lo) = unique_pair();
+    (hi, lo, mix(hi ^ lo.rotate_left(17)) | 1)
 }
 
 /// splitmix64's finalizer: a bijection on u64, so distinct counters give distinct IDs.
@@ -49,7 +61,8 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn hex(mut v: u64, out: &mut [u8]) {
+/// Write `v` as `out.len()` lowercase hex digits (the low ones).
+pub fn hex(mut v: u64, out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for slot in out.iter_mut().rev() {
         *slot = DIGITS[(v & 0xf) as usize];

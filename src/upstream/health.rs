@@ -5,16 +5,27 @@
 
 use super::balancer::HealthCheck;
 use crate::config::file::HealthCheckKind;
-use crate::config::model::HealthCheckSettings;
+use crate::config::model::{HealthCheckSettings, UpstreamSettings};
+use crate::observe::metrics::Metrics;
 use async_trait::async_trait;
 use pingora::http::RequestHeader;
 use pingora::lb::health_check::{HealthObserve, HttpHealthCheck, TcpHealthCheck};
 use pingora::lb::Backend;
 use pingora::{Error, ErrorType};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
-pub fn build(upstream: &str, settings: &HealthCheckSettings) -> pingora::Result<HealthCheck> {
-    let observer = Box::new(LogHealthChanges {
-        upstream: upstream.to_string(),
+pub fn build(
+    index: usize,
+    upstream: &UpstreamSettings,
+    settings: &HealthCheckSettings,
+    metrics: Arc<Metrics>,
+) -> pingora::Result<HealthCheck> {
+    let observer = Box::new(ReportHealthChanges {
+        upstream: upstream.name.clone(),
+        index,
+        addresses: upstream.backends.iter().map(|b| b.address).collect(),
+        metrics,
     });
     let check: Box<dyn pingora::lb::health_check::HealthCheck + Send + Sync> = match settings.kind {
         HealthCheckKind::Tcp => {
@@ -58,13 +69,24 @@ pub fn build(upstream: &str, settings: &HealthCheckSettings) -> pingora::Result<
     })
 }
 
-struct LogHealthChanges {
+/// Logs every change and keeps `parapet_backend_healthy` up to date.
+struct ReportHealthChanges {
     upstream: String,
+    index: usize,
+    addresses: Vec<SocketAddr>,
+    metrics: Arc<Metrics>,
 }
 
 #[async_trait]
-impl HealthObserve for LogHealthChanges {
+impl HealthObserve for ReportHealthChanges {
     async fn observe(&self, target: &Backend, healthy: bool) {
+        let backend = target
+            .addr
+            .as_inet()
+            .and_then(|a| self.addresses.iter().position(|b| b == a));
+        if let Some(series) = backend.and_then(|b| self.metrics.backend(self.index, b)) {
+            series.healthy.set(i64::from(healthy));
+        }
         match healthy {
             true => log::warn!(
                 "upstream {} backend {} is healthy again",

@@ -6,6 +6,7 @@ mod balancer;
 mod health;
 
 use crate::config::model::{HashKey, UpstreamSettings};
+use crate::observe::metrics::Metrics;
 use crate::policy::retry::RetryPolicy;
 use balancer::Balancer;
 use http::HeaderValue;
@@ -15,6 +16,8 @@ use pingora::services::ServiceWithDependents;
 use pingora::upstreams::peer::HttpPeer;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// One upstream pool, built once at start.
 pub struct Upstream {
@@ -28,6 +31,16 @@ pub struct Upstream {
     addresses: Vec<SocketAddr>,
     /// Per backend, the peer with this upstream's timeouts, cloned per attempt.
     peers: Vec<HttpPeer>,
+    /// Per backend, what /status reports.
+    states: Vec<BackendState>,
+}
+
+/// Live state of one backend for the admin listener.
+#[derive(Default)]
+pub struct BackendState {
+    in_flight: AtomicI64,
+    /// The kind of the latest failed attempt (e.g. `ConnectRefused`).
+    last_error: Mutex<Option<&'static str>>,
 }
 
 /// A backend chosen for one attempt.
@@ -40,7 +53,9 @@ impl Upstream {
     /// Build the pool; the returned service (when health checks are on) must be
     /// added to the server so the checks run.
     pub fn build(
+        index: usize,
         settings: &UpstreamSettings,
+        metrics: &Arc<Metrics>,
     ) -> pingora::Result<(Upstream, Option<Box<dyn ServiceWithDependents>>)> {
         let set: BTreeSet<Backend> = settings
             .backends
@@ -49,7 +64,7 @@ impl Upstream {
             .collect::<pingora::Result<_>>()?;
         let backends = Backends::new(Static::new(set));
         let health = match &settings.health_check {
-            Some(hc) => Some(health::build(&settings.name, hc)?),
+            Some(hc) => Some(health::build(index, settings, hc, metrics.clone())?),
             None => None,
         };
         let built = Balancer::build(&settings.name, settings.selection, backends, health);
@@ -77,6 +92,11 @@ impl Upstream {
             balancer: built.balancer,
             addresses: settings.backends.iter().map(|b| b.address).collect(),
             peers,
+            states: settings
+                .backends
+                .iter()
+                .map(|_| BackendState::default())
+                .collect(),
         };
         Ok((upstream, built.service))
     }
@@ -114,6 +134,28 @@ impl Upstream {
         self.addresses[index]
     }
 
+    pub fn len(&self) -> usize {
+        self.addresses.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.addresses.is_empty()
+    }
+
+    /// Whether backend `index` passes its health checks (always, without checks).
+    pub fn is_healthy(&self, index: usize) -> bool {
+        let backends = self.balancer.backends();
+        let address = self.addresses[index];
+        backends
+            .get_backend()
+            .iter()
+            .any(|b| b.addr.as_inet() == Some(&address) && backends.ready(b))
+    }
+
+    pub fn state(&self, index: usize) -> &BackendState {
+        &self.states[index]
+    }
+
     fn index_of(&self, backend: &Backend) -> Option<usize> {
         let addr = backend.addr.as_inet()?;
         self.addresses.iter().position(|a| a == addr)
@@ -129,4 +171,28 @@ impl Upstream {
 /// which can only make a retry skip a backend it could have used.
 pub fn tried_bit(index: usize) -> u64 {
     1 << (index % 64)
+}
+
+impl BackendState {
+    pub fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn end(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    pub fn failed(&self, kind: &'static str) {
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(kind);
+        }
+    }
+
+    pub fn last_error(&self) -> Option<&'static str> {
+        self.last_error.lock().ok().and_then(|l| *l)
+    }
 }

@@ -1,30 +1,37 @@
 //! The request path: one `ProxyHttp` implementation whose hooks each hand one step
 //! of the request to the policy that owns it.
 //!
-//! request_filter      -> request ID, framing check, route, client identity
-//! upstream_peer       -> a healthy backend of the route's upstream (untried on retries)
-//! upstream_request_filter -> forwarding headers, request ID, Host rewrite
-//! response_filter     -> hop-by-hop stripping, request ID, response header rules
-//! fail_to_connect / error_while_proxy -> retry policy
-//! fail_to_proxy       -> status and error page
+//! request_filter          -> request ID, trace context, framing check, route, client identity
+//! upstream_peer           -> a healthy backend of the route's upstream (untried on retries)
+//! upstream_request_filter -> forwarding headers, request ID, traceparent, Host rewrite
+//! upstream_response_filter -> the attempt succeeded
+//! response_filter         -> hop-by-hop stripping, response header rules, request ID
+//! fail_to_connect / error_while_proxy -> the attempt failed; retry policy
+//! fail_to_proxy           -> status and error page
+//! logging                 -> metrics and the access log
 
+mod ctx;
+mod report;
+
+pub use ctx::RequestCtx;
+
+use crate::config::model::HashKey;
 use crate::error_page;
-use crate::observe::request_id;
+use crate::observe::metrics::Outcome;
+use crate::observe::{request_id, trace};
 use crate::policy::client_ip;
 use crate::policy::framing;
 use crate::policy::headers::{self, Forwarding};
 use crate::policy::retry::Attempt;
-use crate::routing::RouteMatch;
 use crate::runtime::Runtime;
 use crate::upstream::{tried_bit, Upstream};
 use async_trait::async_trait;
-use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,25 +43,7 @@ impl Parapet {
     pub fn new(rt: Arc<Runtime>) -> Self {
         Parapet { rt }
     }
-}
 
-/// What one request collects on its way through, read by later hooks and logging.
-pub struct RequestCtx {
-    pub started: Instant,
-    pub request_id: HeaderValue,
-    pub route: Option<RouteMatch>,
-    pub peer_ip: IpAddr,
-    pub client_ip: IpAddr,
-    pub trusted_peer: bool,
-    /// Upstream attempts made so far.
-    pub attempts: u8,
-    /// Backends tried, a bit per backend index.
-    pub tried: u64,
-    /// The backend of the latest attempt.
-    pub backend: Option<usize>,
-}
-
-impl Parapet {
     fn upstream(&self, ctx: &RequestCtx) -> Result<&Upstream> {
         ctx.route
             .map(|r| &self.rt.upstreams[r.upstream])
@@ -70,15 +59,56 @@ impl Parapet {
         Ok(true)
     }
 
-    fn may_retry(&self, session: &Session, ctx: &RequestCtx) -> Option<bool> {
-        let upstream = self.upstream(ctx).ok()?;
+    fn may_retry(&self, session: &Session, ctx: &RequestCtx) -> bool {
+        let Ok(upstream) = self.upstream(ctx) else {
+            return false;
+        };
         let attempt = Attempt {
             method: &session.req_header().method,
             attempts: ctx.attempts,
             body_truncated: session.as_ref().retry_buffer_truncated(),
             response_started: session.response_written().is_some(),
         };
-        Some(upstream.retry.may_retry(&attempt))
+        upstream.retry.may_retry(&attempt)
+    }
+
+    fn has_untried_backend(&self, ctx: &RequestCtx) -> bool {
+        self.upstream(ctx)
+            .is_ok_and(|u| u.has_untried_healthy(ctx.tried))
+    }
+
+    /// Record the end of the current attempt at its backend.
+    fn attempt_ended(&self, ctx: &mut RequestCtx, outcome: Outcome, e: Option<&Error>) {
+        let (Some(route), Some(backend)) = (ctx.route, ctx.backend) else {
+            return;
+        };
+        self.rt.metrics.attempt(route.upstream, backend, outcome);
+        if let Some(e) = e {
+            self.rt.upstreams[route.upstream]
+                .state(backend)
+                .failed(e.etype().as_str());
+        }
+        release_backend(&self.rt, ctx);
+    }
+}
+
+/// Take the current attempt out of its backend's in-flight count.
+fn release_backend(rt: &Runtime, ctx: &mut RequestCtx) {
+    if let (true, Some(route), Some(backend)) = (ctx.backend_busy, ctx.route, ctx.backend) {
+        rt.upstreams[route.upstream].state(backend).end();
+        ctx.backend_busy = false;
+    }
+}
+
+fn outcome_of(e: &Error) -> Outcome {
+    match e.etype() {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            Outcome::Timeout
+        }
+        ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
+            Outcome::ConnectError
+        }
+        _ => Outcome::Error,
     }
 }
 
@@ -87,17 +117,7 @@ impl ProxyHttp for Parapet {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx {
-            started: Instant::now(),
-            request_id: HeaderValue::from_static(""),
-            route: None,
-            peer_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            client_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            trusted_peer: false,
-            attempts: 0,
-            tried: 0,
-            backend: None,
-        }
+        RequestCtx::new()
     }
 
     /// No response compression at the edge: skip Pingora's default module, which
@@ -106,21 +126,10 @@ impl ProxyHttp for Parapet {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let rt = &self.rt;
+        rt.metrics.active.inc();
+        ctx.counted_active = true;
         let req = session.req_header();
         ctx.request_id = request_id::accept_or_generate(req.headers.get(&rt.request_id_header));
-        if framing::has_conflicting_length(session) {
-            return self.refuse(session, ctx, 400).await;
-        }
-        let host = req
-            .uri
-            .authority()
-            .map(|a| a.as_str().as_bytes())
-            .or_else(|| headers::host_of(req).map(|h| h.as_bytes()))
-            .unwrap_or_default();
-        ctx.route = rt.routes.find(host, req.uri.path().as_bytes());
-        if ctx.route.is_none() {
-            return self.refuse(session, ctx, 404).await;
-        }
         if let Some(peer) = session.client_addr().and_then(|a| a.as_inet()) {
             let trusted = &rt.client_ip.trusted;
             ctx.peer_ip = peer.ip();
@@ -134,6 +143,20 @@ impl ProxyHttp for Parapet {
                     .map(|v| v.as_bytes()),
             );
         }
+        if framing::has_conflicting_length(session) {
+            return self.refuse(session, ctx, 400).await;
+        }
+        let host = req
+            .uri
+            .authority()
+            .map(|a| a.as_str().as_bytes())
+            .or_else(|| headers::host_of(req).map(|h| h.as_bytes()))
+            .unwrap_or_default();
+        ctx.route = rt.routes.find(host, req.uri.path().as_bytes());
+        if ctx.route.is_none() {
+            return self.refuse(session, ctx, 404).await;
+        }
+        ctx.trace = Some(trace::accept_or_start(req.headers.get(&trace::TRACEPARENT)));
         Ok(false)
     }
 
@@ -145,12 +168,12 @@ impl ProxyHttp for Parapet {
         let upstream = self.upstream(ctx)?;
         let ip_key;
         let key: &[u8] = match &upstream.hash_key {
-            crate::config::model::HashKey::Uri => session.req_header().raw_path(),
-            crate::config::model::HashKey::ClientIp => {
+            HashKey::Uri => session.req_header().raw_path(),
+            HashKey::ClientIp => {
                 ip_key = ip_octets(ctx.client_ip);
                 &ip_key.0[..ip_key.1]
             }
-            crate::config::model::HashKey::Header(name) => session
+            HashKey::Header(name) => session
                 .req_header()
                 .headers
                 .get(name)
@@ -160,9 +183,12 @@ impl ProxyHttp for Parapet {
         let chosen = upstream
             .select(key, ctx.tried)
             .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no healthy backend"))?;
+        upstream.state(chosen.index).begin();
         ctx.attempts = ctx.attempts.saturating_add(1);
         ctx.tried |= tried_bit(chosen.index);
         ctx.backend = Some(chosen.index);
+        ctx.backend_busy = true;
+        ctx.upstream_started.get_or_insert_with(Instant::now);
         Ok(chosen.peer)
     }
 
@@ -180,9 +206,23 @@ impl ProxyHttp for Parapet {
         };
         headers::set_forwarding(req, &fwd, &self.rt.client_ip.header);
         req.insert_header(self.rt.request_id_header.clone(), ctx.request_id.clone())?;
+        if let Some(trace) = &ctx.trace {
+            req.insert_header(trace::TRACEPARENT.clone(), trace.header.clone())?;
+        }
         if let Some(host) = &self.upstream(ctx)?.host_header {
             req.insert_header(http::header::HOST, host.clone())?;
         }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.upstream_elapsed = ctx.upstream_started.map(|s| s.elapsed());
+        self.attempt_ended(ctx, Outcome::Success, None);
         Ok(())
     }
 
@@ -205,12 +245,9 @@ impl ProxyHttp for Parapet {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        self.attempt_ended(ctx, outcome_of(&e), Some(&e));
         // Nothing reached the backend, but a POST is still answered at once (SPEC §4).
-        let retry = self.may_retry(session, ctx).unwrap_or(false)
-            && self
-                .upstream(ctx)
-                .is_ok_and(|u| u.has_untried_healthy(ctx.tried));
-        e.set_retry(retry);
+        e.set_retry(self.may_retry(session, ctx) && self.has_untried_backend(ctx));
         e
     }
 
@@ -223,14 +260,13 @@ impl ProxyHttp for Parapet {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("peer: {peer}"));
-        let allowed =
-            e.esource() == &ErrorSource::Upstream && self.may_retry(session, ctx).unwrap_or(false);
-        if !allowed {
+        let upstream_failed = e.esource() == &ErrorSource::Upstream;
+        if upstream_failed && ctx.backend_busy {
+            self.attempt_ended(ctx, outcome_of(&e), Some(&e));
+        }
+        if !(upstream_failed && self.may_retry(session, ctx)) {
             e.set_retry(false);
-        } else if self
-            .upstream(ctx)
-            .is_ok_and(|u| u.has_untried_healthy(ctx.tried))
-        {
+        } else if self.has_untried_backend(ctx) {
             e.set_retry(true);
         } else {
             // Only the backend just tried is left: go back to it only when the failure
@@ -274,21 +310,7 @@ impl ProxyHttp for Parapet {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        if log::log_enabled!(target: "parapet::access", log::Level::Debug) {
-            let status = session.response_written().map_or(0, |r| r.status.as_u16());
-            log::debug!(
-                target: "parapet::access",
-                "{} {} {} status={} attempts={} backend={:?} error={:?} {}us",
-                ctx.client_ip,
-                session.req_header().method,
-                session.req_header().uri,
-                status,
-                ctx.attempts,
-                ctx.backend,
-                e.map(|e| e.etype().as_str()),
-                ctx.started.elapsed().as_micros(),
-            );
-        }
+        report::finish(&self.rt, session, e, ctx);
     }
 }
 

@@ -1,0 +1,30 @@
+//! Writing JSON by hand, for the few small documents Parapet produces (access log
+//! lines, admin answers), without building a value tree first.
+
+use std::io::Write;
+
+pub fn json_opt(out: &mut Vec<u8>, value: Option<&[u8]>) {
+    match value {
+        Some(v) => json_str(out, v),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// A JSON string; bytes that are not UTF-8 become U+FFFD.
+pub fn json_str(out: &mut Vec<u8>, raw: &[u8]) {
+    out.push(b'"');
+    for c in String::from_utf8_lossy(raw).chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}

@@ -1,0 +1,55 @@
+//! The end of a request: metrics and the access log line, both fed from the
+//! context. Runs in `logging`, which Pingora calls on every path.
+
+use super::RequestCtx;
+use crate::error_page;
+use crate::observe::access_log::Record;
+use crate::runtime::Runtime;
+use http::header;
+use pingora::proxy::Session;
+use pingora::Error;
+use std::time::SystemTime;
+
+/// nginx's convention for "the client closed the connection before the answer".
+const CLIENT_CLOSED: u16 = 499;
+
+pub fn finish(rt: &Runtime, session: &Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+    super::release_backend(rt, ctx);
+    if ctx.counted_active {
+        rt.metrics.active.dec();
+        ctx.counted_active = false;
+    }
+    let status = match (session.response_written(), e) {
+        (Some(resp), _) => resp.status.as_u16(),
+        (None, Some(e)) => match error_page::status_for(e) {
+            0 => CLIENT_CLOSED,
+            code => code,
+        },
+        (None, None) => CLIENT_CLOSED,
+    };
+    let duration = ctx.started.elapsed();
+    rt.metrics
+        .request_done(ctx.route.map(|r| r.route), status, duration);
+    let Some(log) = &rt.access_log else {
+        return;
+    };
+    let req = session.req_header();
+    log.record(Record {
+        time: SystemTime::now(),
+        request_id: ctx.request_id.clone(),
+        trace_id: ctx.trace.as_ref().map(|t| t.trace_id),
+        client_ip: ctx.client_ip,
+        method: req.method.clone(),
+        host: req.headers.get(header::HOST).cloned(),
+        uri: req.uri.clone(),
+        status,
+        bytes_in: session.body_bytes_read() as u64,
+        bytes_out: session.body_bytes_sent() as u64,
+        upstream: ctx.route.map(|r| r.upstream),
+        backend: ctx.backend,
+        attempts: ctx.attempts,
+        duration,
+        upstream_duration: ctx.upstream_elapsed,
+        user_agent: req.headers.get(header::USER_AGENT).cloned(),
+    });
+}
