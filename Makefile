@@ -48,6 +48,7 @@ install: release
 	install -D -m 0755 target/release/parapet $(DESTDIR)$(PREFIX)/bin/parapet
 	install -D -m 0755 systemd/parapet-reload $(DESTDIR)$(PREFIX)/lib/parapet/parapet-reload
 	install -D -m 0644 systemd/parapet.service $(DESTDIR)/etc/systemd/system/parapet.service
+	install -D -m 0644 systemd/parapet.logrotate $(DESTDIR)/etc/logrotate.d/parapet
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/parapet/README.md
 	@if [ -e $(DESTDIR)/etc/parapet/parapet.yaml ]; then \
 		echo "keeping existing $(DESTDIR)/etc/parapet/parapet.yaml"; \

@@ -12,6 +12,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 OUT=/tmp/parapet-bench
 PARAPET=${PARAPET:-target/release/parapet}
 mkdir -p "$OUT"
+: > "$OUT/access.log"
 
 cores=$(nproc)
 if [ "$cores" -ge 2 ]; then PROXY_CPU=0; LOAD_CPU=1; else PROXY_CPU=0; LOAD_CPU=0; fi

@@ -7,6 +7,7 @@ mod config_check;
 mod failures;
 mod headers;
 mod health;
+mod observability;
 mod operations;
 mod retries;
 mod routing;
