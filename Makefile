@@ -25,8 +25,10 @@ run: release
 	echo "Parapet on http://127.0.0.1:8080/ (Ctrl-C to stop)"; \
 	target/release/parapet -c conf/parapet.yaml
 
-# systemd-analyze verifies the unit in the suite (the test says SKIPPED without it).
+# systemd-analyze verifies the unit in the suite (the test says SKIPPED without it);
+# ss(8) is how parapet-reload sees the hand-off complete.
 test-deps: deps
+	@command -v ss >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2; }
 	@command -v systemd-analyze >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd; } || echo "systemd-analyze unavailable: the unit check will be skipped"
 
 test: test-deps

@@ -12,7 +12,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 OUT=/tmp/parapet-bench
 PARAPET=${PARAPET:-target/release/parapet}
 mkdir -p "$OUT"
-: > "$OUT/access.log"
+: > "$OUT/access.log"; : > "$OUT/nginx-access.log"
 
 cores=$(nproc)
 if [ "$cores" -ge 2 ]; then PROXY_CPU=0; LOAD_CPU=1; else PROXY_CPU=0; LOAD_CPU=0; fi
@@ -48,7 +48,7 @@ nginx_master=$!
 wait_port 18090
 nginx_pids=("$nginx_master" $(pgrep -P "$nginx_master"))
 
-RUST_LOG=error taskset -c "$PROXY_CPU" "$PARAPET" -c bench/parapet.yaml & pids+=($!)
+RUST_LOG=error taskset -c "$PROXY_CPU" "$PARAPET" -c ${PARAPET_CONF:-bench/parapet.yaml} & pids+=($!)
 parapet_pid=$!
 wait_port 18091
 

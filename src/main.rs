@@ -19,6 +19,7 @@ struct Cli {
 const DEFAULT_CONF: &str = "conf/parapet.yaml";
 
 fn main() -> ExitCode {
+    ignore_sigusr1_until_handled();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let opt = Cli::parse().opt;
     let path = opt.conf.clone().unwrap_or_else(|| DEFAULT_CONF.to_string());
@@ -43,5 +44,15 @@ fn main() -> ExitCode {
             eprintln!("{path}: cannot start: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// SIGUSR1 reopens the access log, but its default action kills the process. Until
+/// the log writer installs its handler, ignore it, so that a logrotate run during
+/// start-up does not stop Parapet.
+fn ignore_sigusr1_until_handled() {
+    // SAFETY: setting a signal's disposition to SIG_IGN before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGUSR1, libc::SIG_IGN);
     }
 }

@@ -15,16 +15,16 @@ use std::sync::Arc;
 ///
 /// Bootstrap (taking the listening sockets over from the old instance on `-u`) runs
 /// as a service, after daemonizing, and the proxy waits for it. So `parapet -u -d`
-/// returns as soon as the new instance waits on `upgrade_sock` (the parent waits for
-/// that: `daemon_wait_for_ready` is always on), and the old instance can then be
-/// sent SIGQUIT. Bootstrapping before `run` would block `-u -d` in the foreground
-/// until the sockets arrive, which makes "start the new one, then SIGQUIT the old
-/// one" impossible.
+/// returns at once and the new instance waits on `upgrade_sock` in the background,
+/// where `parapet-reload` sees it before sending SIGQUIT to the old one.
+/// Bootstrapping before `run` would block `-u -d` in the foreground until the
+/// sockets arrive, which makes "start the new one, then SIGQUIT the old one"
+/// impossible. (`daemon_wait_for_ready` is not used: in Pingora 0.9.1 the parent
+/// installs its SIGUSR1 handler only after forking, and a fast child kills it.)
 pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
     opt.conf = None;
     let listeners = std::mem::take(&mut settings.listeners);
-    let mut server_conf = std::mem::take(&mut settings.server);
-    server_conf.daemon_wait_for_ready = true;
+    let server_conf = std::mem::take(&mut settings.server);
     let mut server = Server::new_with_opt_and_conf(opt, server_conf);
     let bootstrap = server.bootstrap_as_a_service();
 

@@ -1,12 +1,12 @@
 //! The JSON access log: one object per request, written off the request path.
 //!
 //! The request path only moves a small record into a bounded channel (`try_send`,
-//! never waiting); a background service formats the JSON and writes it through a
-//! buffer that is flushed whenever the channel runs dry. If the writer falls
+//! never waiting); a background service drains it every 50 ms, formats the JSON
+//! and writes it through a buffer. If the writer falls
 //! behind, records are dropped and counted rather than slowing requests down.
 //! SIGUSR1 reopens the file, for logrotate.
 
-use super::json::{json_opt, json_str};
+use super::json::{json_opt, json_str, millis};
 use async_trait::async_trait;
 use http::{HeaderValue, Method, Uri};
 use pingora::server::ShutdownWatch;
@@ -19,7 +19,10 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
-const QUEUE: usize = 16 * 1024;
+/// Records waiting for the writer; beyond this they are dropped (and counted).
+const QUEUE: usize = 64 * 1024;
+/// How often the writer drains the queue and flushes.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
 /// Where the log goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,20 +126,16 @@ impl BackgroundService for Writer {
             }
         };
         let mut line = Vec::with_capacity(1024);
+        // Drain on a timer rather than waking per record: a wake-up per request
+        // would cost the request path a cross-thread notification each time.
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stopping = false;
         loop {
             tokio::select! {
-                received = rx.recv() => {
-                    let Some(record) = received else { break };
-                    self.write(&mut out, &mut line, &record);
-                    // Take whatever else is queued, then flush once.
-                    while let Ok(record) = rx.try_recv() {
-                        self.write(&mut out, &mut line, &record);
-                    }
-                    if let Err(e) = out.flush() {
-                        log::error!("access log: write failed: {e}");
-                    }
-                }
+                _ = tick.tick() => {}
                 Some(()) = async { match reopen.as_mut() { Some(s) => s.recv().await, None => None } } => {
+                    self.drain(&mut rx, &mut out, &mut line);
                     let _ = out.flush();
                     match open(&self.target) {
                         Ok(w) => {
@@ -146,25 +145,24 @@ impl BackgroundService for Writer {
                         Err(e) => log::error!("access log: cannot reopen {:?}: {e}", self.target),
                     }
                 }
-                _ = shutdown.changed() => {
-                    // Keep writing what arrives while in-flight requests finish; the
-                    // runtime ends this task when the process exits.
-                    while let Some(record) = rx.recv().await {
-                        self.write(&mut out, &mut line, &record);
-                        while let Ok(record) = rx.try_recv() {
-                            self.write(&mut out, &mut line, &record);
-                        }
-                        let _ = out.flush();
-                    }
-                    break;
-                }
+                // Keep writing while in-flight requests finish; the runtime ends
+                // this task when the process exits.
+                _ = shutdown.changed(), if !stopping => stopping = true,
+            }
+            self.drain(&mut rx, &mut out, &mut line);
+            if let Err(e) = out.flush() {
+                log::error!("access log: write failed: {e}");
             }
         }
-        let _ = out.flush();
     }
 }
 
 impl Writer {
+    fn drain(&self, rx: &mut mpsc::Receiver<Record>, out: &mut impl Write, line: &mut Vec<u8>) {
+        while let Ok(record) = rx.try_recv() {
+            self.write(out, line, &record);
+        }
+    }
     fn write(&self, out: &mut impl Write, line: &mut Vec<u8>, r: &Record) {
         line.clear();
         format_line(line, r, &self.names);
@@ -201,14 +199,13 @@ pub fn format_line(out: &mut Vec<u8>, r: &Record, names: &[(String, Vec<String>)
     json_opt(out, backend.map(|b| b.as_bytes()));
     let _ = write!(
         out,
-        ",\"attempts\":{},\"cache\":null,\"duration_ms\":{:.3},\"upstream_duration_ms\":",
-        r.attempts,
-        r.duration.as_secs_f64() * 1e3
+        ",\"attempts\":{},\"cache\":null,\"duration_ms\":",
+        r.attempts
     );
+    millis(out, r.duration);
+    out.extend_from_slice(b",\"upstream_duration_ms\":");
     match r.upstream_duration {
-        Some(d) => {
-            let _ = write!(out, "{:.3}", d.as_secs_f64() * 1e3);
-        }
+        Some(d) => millis(out, d),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"user_agent\":");

@@ -13,6 +13,15 @@ pub fn json_opt(out: &mut Vec<u8>, value: Option<&[u8]>) {
 /// A JSON string; bytes that are not UTF-8 become U+FFFD.
 pub fn json_str(out: &mut Vec<u8>, raw: &[u8]) {
     out.push(b'"');
+    // Most values (paths, hosts, IDs) are plain printable ASCII: copy them as they are.
+    if raw
+        .iter()
+        .all(|b| (0x20..0x7f).contains(b) && *b != b'"' && *b != b'\\')
+    {
+        out.extend_from_slice(raw);
+        out.push(b'"');
+        return;
+    }
     for c in String::from_utf8_lossy(raw).chars() {
         match c {
             '"' => out.extend_from_slice(b"\\\""),
@@ -27,4 +36,10 @@ pub fn json_str(out: &mut Vec<u8>, raw: &[u8]) {
         }
     }
     out.push(b'"');
+}
+
+/// Milliseconds with three decimals, from a duration, without float formatting.
+pub fn millis(out: &mut Vec<u8>, d: std::time::Duration) {
+    let micros = d.as_micros();
+    let _ = write!(out, "{}.{:03}", micros / 1000, micros % 1000);
 }

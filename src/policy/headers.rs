@@ -19,6 +19,28 @@ pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-h
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
+/// A header Parapet sets: `name` to look it up, `wire` (as configured, or in its
+/// usual case) to insert it. Pingora keeps the case of every header it writes; from
+/// a `HeaderName` it rebuilds that case with an allocation on every insert, from a
+/// `&'static str` it does not.
+#[derive(Debug, Clone)]
+pub struct WireName {
+    pub name: HeaderName,
+    pub wire: &'static str,
+}
+
+impl WireName {
+    /// A configured header name. The text is kept for the life of the process (it
+    /// is configuration, loaded once).
+    pub fn configured(text: &str) -> Option<WireName> {
+        let name = HeaderName::from_bytes(text.as_bytes()).ok()?;
+        Some(WireName {
+            name,
+            wire: Box::leak(text.to_string().into_boxed_str()),
+        })
+    }
+}
+
 /// What the request path learned about the client, for the forwarding headers.
 pub struct Forwarding {
     pub peer: IpAddr,
@@ -29,7 +51,7 @@ pub struct Forwarding {
 }
 
 /// Set X-Forwarded-For/-Proto/-Host and the client-IP header on an upstream request.
-pub fn set_forwarding(req: &mut RequestHeader, fwd: &Forwarding, client_ip_header: &HeaderName) {
+pub fn set_forwarding(req: &mut RequestHeader, fwd: &Forwarding, client_ip_header: &WireName) {
     let xff = match req.headers.get(&X_FORWARDED_FOR).filter(|_| fwd.trusted) {
         Some(prior) => {
             let mut buf = BytesMut::with_capacity(prior.len() + 42);
@@ -40,22 +62,22 @@ pub fn set_forwarding(req: &mut RequestHeader, fwd: &Forwarding, client_ip_heade
         }
         None => ip_bytes(fwd.peer),
     };
-    insert(req, X_FORWARDED_FOR.clone(), xff);
+    insert(req, "X-Forwarded-For", xff);
     if !(fwd.trusted && req.headers.contains_key(&X_FORWARDED_PROTO)) {
         let proto = HeaderValue::from_static(fwd.scheme);
-        let _ = req.insert_header(X_FORWARDED_PROTO.clone(), proto);
+        let _ = req.insert_header("X-Forwarded-Proto", proto);
     }
     if !(fwd.trusted && req.headers.contains_key(&X_FORWARDED_HOST)) {
         match host_of(req).cloned() {
             Some(host) => {
-                let _ = req.insert_header(X_FORWARDED_HOST.clone(), host);
+                let _ = req.insert_header("X-Forwarded-Host", host);
             }
             None => {
                 req.remove_header(&X_FORWARDED_HOST);
             }
         }
     }
-    insert(req, client_ip_header.clone(), ip_bytes(fwd.client));
+    insert(req, client_ip_header.wire, ip_bytes(fwd.client));
 }
 
 /// The request's host as the client sent it.
@@ -63,7 +85,7 @@ pub fn host_of(req: &RequestHeader) -> Option<&HeaderValue> {
     req.headers.get(header::HOST)
 }
 
-fn insert(req: &mut RequestHeader, name: HeaderName, value: BytesMut) {
+fn insert(req: &mut RequestHeader, name: &'static str, value: BytesMut) {
     // Built from an IP address and an existing valid value: always a valid value.
     if let Ok(v) = HeaderValue::from_maybe_shared(value.freeze()) {
         let _ = req.insert_header(name, v);
@@ -90,6 +112,10 @@ pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
     if let Some(connection) = resp.headers.get(header::CONNECTION).cloned() {
         for token in connection.as_bytes().split(|b| *b == b',') {
             let token = token.trim_ascii();
+            // The usual values name no other header: skip parsing them.
+            if token.eq_ignore_ascii_case(b"keep-alive") || token.eq_ignore_ascii_case(b"close") {
+                continue;
+            }
             if let Ok(name) = HeaderName::from_bytes(token) {
                 resp.remove_header(&name);
             }
@@ -109,7 +135,7 @@ pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
 /// The operator's `response_headers` rules, resolved at load.
 #[derive(Debug, Default, Clone)]
 pub struct ResponseHeaderRules {
-    pub add: Vec<(HeaderName, HeaderValue)>,
+    pub add: Vec<(WireName, HeaderValue)>,
     pub remove: Vec<HeaderName>,
 }
 
@@ -119,7 +145,7 @@ impl ResponseHeaderRules {
             resp.remove_header(name);
         }
         for (name, value) in &self.add {
-            let _ = resp.insert_header(name.clone(), value.clone());
+            let _ = resp.insert_header(name.wire, value.clone());
         }
     }
 }
@@ -154,7 +180,7 @@ mod tests {
             trusted: false,
             scheme: "http",
         };
-        set_forwarding(&mut req, &fwd, &HeaderName::from_static("x-real-ip"));
+        set_forwarding(&mut req, &fwd, &WireName::configured("X-Real-IP").unwrap());
         assert_eq!(get(&req, "x-forwarded-for"), "1.2.3.4");
         assert_eq!(get(&req, "x-forwarded-proto"), "http");
         assert_eq!(get(&req, "x-forwarded-host"), "example.com");
@@ -170,7 +196,7 @@ mod tests {
             trusted: true,
             scheme: "http",
         };
-        set_forwarding(&mut req, &fwd, &HeaderName::from_static("x-real-ip"));
+        set_forwarding(&mut req, &fwd, &WireName::configured("X-Real-IP").unwrap());
         assert_eq!(get(&req, "x-forwarded-for"), "6.6.6.6, 10.0.0.1");
         assert_eq!(get(&req, "x-real-ip"), "6.6.6.6");
     }

@@ -129,7 +129,8 @@ impl ProxyHttp for Parapet {
         rt.metrics.active.inc();
         ctx.counted_active = true;
         let req = session.req_header();
-        ctx.request_id = request_id::accept_or_generate(req.headers.get(&rt.request_id_header));
+        ctx.request_id =
+            request_id::accept_or_generate(req.headers.get(&rt.request_id_header.name));
         if let Some(peer) = session.client_addr().and_then(|a| a.as_inet()) {
             let trusted = &rt.client_ip.trusted;
             ctx.peer_ip = peer.ip();
@@ -137,7 +138,9 @@ impl ProxyHttp for Parapet {
             ctx.client_ip = client_ip::client_ip(
                 trusted,
                 ctx.peer_ip,
-                req.headers.get(&rt.client_ip.header).map(|v| v.as_bytes()),
+                req.headers
+                    .get(&rt.client_ip.header.name)
+                    .map(|v| v.as_bytes()),
                 req.headers
                     .get(&headers::X_FORWARDED_FOR)
                     .map(|v| v.as_bytes()),
@@ -205,9 +208,9 @@ impl ProxyHttp for Parapet {
             scheme: "http",
         };
         headers::set_forwarding(req, &fwd, &self.rt.client_ip.header);
-        req.insert_header(self.rt.request_id_header.clone(), ctx.request_id.clone())?;
+        req.insert_header(self.rt.request_id_header.wire, ctx.request_id.clone())?;
         if let Some(trace) = &ctx.trace {
-            req.insert_header(trace::TRACEPARENT.clone(), trace.header.clone())?;
+            req.insert_header("traceparent", trace.header.clone())?;
         }
         if let Some(host) = &self.upstream(ctx)?.host_header {
             req.insert_header(http::header::HOST, host.clone())?;
@@ -234,7 +237,7 @@ impl ProxyHttp for Parapet {
     ) -> Result<()> {
         headers::strip_response_hop_by_hop(resp);
         self.rt.response_headers.apply(resp);
-        resp.insert_header(self.rt.request_id_header.clone(), ctx.request_id.clone())?;
+        resp.insert_header(self.rt.request_id_header.wire, ctx.request_id.clone())?;
         Ok(())
     }
 

@@ -137,6 +137,7 @@ pub fn signal(pid: u32, name: &str) {
     let _ = Command::new("kill")
         .arg(format!("-{name}"))
         .arg(pid.to_string())
+        .stderr(std::process::Stdio::null())
         .status();
 }
 
