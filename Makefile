@@ -39,6 +39,7 @@ check:
 	$(CARGO) clippy --all-targets -- -D warnings
 
 bench: bench-deps release
+	$(CARGO) build --release --example bare_pingora
 	bench/run.sh
 
 # Install the binary, the reload helper, the systemd unit, a default configuration

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# make bench: nginx origin; nginx and Parapet as proxies, each pinned to one core
-# with one worker; wrk on the other core. Prints req/s, p50/p99 latency and each
-# proxy's CPU microseconds per request (utime+stime / requests), medians of
-# ROUNDS same-run pairs, and Parapet's ratio to nginx. Bounded: ROUNDS x 2 x DURATION.
+# make bench: nginx origin; nginx, a bare Pingora proxy (examples/bare_pingora.rs)
+# and Parapet as proxies, each pinned to one core with one worker; wrk on the other
+# core. Prints req/s, p50/p99 latency and each proxy's CPU microseconds per request
+# (utime+stime / requests), medians of ROUNDS same-run rounds, and Parapet's ratio
+# to nginx and to bare Pingora. Bounded: ROUNDS x 3 x (DURATION + 1) seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,7 @@ DURATION=${DURATION:-5}
 CONNECTIONS=${CONNECTIONS:-32}
 OUT=/tmp/parapet-bench
 PARAPET=${PARAPET:-target/release/parapet}
+BARE=${BARE:-target/release/examples/bare_pingora}
 mkdir -p "$OUT"
 : > "$OUT/access.log"; : > "$OUT/nginx-access.log"
 
@@ -48,6 +50,10 @@ nginx_master=$!
 wait_port 18090
 nginx_pids=("$nginx_master" $(pgrep -P "$nginx_master"))
 
+RUST_LOG=error taskset -c "$PROXY_CPU" "$BARE" & pids+=($!)
+bare_pid=$!
+wait_port 18092
+
 RUST_LOG=error taskset -c "$PROXY_CPU" "$PARAPET" -c ${PARAPET_CONF:-bench/parapet.yaml} & pids+=($!)
 parapet_pid=$!
 wait_port 18091
@@ -78,19 +84,24 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 : > "$OUT/results"
 for round in $(seq 1 "$ROUNDS"); do
     n=$(run 18090 "${nginx_pids[@]}")
+    b=$(run 18092 "$bare_pid")
     p=$(run 18091 "$parapet_pid")
-    ratio=$(awk -v a="$p" -v b="$n" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.3f", x[4] / y[4] }')
-    echo "nginx $n" >> "$OUT/results"
-    echo "parapet $p" >> "$OUT/results"
-    echo "ratio $ratio" >> "$OUT/results"
-    echo "round $round: nginx [$n]  parapet [$p]  cpu ratio $ratio" >&2
+    cpu_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.3f", x[4] / y[4] }'; }
+    ratio=$(cpu_ratio "$p" "$n")
+    { echo "nginx $n"; echo "bare $b"; echo "parapet $p"; echo "ratio $ratio";
+      echo "bare_ratio $(cpu_ratio "$b" "$n")"; echo "own_ratio $(cpu_ratio "$p" "$b")"; } >> "$OUT/results"
+    echo "round $round: nginx [$n]  bare [$b]  parapet [$p]  parapet/nginx $ratio" >&2
 done
 
 col() { awk -v who="$1" -v c="$2" '$1 == who { print $(c + 1) }' "$OUT/results" | median; }
 echo
 echo "Pass-through, keep-alive both sides, $CONNECTIONS connections, ${DURATION}s x $ROUNDS rounds (medians)"
 printf "%-8s %12s %10s %10s %14s\n" proxy "req/s" "p50 ms" "p99 ms" "cpu us/req"
-for who in nginx parapet; do
+for who in nginx bare parapet; do
     printf "%-8s %12.0f %10.3f %10.3f %14.2f\n" "$who" "$(col $who 1)" "$(col $who 2)" "$(col $who 3)" "$(col $who 4)"
 done
-echo "parapet / nginx CPU per request: median of pair ratios $(awk '$1 == "ratio" { print $2 }' "$OUT/results" | median)"
+ratio_of() { awk -v k="$1" '$1 == k { print $2 }' "$OUT/results" | median; }
+echo "CPU per request, medians of same-round ratios:"
+echo "  parapet / nginx        $(ratio_of ratio)"
+echo "  bare pingora / nginx   $(ratio_of bare_ratio)"
+echo "  parapet / bare pingora $(ratio_of own_ratio)"
