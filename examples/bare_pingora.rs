@@ -22,7 +22,11 @@ impl ProxyHttp for Bare {
     fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(HttpPeer::new("127.0.0.1:18081", false, String::new())))
+        Ok(Box::new(HttpPeer::new(
+            "127.0.0.1:18081",
+            false,
+            String::new(),
+        )))
     }
 }
 

@@ -12,6 +12,7 @@ use pingora::services::background::background_service;
 use pingora::services::ServiceWithDependents;
 use pingora::{Error, ErrorType};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub struct Runtime {
     pub routes: RouteTable,
@@ -31,7 +32,8 @@ pub struct Built {
 }
 
 impl Runtime {
-    pub fn build(settings: Settings) -> pingora::Result<Built> {
+    /// `grace` is how long in-flight requests may finish after shutdown starts.
+    pub fn build(settings: Settings, grace: Duration) -> pingora::Result<Built> {
         let layout = Layout {
             routes: settings
                 .routes
@@ -66,7 +68,7 @@ impl Runtime {
                 .iter()
                 .map(|u| (u.name.clone(), addresses(u)))
                 .collect();
-            let (log, writer) = access_log::channel(target, names);
+            let (log, writer) = access_log::channel(target, names, grace);
             services.push(Box::new(background_service("access log", writer)) as Box<_>);
             log
         });

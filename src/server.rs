@@ -9,6 +9,7 @@ use pingora::server::configuration::Opt;
 use pingora::server::Server;
 use pingora::services::listening::Service;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Build a ready-to-run server. `opt.conf` is ignored: the configuration has
 /// already been read into `settings`.
@@ -28,7 +29,9 @@ pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
     let mut server = Server::new_with_opt_and_conf(opt, server_conf);
     let bootstrap = server.bootstrap_as_a_service();
 
-    let built = Runtime::build(settings)?;
+    // Pingora's default when unset: EXIT_TIMEOUT, 300 s.
+    let grace = Duration::from_secs(server.configuration.grace_period_seconds.unwrap_or(300));
+    let built = Runtime::build(settings, grace)?;
     let runtime = Arc::new(built.runtime);
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,

@@ -63,9 +63,18 @@ pub struct Writer {
     target: Target,
     /// Upstream names and their backends' addresses, to name them in lines.
     names: Vec<(String, Vec<String>)>,
+    /// How long requests may still finish after shutdown starts (Pingora's grace
+    /// period): the writer keeps writing their lines that long, then drains the
+    /// queue one last time and returns, rather than being dropped with lines still
+    /// queued when Pingora stops the runtimes.
+    grace: Duration,
 }
 
-pub fn channel(target: Target, names: Vec<(String, Vec<String>)>) -> (AccessLog, Writer) {
+pub fn channel(
+    target: Target,
+    names: Vec<(String, Vec<String>)>,
+    grace: Duration,
+) -> (AccessLog, Writer) {
     let (tx, rx) = mpsc::channel(QUEUE);
     let log = AccessLog {
         tx,
@@ -75,6 +84,7 @@ pub fn channel(target: Target, names: Vec<(String, Vec<String>)>) -> (AccessLog,
         rx: Mutex::new(Some(rx)),
         target,
         names,
+        grace,
     };
     (log, writer)
 }
@@ -130,7 +140,7 @@ impl BackgroundService for Writer {
         // would cost the request path a cross-thread notification each time.
         let mut tick = tokio::time::interval(FLUSH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut stopping = false;
+        let mut stop_at: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -145,13 +155,17 @@ impl BackgroundService for Writer {
                         Err(e) => log::error!("access log: cannot reopen {:?}: {e}", self.target),
                     }
                 }
-                // Keep writing while in-flight requests finish; the runtime ends
-                // this task when the process exits.
-                _ = shutdown.changed(), if !stopping => stopping = true,
+                // Keep writing while in-flight requests finish, then stop.
+                _ = shutdown.changed(), if stop_at.is_none() => {
+                    stop_at = Some(tokio::time::Instant::now() + self.grace + FLUSH_EVERY);
+                }
             }
             self.drain(&mut rx, &mut out, &mut line);
             if let Err(e) = out.flush() {
                 log::error!("access log: write failed: {e}");
+            }
+            if stop_at.is_some_and(|t| tokio::time::Instant::now() >= t) {
+                return;
             }
         }
     }
