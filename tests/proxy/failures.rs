@@ -132,3 +132,30 @@ async fn a_client_that_disconnects_is_not_an_error() {
     assert_eq!(proxy.get("/app/x").await.status(), 200);
     assert!(!proxy.stderr().contains("ERROR"), "{}", proxy.stderr());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_timeout_is_504() {
+    // A listener that never accepts: once its accept queue is full the kernel drops
+    // further SYNs, so connecting to it hangs as to a black-holed host.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..1024 {
+        let attempt = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        );
+        match attempt.await {
+            Ok(Ok(stream)) => queued.push(stream),
+            _ => break,
+        }
+    }
+    assert!(queued.len() < 1024, "the accept queue never filled");
+    let timeouts = "    timeouts: { connect: 300ms, response_header: 5s }\n";
+    let proxy = Proxy::start(&single(addr, timeouts)).await;
+    let started = std::time::Instant::now();
+    let resp = proxy.get("/app/x").await;
+    assert_error_body(&resp, 504, "gateway timeout");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    drop(listener);
+}

@@ -110,3 +110,43 @@ async fn routes_match_host_and_prefix_first_match_wins() {
         3
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_uses_every_backend() {
+    let (a, b) = (origin("a").await, origin("b").await);
+    let body = format!(
+        "upstreams:\n{}routes:\n  - upstream: app\n",
+        pool("app", &[(&a, 1), (&b, 1)], "random")
+    );
+    let proxy = Proxy::start(&body).await;
+    let mut conn = Conn::open(proxy.addr).await.unwrap();
+    for _ in 0..60 {
+        assert_eq!(conn.get("/r", &[]).await.unwrap().status(), 200);
+    }
+    let (na, nb) = (a.state.count("/r"), b.state.count("/r"));
+    assert_eq!(na + nb, 60);
+    assert!(na > 5 && nb > 5, "not random: {na}/{nb}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistent_hash_on_uri_pins_each_path() {
+    let (a, b) = (origin("a").await, origin("b").await);
+    let body = format!(
+        "upstreams:\n{}routes:\n  - upstream: app\n",
+        pool("app", &[(&a, 1), (&b, 1)], "consistent_hash")
+    );
+    let proxy = Proxy::start(&body).await;
+    let mut conn = Conn::open(proxy.addr).await.unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for n in 0..12 {
+        let path = format!("/item/{n}");
+        let first = conn.get(&path, &[]).await.unwrap();
+        let origin = first.header("x-origin").unwrap().to_string();
+        for _ in 0..3 {
+            let again = conn.get(&path, &[]).await.unwrap();
+            assert_eq!(again.header("x-origin").unwrap(), origin, "{path} moved");
+        }
+        seen.insert(origin);
+    }
+    assert_eq!(seen.len(), 2, "12 paths all hashed to one backend");
+}
