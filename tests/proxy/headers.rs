@@ -3,18 +3,10 @@
 use crate::support::client::{get_with, raw, request};
 use crate::support::*;
 
-async fn proxy_with(origin: &Origin, extra: &str) -> Proxy {
-    Proxy::start(&format!(
-        "upstreams:\n  app:\n    backends: [{{address: \"{}\"}}]\nroutes:\n  - upstream: app\n{extra}",
-        origin.addr
-    ))
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_hop_by_hop_headers_are_stripped() {
     let o = origin("o").await;
-    let proxy = proxy_with(&o, "").await;
+    let proxy = proxy_in_front_of(&o, "").await;
     let hop = [
         "Connection: keep-alive, X-Nominated",
         "X-Nominated: secret",
@@ -53,7 +45,7 @@ async fn request_hop_by_hop_headers_are_stripped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_request_bodies_are_reframed_not_lost() {
     let o = origin("o").await;
-    let proxy = proxy_with(&o, "").await;
+    let proxy = proxy_in_front_of(&o, "").await;
     let mut req = request("POST", "/echo", &["Transfer-Encoding: chunked"]).into_bytes();
     req.extend_from_slice(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
     let resp = raw(proxy.addr, &req, "POST").await.unwrap();
@@ -64,7 +56,7 @@ async fn chunked_request_bodies_are_reframed_not_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_upgrade_is_forwarded_as_one() {
     let o = origin("o").await;
-    let proxy = proxy_with(&o, "").await;
+    let proxy = proxy_in_front_of(&o, "").await;
     let ws = [
         "Connection: Upgrade",
         "Upgrade: websocket",
@@ -79,7 +71,7 @@ async fn websocket_upgrade_is_forwarded_as_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn response_hop_by_hop_headers_are_stripped() {
     let o = origin("o").await;
-    let proxy = proxy_with(&o, "").await;
+    let proxy = proxy_in_front_of(&o, "").await;
     let resp = proxy.get("/hop").await;
     assert_eq!(resp.status(), 200);
     for name in [
@@ -103,7 +95,7 @@ async fn response_hop_by_hop_headers_are_stripped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spoofed_forwarding_headers_from_untrusted_clients_are_replaced() {
     let o = origin("o").await;
-    let proxy = proxy_with(&o, "client_ip:\n  trusted_proxies: [10.0.0.0/8]\n").await;
+    let proxy = proxy_in_front_of(&o, "client_ip:\n  trusted_proxies: [10.0.0.0/8]\n").await;
     let spoof = [
         "X-Forwarded-For: 6.6.6.6",
         "X-Real-IP: 6.6.6.6",
@@ -120,7 +112,7 @@ async fn spoofed_forwarding_headers_from_untrusted_clients_are_replaced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_headers_from_trusted_proxies_are_extended() {
     let o = origin("o").await;
-    let proxy = proxy_with(
+    let proxy = proxy_in_front_of(
         &o,
         "client_ip:\n  header: X-Client-IP\n  trusted_proxies: [127.0.0.1]\n",
     )
@@ -138,7 +130,7 @@ async fn forwarding_headers_from_trusted_proxies_are_extended() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_id_round_trip() {
     let o = origin("o").await;
-    let proxy = proxy_with(&o, "").await;
+    let proxy = proxy_in_front_of(&o, "").await;
 
     let resp = get_with(proxy.addr, "/echo", &["X-Request-Id: my-id.42"]).await;
     assert_eq!(resp.header("x-request-id"), Some("my-id.42"));

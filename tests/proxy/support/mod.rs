@@ -113,6 +113,16 @@ impl Drop for Proxy {
     }
 }
 
+/// Parapet with one upstream (`app`, the origin) and one catch-all route, then
+/// `extra` (more top-level sections).
+pub async fn proxy_in_front_of(origin: &Origin, extra: &str) -> Proxy {
+    Proxy::start(&format!(
+        "upstreams:\n  app:\n    backends: [{{address: \"{}\"}}]\nroutes:\n  - upstream: app\n{extra}",
+        origin.addr
+    ))
+    .await
+}
+
 /// Start an in-process origin on a free port.
 pub async fn origin(name: &str) -> Origin {
     Origin::start(name, "127.0.0.1:0").await.unwrap()
