@@ -98,12 +98,32 @@ fn ip_bytes(ip: IpAddr) -> BytesMut {
     buf
 }
 
+/// Write an address as text. IPv4, by far the common case, skips `fmt`, which
+/// costs about 2,000 instructions an address.
 fn push_ip(buf: &mut BytesMut, ip: IpAddr) {
-    let mut text = [0u8; 48];
-    let mut cursor = &mut text[..];
-    let _ = write!(cursor, "{ip}");
-    let len = 48 - cursor.len();
-    buf.put_slice(&text[..len]);
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf.put_u8(b'.');
+                }
+                if octet >= 100 {
+                    buf.put_u8(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    buf.put_u8(b'0' + octet / 10 % 10);
+                }
+                buf.put_u8(b'0' + octet % 10);
+            }
+        }
+        IpAddr::V6(_) => {
+            let mut text = [0u8; 48];
+            let mut cursor = &mut text[..];
+            let _ = write!(cursor, "{ip}");
+            let len = 48 - cursor.len();
+            buf.put_slice(&text[..len]);
+        }
+    }
 }
 
 /// Strip the origin's hop-by-hop response fields. `Connection` itself is rewritten
@@ -199,6 +219,22 @@ mod tests {
         set_forwarding(&mut req, &fwd, &WireName::configured("X-Real-IP").unwrap());
         assert_eq!(get(&req, "x-forwarded-for"), "6.6.6.6, 10.0.0.1");
         assert_eq!(get(&req, "x-real-ip"), "6.6.6.6");
+    }
+
+    #[test]
+    fn addresses_are_written_as_text() {
+        for ip in [
+            "0.0.0.0",
+            "1.20.255.9",
+            "100.10.1.0",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let mut buf = BytesMut::new();
+            push_ip(&mut buf, ip.parse().unwrap());
+            assert_eq!(&buf[..], ip.as_bytes());
+        }
     }
 
     #[test]

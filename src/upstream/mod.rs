@@ -75,9 +75,11 @@ impl Upstream {
             .map(|b| {
                 let mut peer = HttpPeer::new(b.address, false, String::new());
                 peer.options.connection_timeout = Some(t.connect);
-                peer.options.total_connection_timeout = Some(t.connect);
+                // Waiting for the response head, and between two reads after it.
+                // No write timeout: Pingora registers a timer on every read and every
+                // write, and the read timeout already bounds a backend that stops
+                // reading, since the response is awaited while the body is sent.
                 peer.options.read_timeout = Some(t.response_header);
-                peer.options.write_timeout = Some(t.response_header);
                 peer.options.idle_timeout = Some(t.idle);
                 peer
             })
