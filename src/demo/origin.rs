@@ -224,8 +224,12 @@ async fn send<W: AsyncWriteExt + Unpin>(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<()> {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Unknown");
     let mut out = format!(
-        "HTTP/1.1 {status} X\r\nX-Origin: {}\r\nContent-Length: {}\r\n",
+        "HTTP/1.1 {status} {reason}\r\nX-Origin: {}\r\nContent-Length: {}\r\n",
         state.name,
         body.len()
     );
