@@ -25,6 +25,7 @@ pub struct OriginState {
     pub name: String,
     healthy: AtomicBool,
     requests: AtomicUsize,
+    connections: AtomicUsize,
     seen: Mutex<Vec<String>>,
 }
 
@@ -38,6 +39,11 @@ impl OriginState {
     /// Every request, health checks included.
     pub fn total(&self) -> usize {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
     }
 
     pub fn set_healthy(&self, healthy: bool) {
@@ -61,6 +67,7 @@ impl Origin {
             name: name.to_string(),
             healthy: AtomicBool::new(true),
             requests: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
             seen: Mutex::new(Vec::new()),
         });
         let task = tokio::spawn(accept_loop(listener, state.clone()));
@@ -86,6 +93,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<OriginState>) {
         tokio::select! {
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
+                    state.connections.fetch_add(1, Ordering::Relaxed);
                     let _ = stream.set_nodelay(true);
                     connections.spawn(serve(stream, state.clone()));
                 }

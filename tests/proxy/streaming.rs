@@ -56,3 +56,23 @@ async fn twenty_mib_download_streams_through() {
     // The connection is still good for another request.
     assert_eq!(conn.get("/echo", &[]).await.unwrap().status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_pooled() {
+    let o = origin("o").await;
+    let proxy = proxy_in_front_of(&o, "").await;
+    // Sequential requests, even from different client connections, reuse one
+    // kept-alive connection to the origin.
+    for _ in 0..4 {
+        let mut conn = Conn::open(proxy.addr).await.unwrap();
+        for _ in 0..5 {
+            assert_eq!(conn.get("/echo", &[]).await.unwrap().status(), 200);
+        }
+    }
+    assert_eq!(o.state.count("/echo"), 20);
+    assert_eq!(
+        o.state.connections(),
+        1,
+        "the origin saw a new connection per request"
+    );
+}
