@@ -3,7 +3,9 @@
 # and Parapet as proxies, each pinned to one core with one worker; wrk on the other
 # core. Prints req/s, p50/p99 latency and each proxy's CPU microseconds per request
 # (utime+stime / requests), medians of ROUNDS same-run rounds, and Parapet's ratio
-# to nginx and to bare Pingora. Bounded: ROUNDS x 3 x (DURATION + 1) seconds.
+# to nginx and to bare Pingora. Then one round per proxy with a new connection per
+# request, and the RSS that IDLE (10,000) idle keep-alive connections add.
+# Bounded: ROUNDS x 3 x (DURATION + 1) + 3 x DURATION + 3 x ~20 seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -105,3 +107,45 @@ echo "CPU per request, medians of same-round ratios:"
 echo "  parapet / nginx        $(ratio_of ratio)"
 echo "  bare pingora / nginx   $(ratio_of bare_ratio)"
 echo "  parapet / bare pingora $(ratio_of own_ratio)"
+
+# New TCP connection per request (no client keep-alive), one round each.
+echo
+echo "New connection per request (Connection: close), ${DURATION}s each"
+printf "%-8s %12s %10s %10s %14s\n" proxy "req/s" "p50 ms" "p99 ms" "cpu us/req"
+close_run() {
+    local who=$1 port=$2; shift 2
+    local before after out reqs
+    before=$(tree_ticks "$@")
+    out=$(pin "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "Connection: close" "http://127.0.0.1:$port/")
+    after=$(tree_ticks "$@")
+    reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+    echo "$out" | awk -v who="$who" -v t=$((after - before)) -v hz="$HZ" -v n="$reqs" \
+        'function ms(x) { if (x ~ /us$/) return x / 1000; if (x ~ /ms$/) return x + 0; if (x ~ /s$/) return x * 1000; return x }
+         /Requests\/sec/ { rps = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
+         END { printf "%-8s %12.0f %10.3f %10.3f %14.2f\n", who, rps, p50, p99, t / hz * 1e6 / n }'
+}
+close_run nginx 18090 "${nginx_pids[@]}"
+close_run bare 18092 "$bare_pid"
+close_run parapet 18091 "$parapet_pid"
+
+# Memory: RSS added by IDLE idle keep-alive client connections.
+IDLE=${IDLE:-10000}
+rss_kb() { local total=0 p; for p in "$@"; do total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done; echo "$total"; }
+idle_run() {
+    local who=$1 port=$2; shift 2
+    local before after client
+    before=$(rss_kb "$@")
+    python3 bench/idle_clients.py "$port" "$IDLE" > "$OUT/idle.$who" 2>&1 & client=$!
+    for _ in $(seq 1 600); do grep -q ready "$OUT/idle.$who" && break; sleep 0.1; done
+    after=$(rss_kb "$@")
+    kill "$client" 2>/dev/null || true; wait "$client" 2>/dev/null || true
+    printf "%-8s %10s %12d kB %14.0f\n" "$who" "$(awk '{print $2}' "$OUT/idle.$who")" $((after - before)) \
+        "$(awk -v a="$after" -v b="$before" -v n="$IDLE" 'BEGIN { print (a - b) * 1024 / n }')"
+    sleep 1
+}
+echo
+echo "Memory with $IDLE idle keep-alive client connections"
+printf "%-8s %10s %15s %14s\n" proxy answered "RSS added" "bytes/conn"
+idle_run nginx 18090 "${nginx_pids[@]}"
+idle_run bare 18092 "$bare_pid"
+idle_run parapet 18091 "$parapet_pid"

@@ -1,0 +1,32 @@
+#!/usr/bin/env python3
+"""idle_clients.py PORT COUNT: open COUNT connections to 127.0.0.1:PORT, make one
+keep-alive GET on each, then hold them all open and idle. Prints "ready N" once every
+connection has its answer, then sleeps until killed (at most 120 s)."""
+import selectors
+import socket
+import sys
+import time
+
+port, count = int(sys.argv[1]), int(sys.argv[2])
+request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+socks = []
+sel = selectors.DefaultSelector()
+for i in range(count):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(request)
+    s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ)
+    socks.append(s)
+answered = 0
+deadline = time.time() + 60
+while answered < count and time.time() < deadline:
+    for key, _ in sel.select(timeout=1):
+        try:
+            data = key.fileobj.recv(4096)
+        except BlockingIOError:
+            continue
+        if data:
+            answered += 1
+            sel.unregister(key.fileobj)
+print(f"ready {answered}", flush=True)
+time.sleep(120)
