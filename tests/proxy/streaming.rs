@@ -76,3 +76,21 @@ async fn upstream_connections_are_pooled() {
         "the origin saw a new connection per request"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_close_do_not_close_the_upstream_connection() {
+    let o = origin("o").await;
+    let proxy = proxy_in_front_of(&o, "").await;
+    for _ in 0..10 {
+        let mut conn = Conn::open(proxy.addr).await.unwrap();
+        let resp = conn.get("/echo", &["Connection: close"]).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.header("connection"), Some("close"));
+    }
+    assert_eq!(o.state.count("/echo"), 10);
+    assert_eq!(
+        o.state.connections(),
+        1,
+        "a client's Connection: close reached the pool"
+    );
+}
