@@ -23,6 +23,10 @@ use std::time::Duration;
 /// impossible. (`daemon_wait_for_ready` is not used: in Pingora 0.9.1 the parent
 /// installs its SIGUSR1 handler only after forking, and a fast child kills it.)
 pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
+    if !opt.upgrade {
+        let admin = settings.admin.as_ref().map(|a| a.address.as_str());
+        check_addresses_free(settings.listeners.iter().map(String::as_str).chain(admin))?;
+    }
     opt.conf = None;
     let listeners = std::mem::take(&mut settings.listeners);
     let server_conf = std::mem::take(&mut settings.server);
@@ -50,4 +54,21 @@ pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
     }
     server.add_services(built.services);
     Ok(server)
+}
+
+/// Fail at once, before daemonizing, when a listening address cannot be bound.
+/// Pingora retries a busy address for a while and then panics in a service thread,
+/// which leaves a process that serves nothing; an operator needs an error and a
+/// non-zero exit instead. (On `-u` the sockets come from the old instance.)
+fn check_addresses_free<'a>(addresses: impl Iterator<Item = &'a str>) -> pingora::Result<()> {
+    for address in addresses {
+        if let Err(e) = std::net::TcpListener::bind(address) {
+            return pingora::Error::e_because(
+                pingora::ErrorType::BindError,
+                format!("cannot listen on {address}"),
+                e,
+            );
+        }
+    }
+    Ok(())
 }

@@ -71,3 +71,40 @@ fn a_file_that_is_not_yaml_is_an_error() {
     assert!(!ok);
     assert!(out.contains("not valid YAML"), "{out}");
 }
+
+#[test]
+fn a_busy_listener_address_is_an_error_not_a_hang() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap();
+    let dir = crate::support::scratch_dir("busy");
+    let conf = dir.join("parapet.yaml");
+    let yaml = format!(
+        "pid_file: {d}/p.pid\nupgrade_sock: {d}/u.sock\nlisteners: [{{address: \"{addr}\"}}]\n\
+         upstreams: {{app: {{backends: [{{address: \"127.0.0.1:9\"}}]}}}}\nroutes: [{{upstream: app}}]\n",
+        d = dir.display()
+    );
+    std::fs::write(&conf, yaml).unwrap();
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .arg("-c")
+        .arg(&conf)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("parapet kept running on a busy address");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!status.success());
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    drop(busy);
+}
