@@ -129,28 +129,48 @@ fn push_ip(buf: &mut BytesMut, ip: IpAddr) {
 /// Strip the origin's hop-by-hop response fields. `Connection` itself is rewritten
 /// by Pingora when the response is written, but the fields it names are ours to drop.
 pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
-    if let Some(connection) = resp.headers.get(header::CONNECTION).cloned() {
-        for token in connection.as_bytes().split(|b| *b == b',') {
-            let token = token.trim_ascii();
-            // The usual values name no other header: skip parsing them.
-            if token.eq_ignore_ascii_case(b"keep-alive") || token.eq_ignore_ascii_case(b"close") {
-                continue;
-            }
-            if let Ok(name) = HeaderName::from_bytes(token) {
-                resp.remove_header(&name);
+    // One pass over the few names present finds which of these fields the response
+    // has (usually only `Connection`), so that only those are looked up and removed.
+    let mut present = [false; RESPONSE_HOP_BY_HOP.len()];
+    for name in resp.headers.keys() {
+        if let Some(i) = RESPONSE_HOP_BY_HOP.iter().position(|h| *h == name) {
+            present[i] = true;
+        }
+    }
+    // A 101's Upgrade says what the connection switches to: it stays.
+    present[6] &= resp.status != http::StatusCode::SWITCHING_PROTOCOLS;
+    if present[0] {
+        if let Some(connection) = resp.headers.get(header::CONNECTION).cloned() {
+            for token in connection.as_bytes().split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                // The usual values name no other header: skip parsing them.
+                if token.eq_ignore_ascii_case(b"keep-alive") || token.eq_ignore_ascii_case(b"close")
+                {
+                    continue;
+                }
+                if let Ok(name) = HeaderName::from_bytes(token) {
+                    resp.remove_header(&name);
+                }
             }
         }
-        resp.remove_header(&header::CONNECTION);
     }
-    resp.remove_header(&KEEP_ALIVE);
-    resp.remove_header(&PROXY_CONNECTION);
-    resp.remove_header(&header::PROXY_AUTHENTICATE);
-    resp.remove_header(&header::TE);
-    resp.remove_header(&header::TRAILER);
-    if resp.status != http::StatusCode::SWITCHING_PROTOCOLS {
-        resp.remove_header(&header::UPGRADE);
+    for (name, found) in RESPONSE_HOP_BY_HOP.iter().zip(present) {
+        if found {
+            resp.remove_header(*name);
+        }
     }
 }
+
+/// The origin's hop-by-hop fields: `Connection` first, `Upgrade` last.
+static RESPONSE_HOP_BY_HOP: [&HeaderName; 7] = [
+    &header::CONNECTION,
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+    &header::PROXY_AUTHENTICATE,
+    &header::TE,
+    &header::TRAILER,
+    &header::UPGRADE,
+];
 
 /// The operator's `response_headers` rules, resolved at load.
 #[derive(Debug, Default, Clone)]
@@ -235,6 +255,29 @@ mod tests {
             push_ip(&mut buf, ip.parse().unwrap());
             assert_eq!(&buf[..], ip.as_bytes());
         }
+    }
+
+    #[test]
+    fn a_switching_protocols_answer_keeps_its_upgrade() {
+        let mut resp = ResponseHeader::build(101, None).unwrap();
+        resp.append_header("upgrade", "websocket").unwrap();
+        resp.append_header("keep-alive", "timeout=5").unwrap();
+        strip_response_hop_by_hop(&mut resp);
+        assert_eq!(resp.headers.get("upgrade").unwrap(), "websocket");
+        assert!(resp.headers.get("keep-alive").is_none());
+    }
+
+    #[test]
+    fn responses_without_hop_by_hop_fields_are_untouched() {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.append_header("x-a", "1").unwrap();
+        resp.append_header("content-length", "0").unwrap();
+        strip_response_hop_by_hop(&mut resp);
+        assert_eq!(resp.headers.len(), 2);
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.append_header("trailer", "x-sum").unwrap();
+        strip_response_hop_by_hop(&mut resp);
+        assert_eq!(resp.headers.len(), 0);
     }
 
     #[test]
