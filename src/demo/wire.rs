@@ -22,10 +22,6 @@ impl Head {
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn has(&self, name: &str) -> bool {
-        self.get(name).is_some()
-    }
-
     /// Status code of a response head.
     pub fn status(&self) -> u16 {
         self.start_line

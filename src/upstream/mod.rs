@@ -125,11 +125,7 @@ impl Upstream {
     /// Whether a healthy backend outside `tried` exists, i.e. whether a retry can go
     /// somewhere new.
     pub fn has_untried_healthy(&self, tried: u64) -> bool {
-        let backends = self.balancer.backends();
-        backends
-            .get_backend()
-            .iter()
-            .any(|b| !self.was_tried(b, tried) && backends.ready(b))
+        self.any_ready(|index| tried & tried_bit(index) == 0)
     }
 
     pub fn address(&self, index: usize) -> SocketAddr {
@@ -146,16 +142,20 @@ impl Upstream {
 
     /// Whether backend `index` passes its health checks (always, without checks).
     pub fn is_healthy(&self, index: usize) -> bool {
-        let backends = self.balancer.backends();
-        let address = self.addresses[index];
-        backends
-            .get_backend()
-            .iter()
-            .any(|b| b.addr.as_inet() == Some(&address) && backends.ready(b))
+        self.any_ready(|i| i == index)
     }
 
     pub fn state(&self, index: usize) -> &BackendState {
         &self.states[index]
+    }
+
+    /// Whether some backend whose index `accept` takes is ready (enabled and healthy).
+    fn any_ready(&self, accept: impl Fn(usize) -> bool) -> bool {
+        let backends = self.balancer.backends();
+        backends
+            .get_backend()
+            .iter()
+            .any(|b| self.index_of(b).is_some_and(&accept) && backends.ready(b))
     }
 
     fn index_of(&self, backend: &Backend) -> Option<usize> {
