@@ -2,6 +2,10 @@
 
 /// The admin listener: health, readiness, status, metrics.
 pub mod admin;
+/// The counting allocator of the bench-only build.
+pub mod alloc_count;
+/// Numbers and addresses as ASCII, without `core::fmt`.
+pub mod ascii;
 /// The YAML file: serde structs, validation, the runtime model.
 pub mod config;
 /// A small origin server for the demo, the tests and the benchmarks; not part of the proxy.

@@ -330,7 +330,7 @@ fn response_rules(
     let mut rules = ResponseHeaderRules::default();
     for (name, value) in &config.add {
         let path = format!("response_headers.add.{name}");
-        let name = wire_name(name, &path, errors);
+        let name = header_name(name, &path, errors);
         let value = HeaderValue::from_str(value)
             .map_err(|_| errors.push(&path, "not a valid header value"))
             .ok();

@@ -6,7 +6,8 @@
 //! behind, records are dropped and counted rather than slowing requests down.
 //! SIGUSR1 reopens the file, for logrotate.
 
-use super::json::{json_opt, json_str, millis};
+use super::json::{json_opt, json_str};
+use crate::ascii::{put_ip, put_millis, put_padded, put_uint};
 use async_trait::async_trait;
 use http::{HeaderValue, Method, Uri};
 use pingora::server::ShutdownWatch;
@@ -136,6 +137,7 @@ impl BackgroundService for Writer {
             }
         };
         let mut line = Vec::with_capacity(1024);
+        let mut format = LineFormat::new(&self.names);
         // Drain on a timer rather than waking per record: a wake-up per request
         // would cost the request path a cross-thread notification each time.
         let mut tick = tokio::time::interval(FLUSH_EVERY);
@@ -145,7 +147,7 @@ impl BackgroundService for Writer {
             tokio::select! {
                 _ = tick.tick() => {}
                 Some(()) = async { match reopen.as_mut() { Some(s) => s.recv().await, None => None } } => {
-                    self.drain(&mut rx, &mut out, &mut line);
+                    drain(&mut rx, &mut out, &mut line, &mut format);
                     let _ = out.flush();
                     match open(&self.target) {
                         Ok(w) => {
@@ -160,7 +162,7 @@ impl BackgroundService for Writer {
                     stop_at = Some(tokio::time::Instant::now() + self.grace + FLUSH_EVERY);
                 }
             }
-            self.drain(&mut rx, &mut out, &mut line);
+            drain(&mut rx, &mut out, &mut line, &mut format);
             if let Err(e) = out.flush() {
                 log::error!("access log: write failed: {e}");
             }
@@ -171,76 +173,139 @@ impl BackgroundService for Writer {
     }
 }
 
-impl Writer {
-    fn drain(&self, rx: &mut mpsc::Receiver<Record>, out: &mut impl Write, line: &mut Vec<u8>) {
-        while let Ok(record) = rx.try_recv() {
-            self.write(out, line, &record);
-        }
-    }
-    fn write(&self, out: &mut impl Write, line: &mut Vec<u8>, r: &Record) {
+/// Write every queued record.
+fn drain(
+    rx: &mut mpsc::Receiver<Record>,
+    out: &mut impl Write,
+    line: &mut Vec<u8>,
+    format: &mut LineFormat,
+) {
+    while let Ok(record) = rx.try_recv() {
         line.clear();
-        format_line(line, r, &self.names);
+        format.line(line, &record);
         if let Err(e) = out.write_all(line) {
             log::error!("access log: write failed: {e}");
         }
     }
 }
 
-/// One JSON object and a newline.
-pub fn format_line(out: &mut Vec<u8>, r: &Record, names: &[(String, Vec<String>)]) {
-    let upstream = r.upstream.and_then(|u| names.get(u));
-    let backend = upstream.zip(r.backend).and_then(|((_, b), i)| b.get(i));
-    out.extend_from_slice(b"{\"time\":\"");
-    rfc3339(out, r.time);
-    out.extend_from_slice(b"\",\"request_id\":");
-    json_str(out, r.request_id.as_bytes());
-    out.extend_from_slice(b",\"trace_id\":");
-    json_opt(out, r.trace_id.as_ref().map(|t| &t[..]));
-    let _ = write!(out, ",\"client_ip\":\"{}\",\"method\":", r.client_ip);
-    json_str(out, r.method.as_str().as_bytes());
-    out.extend_from_slice(b",\"host\":");
-    json_opt(out, r.host.as_ref().map(|h| h.as_bytes()));
-    out.extend_from_slice(b",\"path\":");
-    let path = r.uri.path_and_query().map_or("/", |p| p.as_str());
-    json_str(out, path.as_bytes());
-    let _ = write!(
-        out,
-        ",\"status\":{},\"bytes_in\":{},\"bytes_out\":{},\"upstream\":",
-        r.status, r.bytes_in, r.bytes_out
-    );
-    json_opt(out, upstream.map(|(name, _)| name.as_bytes()));
-    out.extend_from_slice(b",\"backend\":");
-    json_opt(out, backend.map(|b| b.as_bytes()));
-    let _ = write!(
-        out,
-        ",\"attempts\":{},\"cache\":null,\"duration_ms\":",
-        r.attempts
-    );
-    millis(out, r.duration);
-    out.extend_from_slice(b",\"upstream_duration_ms\":");
-    match r.upstream_duration {
-        Some(d) => millis(out, d),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"user_agent\":");
-    json_opt(out, r.user_agent.as_ref().map(|u| u.as_bytes()));
-    out.extend_from_slice(b"}\n");
+/// Formats records as JSON lines. Built once per writer: upstream and backend
+/// names are escaped ahead of time, and the date and time up to the second is
+/// rendered once per second rather than once per line.
+pub struct LineFormat {
+    /// Per upstream: its name, then its backends' addresses, each as a JSON string.
+    names: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+    clock: SecondClock,
 }
 
-/// `2026-11-25T14:18:15.123Z`
-fn rfc3339(out: &mut Vec<u8>, time: SystemTime) {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
+/// The date and time up to the second, rendered once per second.
+struct SecondClock {
+    /// The second `text` renders (`2026-11-25T14:18:15`).
+    second: u64,
+    text: Vec<u8>,
+}
+
+impl LineFormat {
+    pub fn new(names: &[(String, Vec<String>)]) -> LineFormat {
+        let quoted = |text: &str| {
+            let mut out = Vec::with_capacity(text.len() + 2);
+            json_str(&mut out, text.as_bytes());
+            out
+        };
+        LineFormat {
+            names: names
+                .iter()
+                .map(|(name, backends)| {
+                    (quoted(name), backends.iter().map(|b| quoted(b)).collect())
+                })
+                .collect(),
+            clock: SecondClock {
+                second: u64::MAX,
+                text: Vec::with_capacity(20),
+            },
+        }
+    }
+
+    /// One JSON object and a newline.
+    pub fn line(&mut self, out: &mut Vec<u8>, r: &Record) {
+        let upstream = r.upstream.and_then(|u| self.names.get(u));
+        let backend = upstream.zip(r.backend).and_then(|((_, b), i)| b.get(i));
+        out.extend_from_slice(b"{\"time\":\"");
+        self.clock.put(out, r.time);
+        out.extend_from_slice(b"\",\"request_id\":");
+        json_str(out, r.request_id.as_bytes());
+        out.extend_from_slice(b",\"trace_id\":");
+        json_opt(out, r.trace_id.as_ref().map(|t| &t[..]));
+        out.extend_from_slice(b",\"client_ip\":\"");
+        put_ip(out, r.client_ip);
+        out.extend_from_slice(b"\",\"method\":");
+        json_str(out, r.method.as_str().as_bytes());
+        out.extend_from_slice(b",\"host\":");
+        json_opt(out, r.host.as_ref().map(|h| h.as_bytes()));
+        out.extend_from_slice(b",\"path\":");
+        let path = r.uri.path_and_query().map_or("/", |p| p.as_str());
+        json_str(out, path.as_bytes());
+        out.extend_from_slice(b",\"status\":");
+        put_uint(out, r.status.into());
+        out.extend_from_slice(b",\"bytes_in\":");
+        put_uint(out, r.bytes_in);
+        out.extend_from_slice(b",\"bytes_out\":");
+        put_uint(out, r.bytes_out);
+        out.extend_from_slice(b",\"upstream\":");
+        quoted_or_null(out, upstream.map(|(name, _)| name));
+        out.extend_from_slice(b",\"backend\":");
+        quoted_or_null(out, backend);
+        out.extend_from_slice(b",\"attempts\":");
+        put_uint(out, r.attempts.into());
+        out.extend_from_slice(b",\"cache\":null,\"duration_ms\":");
+        put_millis(out, r.duration);
+        out.extend_from_slice(b",\"upstream_duration_ms\":");
+        match r.upstream_duration {
+            Some(d) => put_millis(out, d),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"user_agent\":");
+        json_opt(out, r.user_agent.as_ref().map(|u| u.as_bytes()));
+        out.extend_from_slice(b"}\n");
+    }
+}
+
+impl SecondClock {
+    /// `2026-11-25T14:18:15.123Z`
+    fn put(&mut self, out: &mut Vec<u8>, time: SystemTime) {
+        let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since.as_secs();
+        if secs != self.second {
+            self.second = secs;
+            self.text.clear();
+            rfc3339_seconds(&mut self.text, secs);
+        }
+        out.extend_from_slice(&self.text);
+        out.push(b'.');
+        put_padded(out, since.subsec_millis().into(), 3);
+        out.push(b'Z');
+    }
+}
+
+fn quoted_or_null(out: &mut Vec<u8>, quoted: Option<&Vec<u8>>) {
+    out.extend_from_slice(quoted.map_or(&b"null"[..], |q| &q[..]));
+}
+
+/// `2026-11-25T14:18:15`
+fn rfc3339_seconds(out: &mut Vec<u8>, secs: u64) {
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    );
+    put_padded(out, y.max(0) as u64, 4);
+    for (sep, n) in [
+        (b'-', m.into()),
+        (b'-', d.into()),
+        (b'T', rem / 3600),
+        (b':', rem % 3600 / 60),
+        (b':', rem % 60),
+    ] {
+        out.push(sep);
+        put_padded(out, n, 2);
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
@@ -289,11 +354,34 @@ mod tests {
             user_agent: Some(HeaderValue::from_static("curl\\8")),
         };
         let mut out = Vec::new();
-        format_line(&mut out, &r, &[("app".into(), vec!["127.0.0.1:1".into()])]);
+        let mut format = LineFormat::new(&[("app".into(), vec!["127.0.0.1:1".into()])]);
+        format.line(&mut out, &r);
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
             "{\"time\":\"2025-11-25T14:18:15.123Z\",\"request_id\":\"abc\",\"trace_id\":null,\"client_ip\":\"1.2.3.4\",\"method\":\"GET\",\"host\":\"example.com\",\"path\":\"/a?q=x\",\"status\":200,\"bytes_in\":0,\"bytes_out\":5,\"upstream\":\"app\",\"backend\":\"127.0.0.1:1\",\"attempts\":1,\"cache\":null,\"duration_ms\":1.500,\"upstream_duration_ms\":1.000,\"user_agent\":\"curl\\\\8\"}\n"
+        );
+    }
+
+    #[test]
+    fn the_cached_second_moves_on() {
+        let mut clock = SecondClock {
+            second: u64::MAX,
+            text: Vec::new(),
+        };
+        let mut out = Vec::new();
+        for ms in [
+            1_764_080_295_999,
+            1_764_080_296_000,
+            1_764_080_296_001,
+            1_764_080_355_000,
+        ] {
+            clock.put(&mut out, UNIX_EPOCH + Duration::from_millis(ms));
+            out.push(b' ');
+        }
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2025-11-25T14:18:15.999Z 2025-11-25T14:18:16.000Z 2025-11-25T14:18:16.001Z 2025-11-25T14:19:15.000Z "
         );
     }
 }

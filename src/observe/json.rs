@@ -37,9 +37,3 @@ pub fn json_str(out: &mut Vec<u8>, raw: &[u8]) {
     }
     out.push(b'"');
 }
-
-/// Milliseconds with three decimals, from a duration, without float formatting.
-pub fn millis(out: &mut Vec<u8>, d: std::time::Duration) {
-    let micros = d.as_micros();
-    let _ = write!(out, "{}.{:03}", micros / 1000, micros % 1000);
-}

@@ -7,10 +7,10 @@
 //! module removes the origin's other hop-by-hop fields and applies the operator's
 //! `response_headers` rules.
 
+use crate::ascii::put_ip;
 use bytes::{BufMut, BytesMut};
-use http::header::{self, HeaderName, HeaderValue};
-use pingora::http::{RequestHeader, ResponseHeader};
-use std::io::Write;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use pingora::http::RequestHeader;
 use std::net::IpAddr;
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -41,6 +41,10 @@ impl WireName {
     }
 }
 
+/// How many fields Parapet adds to an upstream request at most: X-Forwarded-For,
+/// -Proto and -Host, the client-IP header, the request ID and traceparent.
+pub const UPSTREAM_ADDED: usize = 6;
+
 /// What the request path learned about the client, for the forwarding headers.
 pub struct Forwarding {
     pub peer: IpAddr,
@@ -51,33 +55,33 @@ pub struct Forwarding {
 }
 
 /// Set X-Forwarded-For/-Proto/-Host and the client-IP header on an upstream request.
-pub fn set_forwarding(req: &mut RequestHeader, fwd: &Forwarding, client_ip_header: &WireName) {
-    let xff = match req.headers.get(&X_FORWARDED_FOR).filter(|_| fwd.trusted) {
+pub fn set_forwarding(headers: &mut HeaderMap, fwd: &Forwarding, client_ip_header: &HeaderName) {
+    let xff = match headers.get(&X_FORWARDED_FOR).filter(|_| fwd.trusted) {
         Some(prior) => {
             let mut buf = BytesMut::with_capacity(prior.len() + 42);
             buf.put_slice(prior.as_bytes());
             buf.put_slice(b", ");
-            push_ip(&mut buf, fwd.peer);
+            put_ip(&mut buf, fwd.peer);
             buf
         }
         None => ip_bytes(fwd.peer),
     };
-    insert(req, "X-Forwarded-For", xff);
-    if !(fwd.trusted && req.headers.contains_key(&X_FORWARDED_PROTO)) {
+    insert(headers, &X_FORWARDED_FOR, xff);
+    if !(fwd.trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
         let proto = HeaderValue::from_static(fwd.scheme);
-        let _ = req.insert_header("X-Forwarded-Proto", proto);
+        let _ = headers.try_insert(X_FORWARDED_PROTO.clone(), proto);
     }
-    if !(fwd.trusted && req.headers.contains_key(&X_FORWARDED_HOST)) {
-        match host_of(req).cloned() {
+    if !(fwd.trusted && headers.contains_key(&X_FORWARDED_HOST)) {
+        match headers.get(header::HOST).cloned() {
             Some(host) => {
-                let _ = req.insert_header("X-Forwarded-Host", host);
+                let _ = headers.try_insert(X_FORWARDED_HOST.clone(), host);
             }
             None => {
-                req.remove_header(&X_FORWARDED_HOST);
+                headers.remove(&X_FORWARDED_HOST);
             }
         }
     }
-    insert(req, client_ip_header.wire, ip_bytes(fwd.client));
+    insert(headers, client_ip_header, ip_bytes(fwd.client));
 }
 
 /// The request's host as the client sent it.
@@ -85,62 +89,34 @@ pub fn host_of(req: &RequestHeader) -> Option<&HeaderValue> {
     req.headers.get(header::HOST)
 }
 
-fn insert(req: &mut RequestHeader, name: &'static str, value: BytesMut) {
+fn insert(headers: &mut HeaderMap, name: &HeaderName, value: BytesMut) {
     // Built from an IP address and an existing valid value: always a valid value.
     if let Ok(v) = HeaderValue::from_maybe_shared(value.freeze()) {
-        let _ = req.insert_header(name, v);
+        let _ = headers.try_insert(name.clone(), v);
     }
 }
 
 fn ip_bytes(ip: IpAddr) -> BytesMut {
     let mut buf = BytesMut::with_capacity(40);
-    push_ip(&mut buf, ip);
+    put_ip(&mut buf, ip);
     buf
-}
-
-/// Write an address as text. IPv4, by far the common case, skips `fmt`, which
-/// costs about 2,000 instructions an address.
-fn push_ip(buf: &mut BytesMut, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    buf.put_u8(b'.');
-                }
-                if octet >= 100 {
-                    buf.put_u8(b'0' + octet / 100);
-                }
-                if octet >= 10 {
-                    buf.put_u8(b'0' + octet / 10 % 10);
-                }
-                buf.put_u8(b'0' + octet % 10);
-            }
-        }
-        IpAddr::V6(_) => {
-            let mut text = [0u8; 48];
-            let mut cursor = &mut text[..];
-            let _ = write!(cursor, "{ip}");
-            let len = 48 - cursor.len();
-            buf.put_slice(&text[..len]);
-        }
-    }
 }
 
 /// Strip the origin's hop-by-hop response fields. `Connection` itself is rewritten
 /// by Pingora when the response is written, but the fields it names are ours to drop.
-pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
+pub fn strip_response_hop_by_hop(headers: &mut HeaderMap, status: http::StatusCode) {
     // One pass over the few names present finds which of these fields the response
     // has (usually only `Connection`), so that only those are looked up and removed.
     let mut present = [false; RESPONSE_HOP_BY_HOP.len()];
-    for name in resp.headers.keys() {
+    for name in headers.keys() {
         if let Some(i) = RESPONSE_HOP_BY_HOP.iter().position(|h| *h == name) {
             present[i] = true;
         }
     }
     // A 101's Upgrade says what the connection switches to: it stays.
-    present[6] &= resp.status != http::StatusCode::SWITCHING_PROTOCOLS;
+    present[6] &= status != http::StatusCode::SWITCHING_PROTOCOLS;
     if present[0] {
-        if let Some(connection) = resp.headers.get(header::CONNECTION).cloned() {
+        if let Some(connection) = headers.get(header::CONNECTION).cloned() {
             for token in connection.as_bytes().split(|b| *b == b',') {
                 let token = token.trim_ascii();
                 // The usual values name no other header: skip parsing them.
@@ -149,14 +125,14 @@ pub fn strip_response_hop_by_hop(resp: &mut ResponseHeader) {
                     continue;
                 }
                 if let Ok(name) = HeaderName::from_bytes(token) {
-                    resp.remove_header(&name);
+                    headers.remove(&name);
                 }
             }
         }
     }
     for (name, found) in RESPONSE_HOP_BY_HOP.iter().zip(present) {
         if found {
-            resp.remove_header(*name);
+            headers.remove(*name);
         }
     }
 }
@@ -175,17 +151,17 @@ static RESPONSE_HOP_BY_HOP: [&HeaderName; 7] = [
 /// The operator's `response_headers` rules, resolved at load.
 #[derive(Debug, Default, Clone)]
 pub struct ResponseHeaderRules {
-    pub add: Vec<(WireName, HeaderValue)>,
+    pub add: Vec<(HeaderName, HeaderValue)>,
     pub remove: Vec<HeaderName>,
 }
 
 impl ResponseHeaderRules {
-    pub fn apply(&self, resp: &mut ResponseHeader) {
+    pub fn apply(&self, headers: &mut HeaderMap) {
         for name in &self.remove {
-            resp.remove_header(name);
+            headers.remove(name);
         }
         for (name, value) in &self.add {
-            let _ = resp.insert_header(name.wire, value.clone());
+            let _ = headers.try_insert(name.clone(), value.clone());
         }
     }
 }
@@ -193,6 +169,8 @@ impl ResponseHeaderRules {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::head_edit::edit_request;
+    use pingora::http::RequestHeader;
 
     fn request(headers: &[(&str, &str)]) -> RequestHeader {
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
@@ -200,6 +178,13 @@ mod tests {
             req.append_header(n.to_string(), *v).unwrap();
         }
         req
+    }
+
+    fn map(fields: &[(&'static str, &'static str)]) -> HeaderMap {
+        fields
+            .iter()
+            .map(|(n, v)| (HeaderName::from_static(n), HeaderValue::from_static(v)))
+            .collect()
     }
 
     fn get<'a>(req: &'a RequestHeader, name: &str) -> &'a str {
@@ -220,7 +205,8 @@ mod tests {
             trusted: false,
             scheme: "http",
         };
-        set_forwarding(&mut req, &fwd, &WireName::configured("X-Real-IP").unwrap());
+        let real_ip = HeaderName::from_static("x-real-ip");
+        edit_request(&mut req, 4, |h| set_forwarding(h, &fwd, &real_ip)).unwrap();
         assert_eq!(get(&req, "x-forwarded-for"), "1.2.3.4");
         assert_eq!(get(&req, "x-forwarded-proto"), "http");
         assert_eq!(get(&req, "x-forwarded-host"), "example.com");
@@ -236,54 +222,33 @@ mod tests {
             trusted: true,
             scheme: "http",
         };
-        set_forwarding(&mut req, &fwd, &WireName::configured("X-Real-IP").unwrap());
+        let real_ip = HeaderName::from_static("x-real-ip");
+        edit_request(&mut req, 4, |h| set_forwarding(h, &fwd, &real_ip)).unwrap();
         assert_eq!(get(&req, "x-forwarded-for"), "6.6.6.6, 10.0.0.1");
         assert_eq!(get(&req, "x-real-ip"), "6.6.6.6");
     }
 
     #[test]
-    fn addresses_are_written_as_text() {
-        for ip in [
-            "0.0.0.0",
-            "1.20.255.9",
-            "100.10.1.0",
-            "255.255.255.255",
-            "::1",
-            "2001:db8::7",
-        ] {
-            let mut buf = BytesMut::new();
-            push_ip(&mut buf, ip.parse().unwrap());
-            assert_eq!(&buf[..], ip.as_bytes());
-        }
-    }
-
-    #[test]
     fn a_switching_protocols_answer_keeps_its_upgrade() {
-        let mut resp = ResponseHeader::build(101, None).unwrap();
-        resp.append_header("upgrade", "websocket").unwrap();
-        resp.append_header("keep-alive", "timeout=5").unwrap();
-        strip_response_hop_by_hop(&mut resp);
-        assert_eq!(resp.headers.get("upgrade").unwrap(), "websocket");
-        assert!(resp.headers.get("keep-alive").is_none());
+        let mut resp = map(&[("upgrade", "websocket"), ("keep-alive", "timeout=5")]);
+        strip_response_hop_by_hop(&mut resp, http::StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(resp.get("upgrade").unwrap(), "websocket");
+        assert!(resp.get("keep-alive").is_none());
     }
 
     #[test]
     fn responses_without_hop_by_hop_fields_are_untouched() {
-        let mut resp = ResponseHeader::build(200, None).unwrap();
-        resp.append_header("x-a", "1").unwrap();
-        resp.append_header("content-length", "0").unwrap();
-        strip_response_hop_by_hop(&mut resp);
-        assert_eq!(resp.headers.len(), 2);
-        let mut resp = ResponseHeader::build(200, None).unwrap();
-        resp.append_header("trailer", "x-sum").unwrap();
-        strip_response_hop_by_hop(&mut resp);
-        assert_eq!(resp.headers.len(), 0);
+        let mut resp = map(&[("x-a", "1"), ("content-length", "0")]);
+        strip_response_hop_by_hop(&mut resp, http::StatusCode::OK);
+        assert_eq!(resp.len(), 2);
+        let mut resp = map(&[("trailer", "x-sum")]);
+        strip_response_hop_by_hop(&mut resp, http::StatusCode::OK);
+        assert_eq!(resp.len(), 0);
     }
 
     #[test]
     fn response_hop_by_hop_fields_are_removed() {
-        let mut resp = ResponseHeader::build(200, None).unwrap();
-        for (n, v) in [
+        let mut resp = map(&[
             ("connection", "x-secret, keep-alive"),
             ("x-secret", "1"),
             ("keep-alive", "timeout=5"),
@@ -291,11 +256,9 @@ mod tests {
             ("upgrade", "h2c"),
             ("trailer", "x-checksum"),
             ("x-kept", "yes"),
-        ] {
-            resp.append_header(n, v).unwrap();
-        }
-        strip_response_hop_by_hop(&mut resp);
-        let names: Vec<_> = resp.headers.keys().map(|k| k.as_str()).collect();
+        ]);
+        strip_response_hop_by_hop(&mut resp, http::StatusCode::OK);
+        let names: Vec<_> = resp.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["x-kept"]);
     }
 }

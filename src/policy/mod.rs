@@ -2,5 +2,6 @@
 
 pub mod client_ip;
 pub mod framing;
+pub mod head_edit;
 pub mod headers;
 pub mod retry;

@@ -21,6 +21,7 @@ use crate::observe::metrics::Outcome;
 use crate::observe::{request_id, trace};
 use crate::policy::client_ip;
 use crate::policy::framing;
+use crate::policy::head_edit;
 use crate::policy::headers::{self, Forwarding};
 use crate::policy::retry::Attempt;
 use crate::runtime::Runtime;
@@ -207,15 +208,18 @@ impl ProxyHttp for Parapet {
             trusted: ctx.trusted_peer,
             scheme: "http",
         };
-        headers::set_forwarding(req, &fwd, &self.rt.client_ip.header);
-        req.insert_header(self.rt.request_id_header.wire, ctx.request_id.clone())?;
-        if let Some(trace) = &ctx.trace {
-            req.insert_header("traceparent", trace.header.clone())?;
-        }
-        if let Some(host) = &self.upstream(ctx)?.host_header {
-            req.insert_header(http::header::HOST, host.clone())?;
-        }
-        Ok(())
+        let rt = &self.rt;
+        let host = self.upstream(ctx)?.host_header.as_ref();
+        head_edit::edit_request(req, headers::UPSTREAM_ADDED, |h| {
+            headers::set_forwarding(h, &fwd, &rt.client_ip.header.name);
+            let _ = h.try_insert(rt.request_id_header.name.clone(), ctx.request_id.clone());
+            if let Some(trace) = &ctx.trace {
+                let _ = h.try_insert(trace::TRACEPARENT.clone(), trace.header.clone());
+            }
+            if let Some(host) = host {
+                let _ = h.try_insert(http::header::HOST, host.clone());
+            }
+        })
     }
 
     async fn upstream_response_filter(
@@ -235,9 +239,13 @@ impl ProxyHttp for Parapet {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        headers::strip_response_hop_by_hop(resp);
-        self.rt.response_headers.apply(resp);
-        resp.insert_header(self.rt.request_id_header.wire, ctx.request_id.clone())?;
+        let rt = &self.rt;
+        let status = resp.status;
+        head_edit::edit_response(resp, rt.response_headers.add.len() + 1, |h| {
+            headers::strip_response_hop_by_hop(h, status);
+            rt.response_headers.apply(h);
+            let _ = h.try_insert(rt.request_id_header.name.clone(), ctx.request_id.clone());
+        });
         Ok(())
     }
 

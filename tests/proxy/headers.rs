@@ -172,3 +172,36 @@ async fn host_is_kept_or_rewritten_and_response_rules_apply() {
         Some("test")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_targets_reach_the_origin_byte_for_byte() {
+    let o = origin("o").await;
+    let proxy = proxy_in_front_of(&o, "").await;
+    for target in [
+        "/echo/a%2Fb;c/./../d?x=1&y=%7B%7D&&z",
+        "/echo?",
+        "http://test/echo/absolute?q=1",
+    ] {
+        let resp = raw(proxy.addr, request("GET", target, &[]).as_bytes(), "GET")
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{target}");
+        let first = resp.text().lines().next().unwrap_or_default().to_string();
+        assert_eq!(first, format!("GET {target} HTTP/1.1"), "{target}");
+    }
+    // A target that is not UTF-8 is refused by Pingora's parser and goes no further.
+    let before = o.state.count("/echo");
+    let resp = raw(
+        proxy.addr,
+        b"GET /echo/\xff\xfe HTTP/1.1\r\nHost: test\r\n\r\n",
+        "GET",
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(o.state.count("/echo"), before);
+    // Header values and the added fields arrive whatever the case of the names.
+    let resp = get_with(proxy.addr, "/echo", &["X-Mixed-Case: Value"]).await;
+    assert_eq!(resp.echoed("x-mixed-case").as_deref(), Some("Value"));
+    assert_eq!(resp.echoed("x-forwarded-proto").as_deref(), Some("http"));
+}
