@@ -38,8 +38,11 @@ check:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# The counting build (allocations per request) goes to target/alloc-count, beside
+# the release build rather than over it.
 bench: bench-deps release
-	$(CARGO) build --release --example bare_pingora
+	$(CARGO) build --release --example bare_pingora --example open_loop
+	$(CARGO) build --profile alloc-count --features count-alloc --bin parapet --example bare_pingora
 	bench/run.sh
 
 # Install the binary, the reload helper, the systemd unit, a default configuration

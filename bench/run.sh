@@ -3,9 +3,16 @@
 # and Parapet as proxies, each pinned to one core with one worker; wrk on the other
 # core. Prints req/s, p50/p99 latency and each proxy's CPU microseconds per request
 # (utime+stime / requests), medians of ROUNDS same-run rounds, and Parapet's ratio
-# to nginx and to bare Pingora. Then one round per proxy with a new connection per
-# request, and the RSS that IDLE (10,000) idle keep-alive connections add.
-# Bounded: ROUNDS x 3 x (DURATION + 1) + 3 x DURATION + 3 x ~20 seconds.
+# to nginx and to bare Pingora. Then:
+# - latency at fixed rates (80% of nginx's median maximum; 80% and 50% of Parapet's)
+#   from the open-loop client (examples/open_loop.rs), LAT_ROUNDS rounds each;
+# - one round per proxy with a new connection per request;
+# - the RSS that IDLE (10,000) idle keep-alive connections add;
+# - scaling: req/s unpinned with 1 and 2 threads (nginx: worker processes);
+# - allocations per request, from the counting build (target/alloc-count).
+# Bounded: about ROUNDS x 3 x (DURATION + 1) + 3 x LAT_ROUNDS x 3 x (LAT_DURATION + 1)
+# + 3 x DURATION + 3 x ~20 + 4 x SCALE_ROUNDS x (DURATION + 1) + 2 x (DURATION + 2)
+# seconds: about 8 minutes with the defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,8 +20,14 @@ ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5}
 CONNECTIONS=${CONNECTIONS:-32}
 OUT=/tmp/parapet-bench
+LAT_ROUNDS=${LAT_ROUNDS:-3}
+LAT_DURATION=${LAT_DURATION:-4}
+SCALE_ROUNDS=${SCALE_ROUNDS:-3}
 PARAPET=${PARAPET:-target/release/parapet}
 BARE=${BARE:-target/release/examples/bare_pingora}
+OPEN_LOOP=${OPEN_LOOP:-target/release/examples/open_loop}
+COUNTING=${COUNTING:-target/alloc-count}
+PARAPET_CONF=${PARAPET_CONF:-bench/parapet.yaml}
 mkdir -p "$OUT"
 : > "$OUT/access.log"; : > "$OUT/nginx-access.log"
 
@@ -56,7 +69,7 @@ RUST_LOG=error taskset -c "$PROXY_CPU" "$BARE" & pids+=($!)
 bare_pid=$!
 wait_port 18092
 
-RUST_LOG=error taskset -c "$PROXY_CPU" "$PARAPET" -c ${PARAPET_CONF:-bench/parapet.yaml} & pids+=($!)
+RUST_LOG=error taskset -c "$PROXY_CPU" "$PARAPET" -c "$PARAPET_CONF" & pids+=($!)
 parapet_pid=$!
 wait_port 18091
 
@@ -108,6 +121,32 @@ echo "  parapet / nginx        $(ratio_of ratio)"
 echo "  bare pingora / nginx   $(ratio_of bare_ratio)"
 echo "  parapet / bare pingora $(ratio_of own_ratio)"
 
+# Latency at fixed rates, open loop: 80% of nginx's median maximum from the rounds
+# above (the issue's figure), then 80% and 50% of Parapet's, rates all three sustain.
+latency_at() {
+    local rate=$1 label=$2 round who out
+    echo
+    echo "Latency at $rate req/s ($label), open loop, $CONNECTIONS connections, ${LAT_DURATION}s x $LAT_ROUNDS rounds (medians, ms)"
+    : > "$OUT/latency"
+    for round in $(seq 1 "$LAT_ROUNDS"); do
+        for who in nginx:18090 bare:18092 parapet:18091; do
+            out=$(pin "$LOAD_CPU" "$OPEN_LOOP" "127.0.0.1:${who#*:}" "$rate" "$LAT_DURATION" "$CONNECTIONS")
+            echo "${who%%:*} $out" | tr '=' ' ' | awk '{ print $1, $9, $11, $13, $15, $17, $7, $5 }' >> "$OUT/latency"
+            echo "latency $rate round $round: ${who%%:*} $out" >&2
+        done
+    done
+    printf "%-8s %10s %10s %10s %10s %10s %8s\n" proxy "req/s" p50 p99 p99.9 max errors
+    for who in nginx bare parapet; do
+        printf "%-8s %10.0f %10.3f %10.3f %10.3f %10.3f %8d\n" "$who" "$(lat $who 6)" "$(lat $who 1)" \
+            "$(lat $who 3)" "$(lat $who 4)" "$(lat $who 5)" "$(lat $who 7)"
+    done
+    echo "p99, parapet / nginx: $(awk -v a="$(lat parapet 3)" -v b="$(lat nginx 3)" 'BEGIN { printf "%.2f", a / b }')"
+}
+lat() { awk -v who="$1" -v c="$2" '$1 == who { print $(c + 1) }' "$OUT/latency" | median; }
+latency_at "$(awk -v r="$(col nginx 1)" 'BEGIN { printf "%d", r * 0.8 }')" "80% of nginx's maximum"
+latency_at "$(awk -v r="$(col parapet 1)" 'BEGIN { printf "%d", r * 0.8 }')" "80% of Parapet's maximum"
+latency_at "$(awk -v r="$(col parapet 1)" 'BEGIN { printf "%d", r * 0.5 }')" "50% of Parapet's maximum"
+
 # New TCP connection per request (no client keep-alive), one round each.
 echo
 echo "New connection per request (Connection: close), ${DURATION}s each"
@@ -149,3 +188,76 @@ printf "%-8s %10s %15s %14s\n" proxy answered "RSS added" "bytes/conn"
 idle_run nginx 18090 "${nginx_pids[@]}"
 idle_run bare 18092 "$bare_pid"
 idle_run parapet 18091 "$parapet_pid"
+
+# The pinned proxies are done with; the rest starts its own.
+kill "${nginx_pids[@]}" "$bare_pid" "$parapet_pid" 2>/dev/null || true
+sleep 1
+
+# Scaling: each proxy unpinned, with 1 and then 2 threads (nginx: worker processes),
+# wrk with 2 threads, the origin with 2 workers; everything shares the 2 cores, as on
+# a real 2-core machine, so 2 / 1 shows what a second thread buys there.
+scale_rps() {
+    local port=$1 out
+    pin "0-$((cores - 1))" wrk -t2 -c"$CONNECTIONS" -d1s "http://127.0.0.1:$port/" >/dev/null
+    out=$(pin "0-$((cores - 1))" wrk -t2 -c"$((CONNECTIONS * 2))" -d"${DURATION}s" "http://127.0.0.1:$port/")
+    echo "$out" | awk '/Requests\/sec/ { print $2 }'
+}
+scale() {
+    local who=$1 threads=$2 pid
+    case $who in
+        nginx)
+            sed "s/^worker_processes 1;/worker_processes $threads;/" bench/nginx-proxy.conf > "$OUT/nginx-scale.conf"
+            nginx -c "$OUT/nginx-scale.conf" -p "$OUT" & pid=$!; wait_port 18090
+            for _ in $(seq 1 "$SCALE_ROUNDS"); do scale_rps 18090; done | median
+            ;;
+        parapet)
+            sed "s/^threads: 1$/threads: $threads/" "$PARAPET_CONF" > "$OUT/parapet-scale.yaml"
+            RUST_LOG=error "$PARAPET" -c "$OUT/parapet-scale.yaml" & pid=$!; wait_port 18091
+            for _ in $(seq 1 "$SCALE_ROUNDS"); do scale_rps 18091; done | median
+            ;;
+    esac
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    sleep 1
+}
+if [ "$cores" -ge 2 ]; then
+    # The origin gets both cores and two workers too, so that it is not the limit.
+    kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+    sed "s/^worker_processes 1;/worker_processes 2;/" bench/nginx-origin.conf > "$OUT/nginx-origin-scale.conf"
+    nginx -c "$OUT/nginx-origin-scale.conf" -p "$OUT" & pids+=($!)
+    wait_port 18081
+    echo
+    echo "Scaling: req/s unpinned on $cores cores, wrk -t2 -c$((CONNECTIONS * 2)), ${DURATION}s x $SCALE_ROUNDS rounds (medians)"
+    printf "%-8s %12s %12s %8s\n" proxy "1 thread" "2 threads" "2 / 1"
+    for who in nginx parapet; do
+        one=$(scale $who 1); two=$(scale $who 2)
+        printf "%-8s %12.0f %12.0f %8.2f\n" "$who" "$one" "$two" "$(awk -v a="$two" -v b="$one" 'BEGIN { print a / b }')"
+    done
+fi
+
+# Allocations per request, from the counting build (bench-only: --features count-alloc).
+alloc_run() {
+    local who=$1 port=$2; shift 2
+    local pid before after n
+    rm -f "$OUT/allocs.$who"
+    ALLOC_COUNT_FILE="$OUT/allocs.$who" RUST_LOG=error taskset -c "$PROXY_CPU" "$@" & pid=$!
+    wait_port "$port"
+    pin "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d1s "http://127.0.0.1:$port/" >/dev/null
+    sleep 0.3; before=$(cat "$OUT/allocs.$who")
+    n=$(pin "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$port/" | awk '/requests in/ {print $1}')
+    sleep 0.3; after=$(cat "$OUT/allocs.$who")
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    awk -v who="$who" -v b="$before" -v a="$after" -v n="$n" 'BEGIN {
+        split(b, x, " "); split(a, y, " ")
+        printf "%-8s %10d %14.1f %16.1f\n", who, n, (y[1] - x[1]) / n, (y[2] - x[2]) / n }' | tee -a "$OUT/allocs"
+}
+if [ -x "$COUNTING/parapet" ] && [ -x "$COUNTING/examples/bare_pingora" ]; then
+    echo
+    echo "Allocations per request (counting build), ${DURATION}s each"
+    printf "%-8s %10s %14s %16s\n" proxy requests allocations reallocations
+    : > "$OUT/allocs"
+    alloc_run bare 18092 "$COUNTING/examples/bare_pingora"
+    alloc_run parapet 18091 "$COUNTING/parapet" -c "$PARAPET_CONF"
+    echo "parapet's own: $(awk '$1 == "parapet" { p = $3 } $1 == "bare" { b = $3 } END { printf "%+.1f", p - b }' "$OUT/allocs") allocations per request beyond bare Pingora"
+else
+    echo "(no counting build in $COUNTING: make bench builds it)" >&2
+fi

@@ -8,8 +8,14 @@ use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
 
+#[cfg(not(feature = "count-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(feature = "count-alloc")]
+#[global_allocator]
+static GLOBAL: parapet::alloc_count::Counting<mimalloc::MiMalloc> =
+    parapet::alloc_count::Counting(mimalloc::MiMalloc);
 
 struct Bare;
 
@@ -31,6 +37,8 @@ impl ProxyHttp for Bare {
 }
 
 fn main() {
+    #[cfg(feature = "count-alloc")]
+    parapet::alloc_count::report_from_env();
     let conf = ServerConf {
         threads: 1,
         work_stealing: false,

@@ -5,8 +5,15 @@ use clap::Parser;
 use pingora::server::configuration::Opt;
 use std::process::ExitCode;
 
+#[cfg(not(feature = "count-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The bench-only build counts allocations (see `make bench`).
+#[cfg(feature = "count-alloc")]
+#[global_allocator]
+static GLOBAL: parapet::alloc_count::Counting<mimalloc::MiMalloc> =
+    parapet::alloc_count::Counting(mimalloc::MiMalloc);
 
 /// Parapet: an edge reverse proxy and origin shield.
 #[derive(Parser)]
@@ -20,6 +27,8 @@ const DEFAULT_CONF: &str = "conf/parapet.yaml";
 
 fn main() -> ExitCode {
     ignore_sigusr1_until_handled();
+    #[cfg(feature = "count-alloc")]
+    parapet::alloc_count::report_from_env();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let opt = Cli::parse().opt;
     let path = opt.conf.clone().unwrap_or_else(|| DEFAULT_CONF.to_string());

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# bench/profile.sh: where Parapet's CPU time goes, for bench/RESULTS.md. Runs the
+# release build with the bench config pinned to core 0 behind wrk (core 1), samples
+# it with perf for SAMPLE seconds (8), and prints self time grouped (kernel, allocation,
+# tokio, header handling, Pingora, libc, Parapet's own modules) and the top
+# functions. Needs perf (linux-perf), nginx and wrk (make bench-deps), and
+# target/release/parapet (make release).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=/tmp/parapet-bench
+SAMPLE=${SAMPLE:-8}
+mkdir -p "$OUT"
+command -v perf >/dev/null || { apt-get update -qq && apt-get install -y -qq linux-perf; }
+: > "$OUT/access.log"
+
+taskset -c 1 nginx -c "$PWD/bench/nginx-origin.conf" -p "$OUT" & origin=$!
+RUST_LOG=error taskset -c 0 target/release/parapet -c bench/parapet.yaml & proxy=$!
+trap 'kill $origin $proxy 2>/dev/null || true' EXIT
+for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/18091) 2>/dev/null && break; sleep 0.1; done
+taskset -c 1 wrk -t1 -c32 -d1s http://127.0.0.1:18091/ >/dev/null
+taskset -c 1 wrk -t1 -c32 -d"$((SAMPLE + 2))s" http://127.0.0.1:18091/ >/dev/null & load=$!
+sleep 0.5
+perf record -q -F 2999 -p "$proxy" -o "$OUT/perf.data" -- sleep "$SAMPLE" 2>/dev/null
+wait "$load"
+
+perf report -i "$OUT/perf.data" --no-children --sort sym --stdio 2>/dev/null |
+    awk '/^ +[0-9.]+%/ { pct = $1; sub("%", "", pct); $1 = ""; print pct "\t" substr($0, 2) }' > "$OUT/profile.tsv"
+
+awk -F'\t' '
+function group(s) {
+    if (s ~ /^\[k\]/) return "kernel (TCP, syscalls, scheduler)"
+    if (s ~ /mi_|malloc|free|__rust_(alloc|dealloc|realloc)/) return "allocation (mimalloc)"
+    if (s ~ /parapet::/) return "Parapet: its own modules"
+    if (s ~ /tokio::|mio::/) return "tokio"
+    if (s ~ /http::header|httparse|pingora_http|bytes::|HeaderMap|HeaderName|HeaderValue/) return "header handling (http, httparse, pingora-http, bytes)"
+    if (s ~ /pingora|lru|tinyufo/) return "Pingora (proxy, h1 sessions, pool, timers, lb)"
+    if (s ~ /memmove|memcpy|memset|clock_gettime|__send|__recv|__libc|syscall|epoll|pthread/) return "libc (memcpy, clock, syscall stubs)"
+    return "other (std, core, hashing)"
+}
+{ g[group($2)] += $1 }
+END { for (k in g) printf "%6.1f%%  %s\n", g[k], k }' "$OUT/profile.tsv" | sort -rn
+echo
+echo "Top functions by self time:"
+sort -t$'\t' -k1 -rn "$OUT/profile.tsv" | head -25 | awk -F'\t' '{ printf "%6.2f%%  %s\n", $1, substr($2, 1, 110) }'
