@@ -1,13 +1,14 @@
 //! The JSON access log: one object per request, written off the request path.
 //!
-//! The request path only moves a small record into a bounded channel (`try_send`,
-//! never waiting); a background service drains it every 50 ms, formats the JSON
-//! and writes it through a buffer. If the writer falls
-//! behind, records are dropped and counted rather than slowing requests down.
+//! The request path only pushes a small record onto a bounded queue (a mutex held
+//! for the push alone, never waiting on the writer); a background service swaps the
+//! queue out every 50 ms, formats the JSON and writes it through a buffer. If the
+//! writer falls behind, records are dropped and counted rather than slowing
+//! requests down. (tokio's mpsc channel did the same job for about 900 instructions
+//! a record; the push costs a tenth of that.)
 //! SIGUSR1 reopens the file, for logrotate.
 
-use super::json::{json_opt, json_str};
-use crate::ascii::{put_ip, put_millis, put_padded, put_uint};
+use super::log_line::LineFormat;
 use async_trait::async_trait;
 use http::{HeaderValue, Method, Uri};
 use pingora::server::ShutdownWatch;
@@ -16,9 +17,8 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
 
 /// Records waiting for the writer; beyond this they are dropped (and counted).
 const QUEUE: usize = 64 * 1024;
@@ -54,13 +54,13 @@ pub struct Record {
 
 /// The request path's end of the log.
 pub struct AccessLog {
-    tx: mpsc::Sender<Record>,
+    queue: Arc<Queue>,
     dropped: AtomicU64,
 }
 
 /// The writer's end: a Pingora background service.
 pub struct Writer {
-    rx: Mutex<Option<mpsc::Receiver<Record>>>,
+    queue: Arc<Queue>,
     target: Target,
     /// Upstream names and their backends' addresses, to name them in lines.
     names: Vec<(String, Vec<String>)>,
@@ -76,13 +76,13 @@ pub fn channel(
     names: Vec<(String, Vec<String>)>,
     grace: Duration,
 ) -> (AccessLog, Writer) {
-    let (tx, rx) = mpsc::channel(QUEUE);
+    let queue = Arc::new(Queue(Mutex::new(Vec::new())));
     let log = AccessLog {
-        tx,
+        queue: queue.clone(),
         dropped: AtomicU64::new(0),
     };
     let writer = Writer {
-        rx: Mutex::new(Some(rx)),
+        queue,
         target,
         names,
         grace,
@@ -93,7 +93,11 @@ pub fn channel(
 impl AccessLog {
     /// Queue a record; never waits.
     pub fn record(&self, record: Record) {
-        if self.tx.try_send(record).is_err() {
+        let mut queue = self.queue.lock();
+        if queue.len() < QUEUE {
+            queue.push(record);
+        } else {
+            drop(queue);
             let n = self.dropped.fetch_add(1, Ordering::Relaxed);
             if n.is_power_of_two() {
                 log::warn!("access log writer is behind: {} lines dropped", n + 1);
@@ -118,9 +122,9 @@ fn open(target: &Target) -> std::io::Result<Box<dyn Write + Send>> {
 #[async_trait]
 impl BackgroundService for Writer {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let Some(mut rx) = self.rx.lock().ok().and_then(|mut r| r.take()) else {
-            return;
-        };
+        // The writer's half of the double buffer: swapped with the queue, written
+        // out, cleared, so that neither side allocates once both have grown.
+        let mut batch = Vec::new();
         let mut reopen =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()) {
                 Ok(s) => Some(s),
@@ -147,7 +151,7 @@ impl BackgroundService for Writer {
             tokio::select! {
                 _ = tick.tick() => {}
                 Some(()) = async { match reopen.as_mut() { Some(s) => s.recv().await, None => None } } => {
-                    drain(&mut rx, &mut out, &mut line, &mut format);
+                    drain(&self.queue, &mut batch, &mut out, &mut line, &mut format);
                     let _ = out.flush();
                     match open(&self.target) {
                         Ok(w) => {
@@ -162,7 +166,7 @@ impl BackgroundService for Writer {
                     stop_at = Some(tokio::time::Instant::now() + self.grace + FLUSH_EVERY);
                 }
             }
-            drain(&mut rx, &mut out, &mut line, &mut format);
+            drain(&self.queue, &mut batch, &mut out, &mut line, &mut format);
             if let Err(e) = out.flush() {
                 log::error!("access log: write failed: {e}");
             }
@@ -173,14 +177,28 @@ impl BackgroundService for Writer {
     }
 }
 
+/// Records waiting for the writer.
+struct Queue(Mutex<Vec<Record>>);
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, Vec<Record>> {
+        // A panic while pushing leaves a valid Vec: keep using it.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// Write every queued record.
 fn drain(
-    rx: &mut mpsc::Receiver<Record>,
+    queue: &Queue,
+    batch: &mut Vec<Record>,
     out: &mut impl Write,
     line: &mut Vec<u8>,
     format: &mut LineFormat,
 ) {
-    while let Ok(record) = rx.try_recv() {
+    std::mem::swap(&mut *queue.lock(), batch);
+    for record in batch.drain(..) {
         line.clear();
         format.line(line, &record);
         if let Err(e) = out.write_all(line) {
@@ -189,199 +207,25 @@ fn drain(
     }
 }
 
-/// Formats records as JSON lines. Built once per writer: upstream and backend
-/// names are escaped ahead of time, and the date and time up to the second is
-/// rendered once per second rather than once per line.
-pub struct LineFormat {
-    /// Per upstream: its name, then its backends' addresses, each as a JSON string.
-    names: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
-    clock: SecondClock,
-}
-
-/// The date and time up to the second, rendered once per second.
-struct SecondClock {
-    /// The second `text` renders (`2026-11-25T14:18:15`).
-    second: u64,
-    text: Vec<u8>,
-}
-
-impl LineFormat {
-    pub fn new(names: &[(String, Vec<String>)]) -> LineFormat {
-        let quoted = |text: &str| {
-            let mut out = Vec::with_capacity(text.len() + 2);
-            json_str(&mut out, text.as_bytes());
-            out
-        };
-        LineFormat {
-            names: names
-                .iter()
-                .map(|(name, backends)| {
-                    (quoted(name), backends.iter().map(|b| quoted(b)).collect())
-                })
-                .collect(),
-            clock: SecondClock {
-                second: u64::MAX,
-                text: Vec::with_capacity(20),
-            },
-        }
-    }
-
-    /// One JSON object and a newline.
-    pub fn line(&mut self, out: &mut Vec<u8>, r: &Record) {
-        let upstream = r.upstream.and_then(|u| self.names.get(u));
-        let backend = upstream.zip(r.backend).and_then(|((_, b), i)| b.get(i));
-        out.extend_from_slice(b"{\"time\":\"");
-        self.clock.put(out, r.time);
-        out.extend_from_slice(b"\",\"request_id\":");
-        json_str(out, r.request_id.as_bytes());
-        out.extend_from_slice(b",\"trace_id\":");
-        json_opt(out, r.trace_id.as_ref().map(|t| &t[..]));
-        out.extend_from_slice(b",\"client_ip\":\"");
-        put_ip(out, r.client_ip);
-        out.extend_from_slice(b"\",\"method\":");
-        json_str(out, r.method.as_str().as_bytes());
-        out.extend_from_slice(b",\"host\":");
-        json_opt(out, r.host.as_ref().map(|h| h.as_bytes()));
-        out.extend_from_slice(b",\"path\":");
-        let path = r.uri.path_and_query().map_or("/", |p| p.as_str());
-        json_str(out, path.as_bytes());
-        out.extend_from_slice(b",\"status\":");
-        put_uint(out, r.status.into());
-        out.extend_from_slice(b",\"bytes_in\":");
-        put_uint(out, r.bytes_in);
-        out.extend_from_slice(b",\"bytes_out\":");
-        put_uint(out, r.bytes_out);
-        out.extend_from_slice(b",\"upstream\":");
-        quoted_or_null(out, upstream.map(|(name, _)| name));
-        out.extend_from_slice(b",\"backend\":");
-        quoted_or_null(out, backend);
-        out.extend_from_slice(b",\"attempts\":");
-        put_uint(out, r.attempts.into());
-        out.extend_from_slice(b",\"cache\":null,\"duration_ms\":");
-        put_millis(out, r.duration);
-        out.extend_from_slice(b",\"upstream_duration_ms\":");
-        match r.upstream_duration {
-            Some(d) => put_millis(out, d),
-            None => out.extend_from_slice(b"null"),
-        }
-        out.extend_from_slice(b",\"user_agent\":");
-        json_opt(out, r.user_agent.as_ref().map(|u| u.as_bytes()));
-        out.extend_from_slice(b"}\n");
-    }
-}
-
-impl SecondClock {
-    /// `2026-11-25T14:18:15.123Z`
-    fn put(&mut self, out: &mut Vec<u8>, time: SystemTime) {
-        let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let secs = since.as_secs();
-        if secs != self.second {
-            self.second = secs;
-            self.text.clear();
-            rfc3339_seconds(&mut self.text, secs);
-        }
-        out.extend_from_slice(&self.text);
-        out.push(b'.');
-        put_padded(out, since.subsec_millis().into(), 3);
-        out.push(b'Z');
-    }
-}
-
-fn quoted_or_null(out: &mut Vec<u8>, quoted: Option<&Vec<u8>>) {
-    out.extend_from_slice(quoted.map_or(&b"null"[..], |q| &q[..]));
-}
-
-/// `2026-11-25T14:18:15`
-fn rfc3339_seconds(out: &mut Vec<u8>, secs: u64) {
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    put_padded(out, y.max(0) as u64, 4);
-    for (sep, n) in [
-        (b'-', m.into()),
-        (b'-', d.into()),
-        (b'T', rem / 3600),
-        (b':', rem % 3600 / 60),
-        (b':', rem % 60),
-    ] {
-        out.push(sep);
-        put_padded(out, n, 2);
-    }
-}
-
-/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observe::log_line::tests::sample;
 
     #[test]
-    fn dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_417), (2025, 11, 25));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
-
-    #[test]
-    fn line_is_json_with_escapes() {
-        let r = Record {
-            time: UNIX_EPOCH + Duration::from_millis(1_764_080_295_123),
-            request_id: HeaderValue::from_static("abc"),
-            trace_id: None,
-            client_ip: "1.2.3.4".parse().unwrap(),
-            method: Method::GET,
-            host: Some(HeaderValue::from_static("example.com")),
-            uri: Uri::from_static("/a?q=x"),
-            status: 200,
-            bytes_in: 0,
-            bytes_out: 5,
-            upstream: Some(0),
-            backend: Some(0),
-            attempts: 1,
-            duration: Duration::from_micros(1500),
-            upstream_duration: Some(Duration::from_micros(1000)),
-            user_agent: Some(HeaderValue::from_static("curl\\8")),
-        };
-        let mut out = Vec::new();
-        let mut format = LineFormat::new(&[("app".into(), vec!["127.0.0.1:1".into()])]);
-        format.line(&mut out, &r);
-        let text = String::from_utf8(out).unwrap();
-        assert_eq!(
-            text,
-            "{\"time\":\"2025-11-25T14:18:15.123Z\",\"request_id\":\"abc\",\"trace_id\":null,\"client_ip\":\"1.2.3.4\",\"method\":\"GET\",\"host\":\"example.com\",\"path\":\"/a?q=x\",\"status\":200,\"bytes_in\":0,\"bytes_out\":5,\"upstream\":\"app\",\"backend\":\"127.0.0.1:1\",\"attempts\":1,\"cache\":null,\"duration_ms\":1.500,\"upstream_duration_ms\":1.000,\"user_agent\":\"curl\\\\8\"}\n"
-        );
-    }
-
-    #[test]
-    fn the_cached_second_moves_on() {
-        let mut clock = SecondClock {
-            second: u64::MAX,
-            text: Vec::new(),
-        };
-        let mut out = Vec::new();
-        for ms in [
-            1_764_080_295_999,
-            1_764_080_296_000,
-            1_764_080_296_001,
-            1_764_080_355_000,
-        ] {
-            clock.put(&mut out, UNIX_EPOCH + Duration::from_millis(ms));
-            out.push(b' ');
+    fn a_full_queue_drops_and_counts_instead_of_waiting() {
+        let (log, writer) = channel(Target::Stderr, vec![], Duration::ZERO);
+        for _ in 0..QUEUE + 3 {
+            log.record(sample());
         }
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "2025-11-25T14:18:15.999Z 2025-11-25T14:18:16.000Z 2025-11-25T14:18:16.001Z 2025-11-25T14:19:15.000Z "
-        );
+        assert_eq!(log.dropped.load(Ordering::Relaxed), 3);
+        let (mut batch, mut out, mut line) = (Vec::new(), Vec::new(), Vec::new());
+        let mut format = LineFormat::new(&[]);
+        drain(&writer.queue, &mut batch, &mut out, &mut line, &mut format);
+        assert_eq!(out.iter().filter(|b| **b == b'\n').count(), QUEUE);
+        // Drained: there is room again, and the writer's buffer kept its capacity.
+        log.record(sample());
+        assert_eq!(log.dropped.load(Ordering::Relaxed), 3);
+        assert!(batch.capacity() >= QUEUE);
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod access_log;
 pub mod json;
+pub mod log_line;
 pub mod metrics;
 pub mod request_id;
 pub mod trace;

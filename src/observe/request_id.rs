@@ -35,7 +35,15 @@ pub fn generate() -> HeaderValue {
     let mut text = [0u8; 32];
     hex(hi, &mut text[..16]);
     hex(lo, &mut text[16..]);
-    HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("0"))
+    shared_value(text).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// A header value that owns `text` in one allocation shared by all its clones. (A
+/// value built from a slice is copied into a `Vec`, and its first clone allocates
+/// again to make that `Vec` shareable; the request ID is cloned into the upstream
+/// request, the response and the access log.)
+pub fn shared_value<const N: usize>(text: [u8; N]) -> Option<HeaderValue> {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text)).ok()
 }
 
 /// 128 bits unique within this process (the counter goes through a bijection).

@@ -31,7 +31,7 @@ pub fn accept_or_start(incoming: Option<&HeaderValue>) -> TraceContext {
     let mut trace_id = [0u8; 32];
     trace_id.copy_from_slice(&text[3..35]);
     TraceContext {
-        header: HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("")),
+        header: request_id::shared_value(text).unwrap_or(HeaderValue::from_static("")),
         trace_id,
     }
 }
