@@ -34,14 +34,14 @@ pub fn finish(rt: &Runtime, session: &Session, e: Option<&Error>, ctx: &mut Requ
         return;
     };
     let req = session.req_header();
-    log.record(Record {
+    log.record(&Record {
         time: SystemTime::now(),
-        request_id: ctx.request_id.clone(),
-        trace_id: ctx.trace.as_ref().map(|t| t.trace_id),
+        request_id: ctx.request_id.as_bytes(),
+        trace_id: ctx.trace.as_ref().map(|t| &t.trace_id),
         client_ip: ctx.client_ip,
-        method: req.method.clone(),
-        host: req.headers.get(header::HOST).cloned(),
-        uri: req.uri.clone(),
+        method: req.method.as_str(),
+        host: req.headers.get(header::HOST).map(|h| h.as_bytes()),
+        path: req.uri.path_and_query().map_or("/", |p| p.as_str()),
         status,
         bytes_in: session.body_bytes_read() as u64,
         bytes_out: session.body_bytes_sent() as u64,
@@ -50,6 +50,6 @@ pub fn finish(rt: &Runtime, session: &Session, e: Option<&Error>, ctx: &mut Requ
         attempts: ctx.attempts,
         duration,
         upstream_duration: ctx.upstream_elapsed,
-        user_agent: req.headers.get(header::USER_AGENT).cloned(),
+        user_agent: req.headers.get(header::USER_AGENT).map(|u| u.as_bytes()),
     });
 }
