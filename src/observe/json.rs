@@ -13,11 +13,13 @@ pub fn json_opt(out: &mut Vec<u8>, value: Option<&[u8]>) {
 /// A JSON string; bytes that are not UTF-8 become U+FFFD.
 pub fn json_str(out: &mut Vec<u8>, raw: &[u8]) {
     out.push(b'"');
-    // Most values (paths, hosts, IDs) are plain printable ASCII: copy them as they are.
-    if raw
-        .iter()
-        .all(|b| (0x20..0x7f).contains(b) && *b != b'"' && *b != b'\\')
-    {
+    // Most values (paths, hosts, IDs) are plain printable ASCII: copy them as they
+    // are. The check has no early exit, so the compiler can test 16 or 32 bytes at
+    // a time; a short-circuiting `all` went byte by byte.
+    let plain = raw.iter().fold(true, |plain, &b| {
+        plain & (0x20..0x7f).contains(&b) & (b != b'"') & (b != b'\\')
+    });
+    if plain {
         out.extend_from_slice(raw);
         out.push(b'"');
         return;
