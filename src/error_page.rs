@@ -3,9 +3,8 @@
 //! otherwise — carrying the request ID and never a backend address or an internal
 //! error string.
 
-use crate::policy::headers::WireName;
 use bytes::{BufMut, Bytes, BytesMut};
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorSource, ErrorType};
@@ -81,7 +80,7 @@ pub async fn send(
     session: &mut Session,
     status: u16,
     request_id: &HeaderValue,
-    request_id_header: &WireName,
+    request_id_header: &HeaderName,
 ) -> pingora::Result<()> {
     let json = wants_json(session);
     let body = body(status, request_id, json);
@@ -93,7 +92,7 @@ pub async fn send(
     resp.insert_header(header::CONTENT_TYPE, content_type)?;
     resp.insert_header(header::CONTENT_LENGTH, body.len())?;
     resp.insert_header(header::CACHE_CONTROL, "no-store")?;
-    resp.insert_header(request_id_header.wire, request_id.clone())?;
+    resp.insert_header(request_id_header.clone(), request_id.clone())?;
     if status == 503 {
         resp.insert_header(header::RETRY_AFTER, RETRY_AFTER_SECS)?;
     }

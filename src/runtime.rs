@@ -5,9 +5,10 @@
 use crate::config::model::{AdminSettings, ClientIpSettings, Settings};
 use crate::observe::access_log::{self, AccessLog};
 use crate::observe::metrics::{Layout, Metrics};
-use crate::policy::headers::{ResponseHeaderRules, WireName};
+use crate::policy::headers::ResponseHeaderRules;
 use crate::routing::RouteTable;
 use crate::upstream::Upstream;
+use http::HeaderName;
 use pingora::services::background::background_service;
 use pingora::services::ServiceWithDependents;
 use pingora::{Error, ErrorType};
@@ -18,7 +19,7 @@ pub struct Runtime {
     pub routes: RouteTable,
     pub upstreams: Vec<Upstream>,
     pub client_ip: ClientIpSettings,
-    pub request_id_header: WireName,
+    pub request_id_header: HeaderName,
     pub response_headers: ResponseHeaderRules,
     pub metrics: Arc<Metrics>,
     pub access_log: Option<AccessLog>,

@@ -5,7 +5,7 @@
 use super::file::{HealthCheckKind, Selection};
 use crate::observe::access_log::Target;
 use crate::policy::client_ip::Cidr;
-use crate::policy::headers::{ResponseHeaderRules, WireName};
+use crate::policy::headers::ResponseHeaderRules;
 use crate::routing::HostMatch;
 use http::{HeaderName, HeaderValue};
 use pingora::server::configuration::ServerConf;
@@ -17,7 +17,7 @@ pub struct Settings {
     pub server: ServerConf,
     pub listeners: Vec<String>,
     pub client_ip: ClientIpSettings,
-    pub request_id_header: WireName,
+    pub request_id_header: HeaderName,
     pub upstreams: Vec<UpstreamSettings>,
     pub routes: Vec<RouteSettings>,
     pub response_headers: ResponseHeaderRules,
@@ -31,7 +31,7 @@ pub struct AdminSettings {
 }
 
 pub struct ClientIpSettings {
-    pub header: WireName,
+    pub header: HeaderName,
     pub trusted: Vec<Cidr>,
 }
 

@@ -7,7 +7,7 @@ use super::model::*;
 use super::{section, ConfigErrors};
 use crate::observe::access_log::Target;
 use crate::policy::client_ip::Cidr;
-use crate::policy::headers::{ResponseHeaderRules, WireName};
+use crate::policy::headers::ResponseHeaderRules;
 use crate::routing::HostMatch;
 use http::{HeaderName, HeaderValue};
 use pingora::server::configuration::ServerConf;
@@ -79,7 +79,7 @@ pub(super) fn validate(
         server,
         listeners,
         client_ip: ClientIpSettings {
-            header: wire_name(&client_ip.header, "client_ip.header", errors)?,
+            header: header_name(&client_ip.header, "client_ip.header", errors)?,
             trusted: client_ip
                 .trusted_proxies
                 .iter()
@@ -91,7 +91,7 @@ pub(super) fn validate(
                 })
                 .collect(),
         },
-        request_id_header: wire_name(&request_id.header, "request_id.header", errors)?,
+        request_id_header: header_name(&request_id.header, "request_id.header", errors)?,
         upstreams,
         routes,
         response_headers: response_rules(&response_headers, errors),
@@ -307,14 +307,6 @@ fn route_of(
         path_prefix: config.path_prefix,
         upstream: upstream?,
     })
-}
-
-fn wire_name(text: &str, path: &str, errors: &mut ConfigErrors) -> Option<WireName> {
-    let name = WireName::configured(text);
-    if name.is_none() {
-        errors.push(path, format!("'{text}' is not a valid header name"));
-    }
-    name
 }
 
 fn header_name(text: &str, path: &str, errors: &mut ConfigErrors) -> Option<HeaderName> {

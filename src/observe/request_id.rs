@@ -41,7 +41,7 @@ pub fn generate() -> HeaderValue {
 /// A header value that owns `text` in one allocation shared by all its clones. (A
 /// value built from a slice is copied into a `Vec`, and its first clone allocates
 /// again to make that `Vec` shareable; the request ID is cloned into the upstream
-/// request, the response and the access log.)
+/// request and the response.)
 pub fn shared_value<const N: usize>(text: [u8; N]) -> Option<HeaderValue> {
     HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text)).ok()
 }

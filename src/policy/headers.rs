@@ -19,28 +19,6 @@ pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-h
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// A header Parapet sets: `name` to look it up, `wire` (as configured, or in its
-/// usual case) to insert it. Pingora keeps the case of every header it writes; from
-/// a `HeaderName` it rebuilds that case with an allocation on every insert, from a
-/// `&'static str` it does not.
-#[derive(Debug, Clone)]
-pub struct WireName {
-    pub name: HeaderName,
-    pub wire: &'static str,
-}
-
-impl WireName {
-    /// A configured header name. The text is kept for the life of the process (it
-    /// is configuration, loaded once).
-    pub fn configured(text: &str) -> Option<WireName> {
-        let name = HeaderName::from_bytes(text.as_bytes()).ok()?;
-        Some(WireName {
-            name,
-            wire: Box::leak(text.to_string().into_boxed_str()),
-        })
-    }
-}
-
 /// How many fields Parapet adds to an upstream request at most: X-Forwarded-For,
 /// -Proto and -Host, the client-IP header, the request ID and traceparent.
 pub const UPSTREAM_ADDED: usize = 6;

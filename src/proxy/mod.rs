@@ -130,8 +130,7 @@ impl ProxyHttp for Parapet {
         rt.metrics.active.inc();
         ctx.counted_active = true;
         let req = session.req_header();
-        ctx.request_id =
-            request_id::accept_or_generate(req.headers.get(&rt.request_id_header.name));
+        ctx.request_id = request_id::accept_or_generate(req.headers.get(&rt.request_id_header));
         if let Some(peer) = session.client_addr().and_then(|a| a.as_inet()) {
             let trusted = &rt.client_ip.trusted;
             ctx.peer_ip = peer.ip();
@@ -139,9 +138,7 @@ impl ProxyHttp for Parapet {
             ctx.client_ip = client_ip::client_ip(
                 trusted,
                 ctx.peer_ip,
-                req.headers
-                    .get(&rt.client_ip.header.name)
-                    .map(|v| v.as_bytes()),
+                req.headers.get(&rt.client_ip.header).map(|v| v.as_bytes()),
                 req.headers
                     .get(&headers::X_FORWARDED_FOR)
                     .map(|v| v.as_bytes()),
@@ -211,8 +208,8 @@ impl ProxyHttp for Parapet {
         let rt = &self.rt;
         let host = self.upstream(ctx)?.host_header.as_ref();
         head_edit::edit_request(req, headers::UPSTREAM_ADDED, |h| {
-            headers::set_forwarding(h, &fwd, &rt.client_ip.header.name);
-            let _ = h.try_insert(rt.request_id_header.name.clone(), ctx.request_id.clone());
+            headers::set_forwarding(h, &fwd, &rt.client_ip.header);
+            let _ = h.try_insert(rt.request_id_header.clone(), ctx.request_id.clone());
             if let Some(trace) = &ctx.trace {
                 let _ = h.try_insert(trace::TRACEPARENT.clone(), trace.header.clone());
             }
@@ -244,7 +241,7 @@ impl ProxyHttp for Parapet {
         head_edit::edit_response(resp, rt.response_headers.add.len() + 1, |h| {
             headers::strip_response_hop_by_hop(h, status);
             rt.response_headers.apply(h);
-            let _ = h.try_insert(rt.request_id_header.name.clone(), ctx.request_id.clone());
+            let _ = h.try_insert(rt.request_id_header.clone(), ctx.request_id.clone());
         });
         Ok(())
     }
