@@ -5,8 +5,8 @@
 //! and growing each map on its own; neither can be reserved. For the eight or so
 //! fields Parapet adds to every request and response that was about a tenth of the
 //! instructions of a whole proxied request. So a head is taken apart into its `http`
-//! parts, edited with room reserved up front, and put back together without the
-//! case map. Header names then go out in lower case (the usual ones, such as `Host`,
+//! parts, edited (a request with room reserved up front), and put back together
+//! without the case map. Header names then go out in lower case (the usual ones, such as `Host`,
 //! `Content-Type` and `Content-Length`, in title case), as Envoy and HAProxy send
 //! them; HTTP field names are case-insensitive (RFC 9110 §5.1). The request-target
 //! and the response's reason phrase are kept byte for byte.
@@ -38,15 +38,16 @@ pub fn edit_request(
     Ok(())
 }
 
-/// Edit a response's header map, with room for `adding` more fields.
-pub fn edit_response(resp: &mut ResponseHeader, adding: usize, edit: impl FnOnce(&mut HeaderMap)) {
+/// Edit a response's header map. Nothing is reserved: the edit usually removes the
+/// origin's `Connection` before it adds its two or three fields, so the map parsed
+/// from the origin mostly has room already, and reserving first would grow it.
+pub fn edit_response(resp: &mut ResponseHeader, edit: impl FnOnce(&mut HeaderMap)) {
     let reason = resp
         .get_reason_phrase()
         .filter(|r| Some(*r) != resp.status.canonical_reason())
         .map(str::to_owned);
     let placeholder = ResponseHeader::from(http::Response::new(()).into_parts().0);
     let mut parts: http::response::Parts = std::mem::replace(resp, placeholder).into();
-    parts.headers.reserve(adding);
     edit(&mut parts.headers);
     *resp = ResponseHeader::from(parts);
     if let Some(reason) = reason {
@@ -84,7 +85,7 @@ mod tests {
     fn a_response_keeps_its_status_and_reason() {
         let mut resp = ResponseHeader::build(299, None).unwrap();
         resp.set_reason_phrase(Some("Fine Anyway")).unwrap();
-        edit_response(&mut resp, 1, |h| {
+        edit_response(&mut resp, |h| {
             h.insert(
                 HeaderName::from_static("via"),
                 HeaderValue::from_static("1.1 p"),
@@ -94,7 +95,7 @@ mod tests {
         assert_eq!(resp.get_reason_phrase(), Some("Fine Anyway"));
         assert_eq!(resp.headers.get("via").unwrap(), "1.1 p");
         let mut resp = ResponseHeader::build(404, None).unwrap();
-        edit_response(&mut resp, 0, |_| {});
+        edit_response(&mut resp, |_| {});
         assert_eq!(resp.get_reason_phrase(), Some("Not Found"));
     }
 }

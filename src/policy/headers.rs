@@ -8,7 +8,7 @@
 //! `response_headers` rules.
 
 use crate::ascii::put_ip;
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use std::net::IpAddr;
@@ -34,15 +34,16 @@ pub struct Forwarding {
 
 /// Set X-Forwarded-For/-Proto/-Host and the client-IP header on an upstream request.
 pub fn set_forwarding(headers: &mut HeaderMap, fwd: &Forwarding, client_ip_header: &HeaderName) {
+    let peer = ip_value(fwd.peer);
     let xff = match headers.get(&X_FORWARDED_FOR).filter(|_| fwd.trusted) {
         Some(prior) => {
             let mut buf = BytesMut::with_capacity(prior.len() + 42);
             buf.put_slice(prior.as_bytes());
             buf.put_slice(b", ");
             put_ip(&mut buf, fwd.peer);
-            buf
+            HeaderValue::from_maybe_shared(buf.freeze()).ok()
         }
-        None => ip_bytes(fwd.peer),
+        None => peer.clone(),
     };
     insert(headers, &X_FORWARDED_FOR, xff);
     if !(fwd.trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
@@ -59,7 +60,13 @@ pub fn set_forwarding(headers: &mut HeaderMap, fwd: &Forwarding, client_ip_heade
             }
         }
     }
-    insert(headers, client_ip_header, ip_bytes(fwd.client));
+    // Usually the client is the peer: the same value (one allocation) serves both.
+    let client = if fwd.client == fwd.peer {
+        peer
+    } else {
+        ip_value(fwd.client)
+    };
+    insert(headers, client_ip_header, client);
 }
 
 /// The request's host as the client sent it.
@@ -67,17 +74,40 @@ pub fn host_of(req: &RequestHeader) -> Option<&HeaderValue> {
     req.headers.get(header::HOST)
 }
 
-fn insert(headers: &mut HeaderMap, name: &HeaderName, value: BytesMut) {
+fn insert(headers: &mut HeaderMap, name: &HeaderName, value: Option<HeaderValue>) {
     // Built from an IP address and an existing valid value: always a valid value.
-    if let Ok(v) = HeaderValue::from_maybe_shared(value.freeze()) {
+    if let Some(v) = value {
         let _ = headers.try_insert(name.clone(), v);
     }
 }
 
-fn ip_bytes(ip: IpAddr) -> BytesMut {
-    let mut buf = BytesMut::with_capacity(40);
-    put_ip(&mut buf, ip);
-    buf
+/// An address as a header value, in one allocation shared by its clones.
+fn ip_value(ip: IpAddr) -> Option<HeaderValue> {
+    let mut text = IpText {
+        bytes: [0; IpText::MAX],
+        len: 0,
+    };
+    let mut unwritten = &mut text.bytes[..];
+    put_ip(&mut unwritten, ip);
+    text.len = IpText::MAX - unwritten.len();
+    HeaderValue::from_maybe_shared(Bytes::from_owner(text)).ok()
+}
+
+/// An address's text, stored inline.
+struct IpText {
+    bytes: [u8; IpText::MAX],
+    len: usize,
+}
+
+impl IpText {
+    /// The longest text form of an address (`ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255`).
+    const MAX: usize = 45;
+}
+
+impl AsRef<[u8]> for IpText {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 /// Strip the origin's hop-by-hop response fields. `Connection` itself is rewritten
@@ -184,6 +214,19 @@ mod tests {
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "example.com");
         assert_eq!(h["x-real-ip"], "1.2.3.4");
+    }
+
+    #[test]
+    fn the_longest_addresses_fit() {
+        for ip in [
+            "255.255.255.255",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::ffff:1.2.3.4",
+        ] {
+            let h = forwarded(&[], &forwarding(ip, ip, false));
+            assert_eq!(h["x-forwarded-for"], ip);
+            assert_eq!(h["x-real-ip"], ip);
+        }
     }
 
     #[test]

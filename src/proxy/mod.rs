@@ -238,7 +238,7 @@ impl ProxyHttp for Parapet {
     ) -> Result<()> {
         let rt = &self.rt;
         let status = resp.status;
-        head_edit::edit_response(resp, rt.response_headers.add.len() + 1, |h| {
+        head_edit::edit_response(resp, |h| {
             headers::strip_response_hop_by_hop(h, status);
             rt.response_headers.apply(h);
             let _ = h.try_insert(rt.request_id_header.clone(), ctx.request_id.clone());
