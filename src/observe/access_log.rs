@@ -141,8 +141,10 @@ impl BackgroundService for Writer {
                     None
                 }
             };
+        // No BufWriter: each batch is already one buffer of whole lines, written
+        // with one call.
         let mut out = match open(&self.target) {
-            Ok(w) => std::io::BufWriter::with_capacity(64 * 1024, w),
+            Ok(w) => w,
             Err(e) => {
                 log::error!("access log: cannot open {:?}: {e}", self.target);
                 return;
@@ -161,7 +163,7 @@ impl BackgroundService for Writer {
                     let _ = out.flush();
                     match open(&self.target) {
                         Ok(w) => {
-                            out = std::io::BufWriter::with_capacity(64 * 1024, w);
+                            out = w;
                             log::info!("access log reopened");
                         }
                         Err(e) => log::error!("access log: cannot reopen {:?}: {e}", self.target),

@@ -5,7 +5,7 @@ use super::json::{json_opt, json_str};
 use crate::ascii::{put_ip, put_millis, put_padded, put_uint};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Formats records as JSON lines. Built once per writer: upstream and backend
+/// Formats records as JSON lines. Built once per access log: upstream and backend
 /// names are escaped ahead of time, and the date and time up to the second is
 /// rendered once per second rather than once per line.
 pub struct LineFormat {
