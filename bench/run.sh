@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # make bench: nginx origin; nginx, a bare Pingora proxy (examples/bare_pingora.rs)
 # and Parapet as proxies, each pinned to one core with one worker; wrk on the other
-# core. Prints req/s, p50/p99 latency and each proxy's CPU microseconds per request
-# (utime+stime / requests), medians of ROUNDS same-run rounds, and Parapet's ratio
-# to nginx and to bare Pingora. Then:
+# core. Prints:
+# - req/s, p50/p99 latency and each proxy's CPU microseconds per request
+#   (utime+stime / requests), one proxy at a time, medians of ROUNDS rounds;
+# - the CPU ratios again, measured in pairs (two proxies on the proxy core, loaded at
+#   once; bench/lib.sh says why), medians of PAIR_ROUNDS rounds: the figure of merit;
 # - latency at fixed rates (80% of nginx's median maximum; 80% and 50% of Parapet's)
 #   from the open-loop client (examples/open_loop.rs), LAT_ROUNDS rounds each;
 # - one round per proxy with a new connection per request;
 # - the RSS that IDLE (10,000) idle keep-alive connections add;
 # - scaling: req/s unpinned with 1 and 2 threads (nginx: worker processes);
 # - allocations per request, from the counting build (target/alloc-count).
-# Bounded: about ROUNDS x 3 x (DURATION + 1) + 3 x LAT_ROUNDS x 3 x (LAT_DURATION + 1)
-# + 3 x DURATION + 3 x ~20 + 4 x SCALE_ROUNDS x (DURATION + 1) + 2 x (DURATION + 2)
-# seconds: about 8 minutes with the defaults.
+# Bounded: about ROUNDS x 3 x (DURATION + 1) + PAIR_ROUNDS x 3 x DURATION
+# + 3 x LAT_ROUNDS x 3 x (LAT_DURATION + 1) + 3 x DURATION + 3 x ~20
+# + 4 x SCALE_ROUNDS x (DURATION + 1) + 2 x (DURATION + 2) seconds: about 8.5 minutes
+# with the defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-3}
+PAIR_ROUNDS=${PAIR_ROUNDS:-5}
 DURATION=${DURATION:-5}
 CONNECTIONS=${CONNECTIONS:-32}
 OUT=/tmp/parapet-bench
@@ -33,29 +37,12 @@ mkdir -p "$OUT"
 
 cores=$(nproc)
 if [ "$cores" -ge 2 ]; then PROXY_CPU=0; LOAD_CPU=1; else PROXY_CPU=0; LOAD_CPU=0; fi
-# Backgrounded processes are started with taskset directly (not through a shell
-# function) so that $! is the process itself.
-pin() { local cpu=$1; shift; taskset -c "$cpu" "$@"; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
-
-wait_port() {
-    for _ in $(seq 1 100); do
-        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "port $1 never opened" >&2; return 1
-}
-
-# CPU ticks (utime+stime) of a process and its threads/children.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-tree_ticks() {
-    local total=0 p
-    for p in "$@"; do total=$((total + $(ticks "$p"))); done
-    echo "$total"
-}
 
 taskset -c "$LOAD_CPU" nginx -c "$PWD/bench/nginx-origin.conf" -p "$OUT" & pids+=($!)
 wait_port 18081
@@ -74,6 +61,8 @@ parapet_pid=$!
 wait_port 18091
 
 HZ=$(getconf CLK_TCK)
+port_of() { case $1 in nginx) echo 18090 ;; bare) echo 18092 ;; parapet) echo 18091 ;; esac; }
+pids_of() { case $1 in nginx) echo "${nginx_pids[*]}" ;; bare) echo "$bare_pid" ;; parapet) echo "$parapet_pid" ;; esac; }
 
 # run NAME PORT PIDS... -> "rps p50_ms p99_ms us_per_req"
 run() {
@@ -93,8 +82,6 @@ run() {
         'function ms(x) { if (x ~ /us$/) return x / 1000; if (x ~ /ms$/) return x + 0; if (x ~ /s$/) return x * 1000; return x }
          BEGIN { printf "%s %.3f %.3f %.2f\n", rps, ms(p50), ms(p99), t / hz * 1e6 / n }'
 }
-
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 : > "$OUT/results"
 for round in $(seq 1 "$ROUNDS"); do
@@ -116,10 +103,34 @@ for who in nginx bare parapet; do
     printf "%-8s %12.0f %10.3f %10.3f %14.2f\n" "$who" "$(col $who 1)" "$(col $who 2)" "$(col $who 3)" "$(col $who 4)"
 done
 ratio_of() { awk -v k="$1" '$1 == k { print $2 }' "$OUT/results" | median; }
-echo "CPU per request, medians of same-round ratios:"
+echo "CPU per request, one proxy at a time, medians of same-round ratios:"
 echo "  parapet / nginx        $(ratio_of ratio)"
 echo "  bare pingora / nginx   $(ratio_of bare_ratio)"
 echo "  parapet / bare pingora $(ratio_of own_ratio)"
+
+# The issue's figure of merit, measured in pairs: both proxies of a pair on the
+# proxy core and loaded at once (see paired in bench/lib.sh). Each proxy gets about
+# half the core, still enough to keep it busy, so CPU per request is what it is
+# when saturated, and whatever slows the core slows both.
+: > "$OUT/paired"
+for round in $(seq 1 "$PAIR_ROUNDS"); do
+    b_first=$([ $((round % 2)) -eq 0 ] && echo yes || true)
+    for pair in "parapet nginx" "bare nginx" "parapet bare"; do
+        read -r b a <<< "$pair"
+        out=$(paired "$(port_of "$a")" "$(pids_of "$a")" "$(port_of "$b")" "$(pids_of "$b")" "$b_first")
+        echo "$b/$a $out" | awk '{ printf "%s %.3f %s %s\n", $1, $3 / $2, $2, $3 }' >> "$OUT/paired"
+        echo "paired round $round: $b/$a $(tail -1 "$OUT/paired")" >&2
+    done
+done
+paired_col() { awk -v k="$1" -v c="$2" '$1 == k { print $c }' "$OUT/paired" | median; }
+paired_range() { awk -v k="$1" '$1 == k { print $2 }' "$OUT/paired" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f", lo, hi }'; }
+echo
+echo "CPU per request in pairs (both proxies on core $PROXY_CPU at once), ${DURATION}s x $PAIR_ROUNDS rounds (medians)"
+printf "%-24s %8s %12s %12s %12s\n" pair ratio "range" "us/req a" "us/req b"
+for k in parapet/nginx bare/nginx parapet/bare; do
+    printf "%-24s %8.2f %12s %12.2f %12.2f\n" "$k" "$(paired_col "$k" 2)" "$(paired_range "$k")" \
+        "$(paired_col "$k" 3)" "$(paired_col "$k" 4)"
+done
 
 # Latency at fixed rates, open loop: 80% of nginx's median maximum from the rounds
 # above (the issue's figure), then 80% and 50% of Parapet's, rates all three sustain.
