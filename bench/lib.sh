@@ -29,6 +29,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 # the host, frequency, the other core's load) slows both, so their ratio holds steady
 # where two runs one after the other can differ by a third on a shared machine. The
 # wrk started first gets a small head start; callers alternate it with b_first.
+paired_load() { taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$1/" > "$OUT/paired.$2"; }
 paired() {
     local port_a=$1 port_b=$3 b_first=${5:-}
     local -a pids_a pids_b
@@ -37,11 +38,11 @@ paired() {
     local a0 b0 a1 b1 load_a load_b
     a0=$(tree_ticks "${pids_a[@]}"); b0=$(tree_ticks "${pids_b[@]}")
     if [ -n "$b_first" ]; then
-        taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$port_b/" > "$OUT/paired.b" & load_b=$!
-        taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$port_a/" > "$OUT/paired.a" & load_a=$!
+        paired_load "$port_b" b & load_b=$!
+        paired_load "$port_a" a & load_a=$!
     else
-        taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$port_a/" > "$OUT/paired.a" & load_a=$!
-        taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$port_b/" > "$OUT/paired.b" & load_b=$!
+        paired_load "$port_a" a & load_a=$!
+        paired_load "$port_b" b & load_b=$!
     fi
     wait "$load_a" "$load_b"
     a1=$(tree_ticks "${pids_a[@]}"); b1=$(tree_ticks "${pids_b[@]}")

@@ -119,17 +119,17 @@ for round in $(seq 1 "$PAIR_ROUNDS"); do
         read -r b a <<< "$pair"
         out=$(paired "$(port_of "$a")" "$(pids_of "$a")" "$(port_of "$b")" "$(pids_of "$b")" "$b_first")
         echo "$b/$a $out" | awk '{ printf "%s %.3f %s %s\n", $1, $3 / $2, $2, $3 }' >> "$OUT/paired"
-        echo "paired round $round: $b/$a $(tail -1 "$OUT/paired")" >&2
+        echo "paired round $round: $(tail -1 "$OUT/paired")" >&2
     done
 done
 paired_col() { awk -v k="$1" -v c="$2" '$1 == k { print $c }' "$OUT/paired" | median; }
 paired_range() { awk -v k="$1" '$1 == k { print $2 }' "$OUT/paired" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f", lo, hi }'; }
 echo
 echo "CPU per request in pairs (both proxies on core $PROXY_CPU at once), ${DURATION}s x $PAIR_ROUNDS rounds (medians)"
-printf "%-24s %8s %12s %12s %12s\n" pair ratio "range" "us/req a" "us/req b"
+printf "%-16s %8s %12s   %s\n" pair ratio range "CPU us/req of each"
 for k in parapet/nginx bare/nginx parapet/bare; do
-    printf "%-24s %8.2f %12s %12.2f %12.2f\n" "$k" "$(paired_col "$k" 2)" "$(paired_range "$k")" \
-        "$(paired_col "$k" 3)" "$(paired_col "$k" 4)"
+    printf "%-16s %8.2f %12s   %s %.2f, %s %.2f\n" "$k" "$(paired_col "$k" 2)" "$(paired_range "$k")" \
+        "${k%/*}" "$(paired_col "$k" 4)" "${k#*/}" "$(paired_col "$k" 3)"
 done
 
 # Latency at fixed rates, open loop: 80% of nginx's median maximum from the rounds
