@@ -38,10 +38,12 @@ check:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-# The counting build (allocations per request) goes to target/alloc-count, beside
-# the release build rather than over it.
-bench: bench-deps release
-	$(CARGO) build --release --example bare_pingora --example open_loop
+# One release build for the binaries and the bench's examples: built apart, the
+# examples' dev-dependencies (tokio's process feature) would make cargo build the
+# whole graph a second time. The counting build (allocations per request) goes to
+# target/alloc-count, beside the release build rather than over it.
+bench: bench-deps
+	$(CARGO) build --release --bins --example bare_pingora --example open_loop
 	$(CARGO) build --profile alloc-count --features count-alloc --bin parapet --example bare_pingora
 	bench/run.sh
 
