@@ -24,6 +24,7 @@ async fn observed(o: &Origin, extra: &str) -> Observed {
         log.display()
     ))
     .await;
+    proxy.wait_accepting(admin).await;
     Observed { proxy, admin, log }
 }
 
@@ -139,6 +140,7 @@ async fn health_readiness_and_status() {
         o.addr
     ))
     .await;
+    proxy.wait_accepting(admin).await;
     assert_eq!(get(admin, "/healthz").await.status(), 200);
     let not_ready = eventually(Duration::from_secs(5), async || {
         get(admin, "/readyz").await.status() == 503

@@ -84,12 +84,22 @@ impl Proxy {
             .expect("start parapet");
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let proxy = Proxy { addr, dir, child };
+        proxy.wait_accepting(addr).await;
+        proxy
+    }
+
+    /// Wait until `addr`, one of this proxy's listeners, accepts. Each listener
+    /// (the proxy's, the admin one) is its own Pingora service and comes up on its own.
+    pub async fn wait_accepting(&self, addr: SocketAddr) {
         let up = eventually(Duration::from_secs(20), async || {
             tokio::net::TcpStream::connect(addr).await.is_ok()
         })
         .await;
-        assert!(up, "parapet did not listen; stderr:\n{}", proxy.stderr());
-        proxy
+        assert!(
+            up,
+            "parapet did not listen on {addr}; stderr:\n{}",
+            self.stderr()
+        );
     }
 
     pub fn pid(&self) -> u32 {
