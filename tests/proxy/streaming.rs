@@ -68,6 +68,12 @@ async fn upstream_connections_are_pooled() {
         for _ in 0..5 {
             assert_eq!(conn.get("/echo", &[]).await.unwrap().status(), 200);
         }
+        // Otherwise the next client's first request can race this connection's
+        // last upstream connection on its way back to the pool.
+        assert!(
+            conn.finish().await,
+            "the proxy kept a finished connection open"
+        );
     }
     assert_eq!(o.state.count("/echo"), 20);
     assert_eq!(
@@ -86,6 +92,12 @@ async fn clients_that_close_do_not_close_the_upstream_connection() {
         let resp = conn.get("/echo", &["Connection: close"]).await.unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.header("connection"), Some("close"));
+        // Closed as announced; by then the upstream connection is back in the pool,
+        // so the next client's request cannot race it there.
+        assert!(
+            conn.closed_by_peer().await,
+            "the client connection stayed open"
+        );
     }
     assert_eq!(o.state.count("/echo"), 10);
     assert_eq!(

@@ -2,7 +2,8 @@
 
 use parapet::demo::wire::{self, Checksum, Head};
 use std::net::SocketAddr;
-use tokio::io::{AsyncWriteExt, BufReader};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
@@ -83,6 +84,21 @@ impl Conn {
     pub async fn get(&mut self, path: &str, headers: &[&str]) -> std::io::Result<Response> {
         self.send(request("GET", path, headers).as_bytes()).await?;
         self.response("GET").await
+    }
+
+    /// Whether the proxy closes this connection, sending nothing more, within 5 s.
+    /// Once it has, it is done with every request of the connection, and their
+    /// upstream connections are back in the pool.
+    pub async fn closed_by_peer(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), self.read.read(&mut byte));
+        matches!(read.await, Ok(Ok(0)))
+    }
+
+    /// End this connection as a client does after its last request, and wait for
+    /// the proxy to close its side (see `closed_by_peer`).
+    pub async fn finish(mut self) -> bool {
+        self.write.shutdown().await.is_ok() && self.closed_by_peer().await
     }
 }
 
