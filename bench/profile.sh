@@ -10,13 +10,15 @@ cd "$(dirname "$0")/.."
 OUT=/tmp/parapet-bench
 SAMPLE=${SAMPLE:-8}
 mkdir -p "$OUT"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 command -v perf >/dev/null || { apt-get update -qq && apt-get install -y -qq linux-perf; }
 : > "$OUT/access.log"
 
 taskset -c 1 nginx -c "$PWD/bench/nginx-origin.conf" -p "$OUT" & origin=$!
 RUST_LOG=error taskset -c 0 target/release/parapet -c bench/parapet.yaml & proxy=$!
 trap 'kill $origin $proxy 2>/dev/null || true' EXIT
-for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/18091) 2>/dev/null && break; sleep 0.1; done
+wait_port 18091
 taskset -c 1 wrk -t1 -c32 -d1s http://127.0.0.1:18091/ >/dev/null
 taskset -c 1 wrk -t1 -c32 -d"$((SAMPLE + 2))s" http://127.0.0.1:18091/ >/dev/null & load=$!
 sleep 0.5
