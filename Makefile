@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-deps bench check deps bench-deps release install
+.PHONY: run test test-deps bench check deps bench-deps release demo install
 
 # Pingora builds zlib-ng with cmake; curl is used by tests where installed.
 deps:
@@ -18,8 +18,12 @@ bench-deps: deps
 release: deps
 	$(CARGO) build --release --bins
 
+# The demo origin is behind the `demo` feature, out of the library's default surface.
+demo: deps
+	$(CARGO) build --release --bins --features demo
+
 # The demo: two origins on 127.0.0.1:8081 and :8082, Parapet on 127.0.0.1:8080.
-run: release
+run: demo
 	@target/release/parapet-origin --listen 127.0.0.1:8081 --listen 127.0.0.1:8082 & \
 	origin=$$!; trap 'kill $$origin 2>/dev/null' EXIT INT TERM; \
 	echo "Parapet on http://127.0.0.1:8080/ (Ctrl-C to stop)"; \

@@ -2,14 +2,65 @@
 //! When `admin.token` is set, every endpoint needs `Authorization: Bearer <token>`
 //! (compared in constant time); otherwise 401.
 
-use crate::observe::json::json_str;
+use crate::config::ConfigErrors;
+use crate::http_util::json::json_str;
+use crate::listener::Listener;
 use crate::runtime::Runtime;
 use async_trait::async_trait;
 use http::{header, Method, Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
+use serde::Deserialize;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// The `admin` section as the operator wrote it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub address: String,
+    /// When set, every admin request needs `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+/// The admin listener's address and token.
+#[derive(Debug, PartialEq, Eq)]
+pub struct AdminSettings {
+    pub address: SocketAddr,
+    pub token: Option<String>,
+}
+
+impl AdminSettings {
+    /// `listeners` are the proxy's: the admin listener may not share one's address.
+    pub fn from_config(
+        config: AdminConfig,
+        listeners: &[Listener],
+        errors: &mut ConfigErrors,
+    ) -> Option<AdminSettings> {
+        let Ok(address) = config.address.parse::<SocketAddr>() else {
+            let msg = format!("'{}' is not an IP:port address", config.address);
+            errors.push("admin.address", msg);
+            return None;
+        };
+        if listeners.iter().any(|l| l.address == address) {
+            errors.push(
+                "admin.address",
+                format!("'{address}' is already a proxy listener"),
+            );
+        }
+        if config.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            errors.push(
+                "admin.token",
+                "must not be empty (leave it out to need no token)",
+            );
+        }
+        Some(AdminSettings {
+            address,
+            token: config.token,
+        })
+    }
+}
 
 pub struct Admin {
     rt: Arc<Runtime>,
@@ -75,7 +126,7 @@ impl Admin {
                 }
                 let _ = write!(
                     body,
-                    "{{\"address\":\"{}\",\"healthy\":{},\"circuit\":\"closed\",\"in_flight\":{},\"last_error\":",
+                    "{{\"address\":\"{}\",\"healthy\":{},\"in_flight\":{},\"last_error\":",
                     u.address(i),
                     u.is_healthy(i),
                     state.in_flight()
@@ -166,7 +217,32 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::*;
+
+    #[test]
+    fn the_section_is_validated_with_field_paths() {
+        let proxy = [Listener::cleartext("127.0.0.1:8080".parse().unwrap())];
+        let check = |address: &str, token: Option<&str>| {
+            let config = AdminConfig {
+                address: address.into(),
+                token: token.map(str::to_string),
+            };
+            let mut errors = ConfigErrors::default();
+            let got = AdminSettings::from_config(config, &proxy, &mut errors);
+            let paths: Vec<_> = errors.errors.into_iter().map(|e| e.path).collect();
+            (got.map(|a| a.address.to_string()), paths)
+        };
+        assert_eq!(
+            check("127.0.0.1:9901", Some("t")),
+            (Some("127.0.0.1:9901".into()), vec![])
+        );
+        assert_eq!(
+            check("localhost:9901", None),
+            (None, vec!["admin.address".into()])
+        );
+        assert_eq!(check("127.0.0.1:8080", None).1, ["admin.address"]);
+        assert_eq!(check("127.0.0.1:9901", Some(" ")).1, ["admin.token"]);
+    }
 
     #[test]
     fn token_comparison() {

@@ -3,26 +3,31 @@
 /// The admin listener: health, readiness, status, metrics.
 pub mod admin;
 /// The counting allocator of the bench-only build.
+#[cfg(feature = "count-alloc")]
 pub mod alloc_count;
-/// Numbers and addresses as ASCII, without `core::fmt`.
-pub mod ascii;
-/// The YAML file: serde structs, validation, the runtime model.
+/// The YAML file: loading, the dispatcher to each feature's own validation, the
+/// validated settings.
 pub mod config;
-/// A small origin server for the demo, the tests and the benchmarks; not part of the proxy.
+/// A small origin server for the demo and the tests; not part of the proxy.
+#[cfg(feature = "demo")]
 pub mod demo;
 /// Status codes and bodies of the responses Parapet itself produces.
 pub mod error_page;
-/// Request IDs (and later the access log and metrics).
+/// Heads as header maps, ASCII numbers and addresses, hand-written JSON.
+pub mod http_util;
+/// The proxy's listening sockets.
+pub mod listener;
+/// Request IDs, trace context, the access log and metrics.
 pub mod observe;
 /// Request policies: client identity, framing, headers, retries.
 pub mod policy;
 /// The `ProxyHttp` implementation: the request's story.
 pub mod proxy;
-/// Host and path prefix to route.
+/// Host and path prefix to route, and each route's policies.
 pub mod routing;
 /// What the request path reads, built once.
 pub mod runtime;
 /// Assembling the Pingora server.
 pub mod server;
-/// Upstream pools: selection, health checks, peers.
+/// Upstream pools: selection, health checks, backends, peers.
 pub mod upstream;

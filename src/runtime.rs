@@ -2,26 +2,28 @@
 //! shared by `Arc`. Building it yields the background services (health checks, the
 //! access log writer) that the server must run beside the proxy.
 
-use crate::config::model::{AdminSettings, ClientIpSettings, Settings};
+use crate::admin::AdminSettings;
+use crate::config::Settings;
 use crate::observe::access_log::{self, AccessLog};
-use crate::observe::metrics::{Layout, Metrics};
+use crate::observe::metrics::{Metrics, RequestMetrics};
+use crate::policy::client_ip::ClientIpPolicy;
 use crate::policy::headers::ResponseHeaderRules;
-use crate::routing::RouteTable;
-use crate::upstream::Upstream;
+use crate::routing::{Route, RouteTable};
+use crate::upstream::{BackendFamilies, Upstream};
 use http::HeaderName;
 use pingora::services::background::background_service;
 use pingora::services::ServiceWithDependents;
 use pingora::{Error, ErrorType};
-use std::sync::Arc;
 use std::time::Duration;
 
 pub struct Runtime {
     pub routes: RouteTable,
     pub upstreams: Vec<Upstream>,
-    pub client_ip: ClientIpSettings,
+    pub client_ip: ClientIpPolicy,
     pub request_id_header: HeaderName,
     pub response_headers: ResponseHeaderRules,
-    pub metrics: Arc<Metrics>,
+    pub metrics: Metrics,
+    pub requests: RequestMetrics,
     pub access_log: Option<AccessLog>,
 }
 
@@ -35,31 +37,16 @@ pub struct Built {
 impl Runtime {
     /// `grace` is how long in-flight requests may finish after shutdown starts.
     pub fn build(settings: Settings, grace: Duration) -> pingora::Result<Built> {
-        let layout = Layout {
-            routes: settings
-                .routes
-                .iter()
-                .map(|r| {
-                    (
-                        r.label.clone(),
-                        settings.upstreams[r.upstream].name.as_str(),
-                    )
-                })
-                .collect(),
-            upstreams: settings
-                .upstreams
-                .iter()
-                .map(|u| (u.name.as_str(), addresses(u)))
-                .collect(),
-        };
-        let metrics = Metrics::new(&layout)
-            .map_err(|e| Error::because(ErrorType::InternalError, "registering metrics", e))?;
-        let metrics = Arc::new(metrics);
+        let registering = |e| Error::because(ErrorType::InternalError, "registering metrics", e);
+        let metrics = Metrics::default();
+        let requests = RequestMetrics::register(metrics.registry(), &route_labels(&settings))
+            .map_err(registering)?;
+        let families = BackendFamilies::register(metrics.registry()).map_err(registering)?;
 
         let mut upstreams = Vec::with_capacity(settings.upstreams.len());
         let mut services = Vec::new();
-        for (index, spec) in settings.upstreams.iter().enumerate() {
-            let (upstream, service) = Upstream::build(index, spec, &metrics)?;
+        for spec in &settings.upstreams {
+            let (upstream, service) = Upstream::build(spec, &families)?;
             upstreams.push(upstream);
             services.extend(service);
         }
@@ -67,7 +54,10 @@ impl Runtime {
             let names = settings
                 .upstreams
                 .iter()
-                .map(|u| (u.name.clone(), addresses(u)))
+                .map(|u| {
+                    let backends = u.addresses().iter().map(|a| a.to_string()).collect();
+                    (u.name.clone(), backends)
+                })
                 .collect();
             let (log, writer) = access_log::channel(target, names, grace);
             services.push(Box::new(background_service("access log", writer)) as Box<_>);
@@ -80,6 +70,7 @@ impl Runtime {
             request_id_header: settings.request_id_header,
             response_headers: settings.response_headers,
             metrics,
+            requests,
             access_log,
         };
         Ok(Built {
@@ -88,8 +79,23 @@ impl Runtime {
             admin: settings.admin,
         })
     }
+
+    /// The route a `RouteMatch` found.
+    pub fn route(&self, index: usize) -> Option<&Route> {
+        self.routes.get(index)
+    }
 }
 
-fn addresses(u: &crate::config::model::UpstreamSettings) -> Vec<String> {
-    u.backends.iter().map(|b| b.address.to_string()).collect()
+/// (route label, upstream name) per route, for the request metrics.
+fn route_labels(settings: &Settings) -> Vec<(&str, &str)> {
+    settings
+        .routes
+        .iter()
+        .map(|r| {
+            (
+                r.label.as_str(),
+                settings.upstreams[r.upstream].name.as_str(),
+            )
+        })
+        .collect()
 }

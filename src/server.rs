@@ -3,11 +3,13 @@
 
 use crate::admin::Admin;
 use crate::config::Settings;
+use crate::listener::Listener;
 use crate::proxy::Parapet;
 use crate::runtime::Runtime;
 use pingora::server::configuration::Opt;
 use pingora::server::Server;
 use pingora::services::listening::Service;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,8 +26,8 @@ use std::time::Duration;
 /// installs its SIGUSR1 handler only after forking, and a fast child kills it.)
 pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
     if !opt.upgrade {
-        let admin = settings.admin.as_ref().map(|a| a.address.as_str());
-        check_addresses_free(settings.listeners.iter().map(String::as_str).chain(admin))?;
+        let admin = settings.admin.as_ref().map(|a| a.address);
+        check_addresses_free(settings.listeners.iter().map(|l| l.address).chain(admin))?;
     }
     opt.conf = None;
     let listeners = std::mem::take(&mut settings.listeners);
@@ -42,25 +44,41 @@ pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
         Parapet::new(runtime.clone()),
         "parapet",
     );
-    for address in &listeners {
-        proxy.add_tcp(address);
+    for listener in &listeners {
+        listen(&mut proxy, listener)?;
     }
     server.add_service(proxy).add_dependency(&bootstrap);
     if let Some(admin) = built.admin {
         let app = Admin::new(runtime, admin.token);
         let mut service = Service::new("admin".to_string(), app);
-        service.add_tcp(&admin.address);
+        service.add_tcp(&admin.address.to_string());
         server.add_service(service).add_dependency(&bootstrap);
     }
     server.add_services(built.services);
     Ok(server)
 }
 
+/// Add one listener to the proxy service.
+fn listen<A>(service: &mut Service<A>, listener: &Listener) -> pingora::Result<()> {
+    if listener.tls.is_some() || listener.http2 || listener.h2c {
+        // Validation accepts none of these yet.
+        return pingora::Error::e_explain(
+            pingora::ErrorType::InternalError,
+            format!(
+                "listener {}: TLS and HTTP/2 are not built",
+                listener.address
+            ),
+        );
+    }
+    service.add_tcp(&listener.address.to_string());
+    Ok(())
+}
+
 /// Fail at once, before daemonizing, when a listening address cannot be bound.
 /// Pingora retries a busy address for a while and then panics in a service thread,
 /// which leaves a process that serves nothing; an operator needs an error and a
 /// non-zero exit instead. (On `-u` the sockets come from the old instance.)
-fn check_addresses_free<'a>(addresses: impl Iterator<Item = &'a str>) -> pingora::Result<()> {
+fn check_addresses_free(addresses: impl Iterator<Item = SocketAddr>) -> pingora::Result<()> {
     for address in addresses {
         if let Err(e) = std::net::TcpListener::bind(address) {
             return pingora::Error::e_because(

@@ -2,14 +2,20 @@
 //! Parapet's sections beside them. `load` reads it, deserializes each section on its
 //! own (so one mistake does not hide the next) and validates everything into the
 //! runtime model, reporting every problem with its field path.
+//!
+//! Each feature owns its part of the file: its serde struct (what the operator
+//! wrote), its conversion into the runtime object (`from_config`, reporting problems
+//! under the field's path) and the unit tests of both, in the feature's own module.
+//! `validate` only dispatches the sections to their owners and checks what spans
+//! two of them.
 
-pub mod file;
-pub mod model;
+pub mod settings;
 pub mod units;
 mod validate;
 
-pub use model::Settings;
+pub use settings::Settings;
 
+use http::HeaderName;
 use pingora::server::configuration::ServerConf;
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
@@ -106,7 +112,7 @@ fn split_top_level(root: Mapping, errors: &mut ConfigErrors) -> (Mapping, Mappin
             errors.push("", format!("top-level key {key:?} is not a string"));
             continue;
         };
-        if file::SECTIONS.contains(&name) {
+        if validate::SECTIONS.contains(&name) {
             sections.insert(key, value);
         } else if known_server_keys.contains_key(name) {
             server.insert(key, value);
@@ -150,6 +156,42 @@ pub(crate) fn section<T: DeserializeOwned>(
             };
             errors.push(full, e.into_inner().to_string());
             None
+        }
+    }
+}
+
+/// Deserialize `value` when present (and not null), else take the default.
+pub(crate) fn section_or_default<T: DeserializeOwned + Default>(
+    value: Option<&Value>,
+    path: &str,
+    errors: &mut ConfigErrors,
+) -> T {
+    value
+        .and_then(|v| section(v, path, errors))
+        .unwrap_or_default()
+}
+
+/// The path of field `name` inside the field at `path`.
+pub(crate) fn field(path: &str, name: &str) -> String {
+    format!("{path}.{name}")
+}
+
+/// A configured header name, or an error at `path`.
+pub(crate) fn header_name(text: &str, path: &str, errors: &mut ConfigErrors) -> Option<HeaderName> {
+    HeaderName::from_bytes(text.as_bytes())
+        .map_err(|_| errors.push(path, format!("'{text}' is not a valid header name")))
+        .ok()
+}
+
+/// Push an error at `path` for each duration of `fields` that is zero.
+pub(crate) fn require_nonzero(
+    path: &str,
+    fields: &[(&str, std::time::Duration)],
+    errors: &mut ConfigErrors,
+) {
+    for (name, value) in fields {
+        if value.is_zero() {
+            errors.push(field(path, name), "must be greater than 0");
         }
     }
 }

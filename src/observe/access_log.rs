@@ -17,9 +17,11 @@
 //! several worker threads.
 
 use super::log_line::LineFormat;
+use crate::config::ConfigErrors;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
+use serde::Deserialize;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -32,11 +34,41 @@ const QUEUE_BYTES: usize = 16 << 20;
 /// How often the writer drains the queue and flushes.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
+/// The `access_log` section as the operator wrote it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogConfig {
+    /// A file path, or `stderr`.
+    pub path: String,
+}
+
 /// Where the log goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     Stderr,
     File(PathBuf),
+}
+
+impl Target {
+    /// `stderr`, or a file whose directory exists (the file itself is created).
+    pub fn from_config(config: AccessLogConfig, errors: &mut ConfigErrors) -> Option<Target> {
+        if config.path == "stderr" {
+            return Some(Target::Stderr);
+        }
+        let path = PathBuf::from(&config.path);
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        if config.path.is_empty() || path.is_dir() {
+            errors.push("access_log.path", "must be a file path or `stderr`");
+            return None;
+        }
+        if dir.is_some_and(|d| !d.is_dir()) {
+            errors.push(
+                "access_log.path",
+                format!("the directory of '{}' does not exist", config.path),
+            );
+        }
+        Some(Target::File(path))
+    }
 }
 
 /// Everything one log line says, borrowed from the request and its context.
@@ -235,5 +267,22 @@ mod tests {
         log.record(&sample());
         assert_eq!(log.dropped.load(Ordering::Relaxed), 3);
         assert!(batch.capacity() >= QUEUE_BYTES);
+    }
+
+    #[test]
+    fn targets_are_stderr_or_a_file_in_an_existing_directory() {
+        let target = |path: &str| {
+            let mut errors = ConfigErrors::default();
+            let config = AccessLogConfig { path: path.into() };
+            let target = Target::from_config(config, &mut errors);
+            (target, errors.errors.len())
+        };
+        assert_eq!(target("stderr"), (Some(Target::Stderr), 0));
+        let file = std::env::temp_dir().join("parapet-access.log");
+        let (got, problems) = target(file.to_str().unwrap());
+        assert_eq!((got, problems), (Some(Target::File(file)), 0));
+        assert_eq!(target("").1, 1);
+        assert_eq!(target("/").1, 1);
+        assert_eq!(target("/no/such/dir/access.log").1, 1);
     }
 }

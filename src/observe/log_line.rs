@@ -1,8 +1,8 @@
 //! One access log line: a record as a JSON object, written without `core::fmt`.
 
 use super::access_log::Record;
-use super::json::{json_opt, json_str};
-use crate::ascii::{put_ip, put_millis, put_padded, put_uint};
+use crate::http_util::ascii::{put_ip, put_millis, put_padded, put_uint};
+use crate::http_util::json::{json_opt, json_str};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Formats records as JSON lines. Built once per access log: upstream and backend
@@ -72,7 +72,7 @@ impl LineFormat {
         quoted_or_null(out, backend);
         out.extend_from_slice(b",\"attempts\":");
         put_uint(out, r.attempts.into());
-        out.extend_from_slice(b",\"cache\":null,\"duration_ms\":");
+        out.extend_from_slice(b",\"duration_ms\":");
         put_millis(out, r.duration);
         out.extend_from_slice(b",\"upstream_duration_ms\":");
         match r.upstream_duration {
@@ -158,7 +158,7 @@ pub(crate) mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "{\"time\":\"2025-11-25T14:18:15.123Z\",\"request_id\":\"abc\",\"trace_id\":null,\"client_ip\":\"1.2.3.4\",\"method\":\"GET\",\"host\":\"example.com\",\"path\":\"/a?q=x\",\"status\":200,\"bytes_in\":0,\"bytes_out\":5,\"upstream\":\"app\",\"backend\":\"127.0.0.1:1\",\"attempts\":1,\"cache\":null,\"duration_ms\":1.500,\"upstream_duration_ms\":1.000,\"user_agent\":\"curl\\\\8\"}\n"
+            "{\"time\":\"2025-11-25T14:18:15.123Z\",\"request_id\":\"abc\",\"trace_id\":null,\"client_ip\":\"1.2.3.4\",\"method\":\"GET\",\"host\":\"example.com\",\"path\":\"/a?q=x\",\"status\":200,\"bytes_in\":0,\"bytes_out\":5,\"upstream\":\"app\",\"backend\":\"127.0.0.1:1\",\"attempts\":1,\"duration_ms\":1.500,\"upstream_duration_ms\":1.000,\"user_agent\":\"curl\\\\8\"}\n"
         );
     }
 

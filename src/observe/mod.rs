@@ -2,7 +2,6 @@
 //! JSON access log and Prometheus metrics.
 
 pub mod access_log;
-pub mod json;
 pub mod log_line;
 pub mod metrics;
 pub mod request_id;

@@ -3,7 +3,9 @@
 //! syscall: a process-wide random seed and an atomic counter pass through a
 //! bijective mixer, so IDs never repeat within a process and do not reveal counts.
 
-use http::HeaderValue;
+use crate::config::{header_name, ConfigErrors};
+use http::{HeaderName, HeaderValue};
+use serde::Deserialize;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
@@ -13,6 +15,29 @@ static SEED: LazyLock<(u64, u64)> = LazyLock::new(|| {
     (state.hash_one(0x5eed_u64), state.hash_one(0xfeed_u64))
 });
 static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The `request_id` section as the operator wrote it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestIdConfig {
+    pub header: String,
+}
+
+impl Default for RequestIdConfig {
+    fn default() -> Self {
+        RequestIdConfig {
+            header: "X-Request-Id".into(),
+        }
+    }
+}
+
+/// The header that carries request IDs in and out.
+pub fn header_from_config(
+    config: RequestIdConfig,
+    errors: &mut ConfigErrors,
+) -> Option<HeaderName> {
+    header_name(&config.header, "request_id.header", errors)
+}
 
 /// The client's ID when acceptable, else a fresh one.
 pub fn accept_or_generate(incoming: Option<&HeaderValue>) -> HeaderValue {

@@ -1,8 +1,107 @@
-//! Who the client is. Only peers in `client_ip.trusted_proxies` may tell us (through
-//! X-Forwarded-For or the client-IP header); from anyone else those headers are
-//! ignored and the TCP peer is the client.
+//! Who the client is (SPEC §2 `client_ip`). Only peers in `client_ip.trusted_proxies`
+//! may tell us (through X-Forwarded-For or the client-IP header); from anyone else
+//! those headers are ignored and the TCP peer is the client.
 
-use std::net::IpAddr;
+use crate::config::{header_name, ConfigErrors};
+use crate::listener::Scheme;
+use crate::policy::headers::X_FORWARDED_FOR;
+use http::HeaderName;
+use pingora::proxy::Session;
+use serde::Deserialize;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// The `client_ip` section as the operator wrote it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientIpConfig {
+    /// Set on every upstream request to the client IP as Parapet determined it.
+    pub header: String,
+    /// Peers (CIDR or single address) allowed to supply X-Forwarded-For and `header`.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for ClientIpConfig {
+    fn default() -> Self {
+        ClientIpConfig {
+            header: "X-Real-IP".into(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// How the client is told apart from the proxies in front of Parapet.
+#[derive(Debug, Clone)]
+pub struct ClientIpPolicy {
+    /// Carries the client IP upstream, and from a trusted peer, downstream to us.
+    pub header: HeaderName,
+    pub trusted: Vec<Cidr>,
+}
+
+/// What the request path learned about the client at the start of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    /// The TCP peer.
+    pub peer: IpAddr,
+    /// The client as Parapet determined it (the peer, unless a trusted proxy said).
+    pub ip: IpAddr,
+    /// The peer is a trusted proxy: its forwarding headers are kept and extended.
+    pub trusted_peer: bool,
+    pub scheme: Scheme,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client {
+            peer: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            trusted_peer: false,
+            scheme: Scheme::Http,
+        }
+    }
+}
+
+impl ClientIpPolicy {
+    pub fn from_config(config: ClientIpConfig, errors: &mut ConfigErrors) -> Option<Self> {
+        let trusted = config
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .filter_map(|(i, text)| {
+                Cidr::parse(text)
+                    .map_err(|m| errors.push(format!("client_ip.trusted_proxies[{i}]"), m))
+                    .ok()
+            })
+            .collect();
+        Some(ClientIpPolicy {
+            header: header_name(&config.header, "client_ip.header", errors)?,
+            trusted,
+        })
+    }
+
+    /// The client of the request on `session`.
+    pub fn resolve(&self, session: &Session) -> Client {
+        let scheme = Scheme::of(session);
+        let Some(peer) = session.client_addr().and_then(|a| a.as_inet()) else {
+            return Client {
+                scheme,
+                ..Client::default()
+            };
+        };
+        let peer = peer.ip();
+        let headers = &session.req_header().headers;
+        Client {
+            peer,
+            ip: client_ip(
+                &self.trusted,
+                peer,
+                headers.get(&self.header).map(|v| v.as_bytes()),
+                headers.get(&X_FORWARDED_FOR).map(|v| v.as_bytes()),
+            ),
+            trusted_peer: is_trusted(&self.trusted, peer),
+            scheme,
+        }
+    }
+}
 
 /// An address block such as `10.0.0.0/8`, `::1/128` or a single address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,5 +240,22 @@ mod tests {
         assert_eq!(client_ip(&trusted, peer, None, Some(xff)), ip("7.7.7.7"));
         assert_eq!(client_ip(&trusted, peer, None, Some(b"garbage")), peer);
         assert_eq!(client_ip(&trusted, peer, None, None), peer);
+    }
+
+    #[test]
+    fn the_section_is_validated_with_field_paths() {
+        let mut errors = ConfigErrors::default();
+        let config = ClientIpConfig {
+            header: "X Real".into(),
+            trusted_proxies: vec!["10.0.0.0/8".into(), "ten".into()],
+        };
+        assert!(ClientIpPolicy::from_config(config, &mut errors).is_none());
+        let paths: Vec<_> = errors.errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["client_ip.trusted_proxies[1]", "client_ip.header"]);
+
+        let mut errors = ConfigErrors::default();
+        let policy = ClientIpPolicy::from_config(ClientIpConfig::default(), &mut errors).unwrap();
+        assert_eq!(policy.header, "x-real-ip");
+        assert!(policy.trusted.is_empty() && errors.errors.is_empty());
     }
 }

@@ -7,10 +7,13 @@
 //! module removes the origin's other hop-by-hop fields and applies the operator's
 //! `response_headers` rules.
 
-use crate::ascii::put_ip;
+use crate::config::{header_name, ConfigErrors};
+use crate::http_util::ascii::put_ip;
+use crate::policy::client_ip::Client;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use pingora::http::RequestHeader;
+use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -23,34 +26,26 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 /// -Proto and -Host, the client-IP header, the request ID and traceparent.
 pub const UPSTREAM_ADDED: usize = 6;
 
-/// What the request path learned about the client, for the forwarding headers.
-pub struct Forwarding {
-    pub peer: IpAddr,
-    pub client: IpAddr,
-    /// The peer is a trusted proxy: its forwarding headers are kept and extended.
-    pub trusted: bool,
-    pub scheme: &'static str,
-}
-
 /// Set X-Forwarded-For/-Proto/-Host and the client-IP header on an upstream request.
-pub fn set_forwarding(headers: &mut HeaderMap, fwd: &Forwarding, client_ip_header: &HeaderName) {
-    let peer = ip_value(fwd.peer);
-    let xff = match headers.get(&X_FORWARDED_FOR).filter(|_| fwd.trusted) {
+pub fn set_forwarding(headers: &mut HeaderMap, client: &Client, client_ip_header: &HeaderName) {
+    let trusted = client.trusted_peer;
+    let peer = ip_value(client.peer);
+    let xff = match headers.get(&X_FORWARDED_FOR).filter(|_| trusted) {
         Some(prior) => {
             let mut buf = BytesMut::with_capacity(prior.len() + 42);
             buf.put_slice(prior.as_bytes());
             buf.put_slice(b", ");
-            put_ip(&mut buf, fwd.peer);
+            put_ip(&mut buf, client.peer);
             HeaderValue::from_maybe_shared(buf.freeze()).ok()
         }
         None => peer.clone(),
     };
     insert(headers, &X_FORWARDED_FOR, xff);
-    if !(fwd.trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
-        let proto = HeaderValue::from_static(fwd.scheme);
+    if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        let proto = HeaderValue::from_static(client.scheme.as_str());
         let _ = headers.try_insert(X_FORWARDED_PROTO.clone(), proto);
     }
-    if !(fwd.trusted && headers.contains_key(&X_FORWARDED_HOST)) {
+    if !(trusted && headers.contains_key(&X_FORWARDED_HOST)) {
         match headers.get(header::HOST).cloned() {
             Some(host) => {
                 let _ = headers.try_insert(X_FORWARDED_HOST.clone(), host);
@@ -61,17 +56,12 @@ pub fn set_forwarding(headers: &mut HeaderMap, fwd: &Forwarding, client_ip_heade
         }
     }
     // Usually the client is the peer: the same value (one allocation) serves both.
-    let client = if fwd.client == fwd.peer {
+    let ip = if client.ip == client.peer {
         peer
     } else {
-        ip_value(fwd.client)
+        ip_value(client.ip)
     };
-    insert(headers, client_ip_header, client);
-}
-
-/// The request's host as the client sent it.
-pub fn host_of(req: &RequestHeader) -> Option<&HeaderValue> {
-    req.headers.get(header::HOST)
+    insert(headers, client_ip_header, ip);
 }
 
 fn insert(headers: &mut HeaderMap, name: &HeaderName, value: Option<HeaderValue>) {
@@ -156,6 +146,14 @@ static RESPONSE_HOP_BY_HOP: [&HeaderName; 7] = [
     &header::UPGRADE,
 ];
 
+/// The `response_headers` section as the operator wrote it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponseHeadersConfig {
+    pub add: BTreeMap<String, String>,
+    pub remove: Vec<String>,
+}
+
 /// The operator's `response_headers` rules, resolved at load.
 #[derive(Debug, Default, Clone)]
 pub struct ResponseHeaderRules {
@@ -164,6 +162,27 @@ pub struct ResponseHeaderRules {
 }
 
 impl ResponseHeaderRules {
+    pub fn from_config(config: ResponseHeadersConfig, errors: &mut ConfigErrors) -> Self {
+        let mut rules = ResponseHeaderRules::default();
+        for (name, value) in &config.add {
+            let path = format!("response_headers.add.{name}");
+            let name = header_name(name, &path, errors);
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| errors.push(&path, "not a valid header value"))
+                .ok();
+            if let (Some(n), Some(v)) = (name, value) {
+                rules.add.push((n, v));
+            }
+        }
+        for (i, name) in config.remove.iter().enumerate() {
+            let path = format!("response_headers.remove[{i}]");
+            if let Some(n) = header_name(name, &path, errors) {
+                rules.remove.push(n);
+            }
+        }
+        rules
+    }
+
     pub fn apply(&self, headers: &mut HeaderMap) {
         for name in &self.remove {
             headers.remove(name);
@@ -186,18 +205,18 @@ mod tests {
     }
 
     /// The headers an upstream request gets from a peer with these headers.
-    fn forwarded(fields: &[(&'static str, &'static str)], fwd: &Forwarding) -> HeaderMap {
+    fn forwarded(fields: &[(&'static str, &'static str)], client: &Client) -> HeaderMap {
         let mut headers = map(fields);
-        set_forwarding(&mut headers, fwd, &HeaderName::from_static("x-real-ip"));
+        set_forwarding(&mut headers, client, &HeaderName::from_static("x-real-ip"));
         headers
     }
 
-    fn forwarding(peer: &str, client: &str, trusted: bool) -> Forwarding {
-        Forwarding {
+    fn forwarding(peer: &str, client: &str, trusted: bool) -> Client {
+        Client {
             peer: peer.parse().unwrap(),
-            client: client.parse().unwrap(),
-            trusted,
-            scheme: "http",
+            ip: client.parse().unwrap(),
+            trusted_peer: trusted,
+            scheme: crate::listener::Scheme::Http,
         }
     }
 
@@ -269,5 +288,26 @@ mod tests {
         strip_response_hop_by_hop(&mut resp, http::StatusCode::OK);
         let names: Vec<_> = resp.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["x-kept"]);
+    }
+
+    #[test]
+    fn response_rules_are_validated_with_field_paths() {
+        let config: ResponseHeadersConfig = serde_yaml::from_str(
+            "{add: {Via: '1.1 parapet', 'Bad Name': x, X-Bad-Value: \"a\\nb\"}, remove: [Server, 'a b']}",
+        )
+        .unwrap();
+        let mut errors = ConfigErrors::default();
+        let rules = ResponseHeaderRules::from_config(config, &mut errors);
+        let paths: Vec<_> = errors.errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "response_headers.add.Bad Name",
+                "response_headers.add.X-Bad-Value",
+                "response_headers.remove[1]"
+            ]
+        );
+        assert_eq!(rules.add.len(), 1);
+        assert_eq!(rules.remove, [header::SERVER]);
     }
 }

@@ -2,6 +2,5 @@
 
 pub mod client_ip;
 pub mod framing;
-pub mod head_edit;
 pub mod headers;
 pub mod retry;

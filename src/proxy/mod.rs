@@ -10,31 +10,27 @@
 //! fail_to_proxy           -> status and error page
 //! logging                 -> metrics and the access log
 
+mod attempt;
 mod ctx;
 mod report;
 
 pub use ctx::RequestCtx;
 
-use crate::config::model::HashKey;
 use crate::error_page;
-use crate::observe::metrics::Outcome;
+use crate::http_util::head_edit;
 use crate::observe::{request_id, trace};
-use crate::policy::client_ip;
 use crate::policy::framing;
-use crate::policy::head_edit;
-use crate::policy::headers::{self, Forwarding};
+use crate::policy::headers;
 use crate::policy::retry::Attempt;
 use crate::runtime::Runtime;
-use crate::upstream::{tried_bit, Upstream};
+use crate::upstream::{Outcome, Upstream};
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 pub struct Parapet {
     rt: Arc<Runtime>,
@@ -66,7 +62,7 @@ impl Parapet {
         };
         let attempt = Attempt {
             method: &session.req_header().method,
-            attempts: ctx.attempts,
+            attempts: ctx.attempts.count,
             body_truncated: session.as_ref().retry_buffer_truncated(),
             response_started: session.response_written().is_some(),
         };
@@ -75,41 +71,7 @@ impl Parapet {
 
     fn has_untried_backend(&self, ctx: &RequestCtx) -> bool {
         self.upstream(ctx)
-            .is_ok_and(|u| u.has_untried_healthy(ctx.tried))
-    }
-
-    /// Record the end of the current attempt at its backend.
-    fn attempt_ended(&self, ctx: &mut RequestCtx, outcome: Outcome, e: Option<&Error>) {
-        let (Some(route), Some(backend)) = (ctx.route, ctx.backend) else {
-            return;
-        };
-        self.rt.metrics.attempt(route.upstream, backend, outcome);
-        if let Some(e) = e {
-            self.rt.upstreams[route.upstream]
-                .state(backend)
-                .failed(e.etype().as_str());
-        }
-        release_backend(&self.rt, ctx);
-    }
-}
-
-/// Take the current attempt out of its backend's in-flight count.
-fn release_backend(rt: &Runtime, ctx: &mut RequestCtx) {
-    if let (true, Some(route), Some(backend)) = (ctx.backend_busy, ctx.route, ctx.backend) {
-        rt.upstreams[route.upstream].state(backend).end();
-        ctx.backend_busy = false;
-    }
-}
-
-fn outcome_of(e: &Error) -> Outcome {
-    match e.etype() {
-        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
-            Outcome::Timeout
-        }
-        ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError => {
-            Outcome::ConnectError
-        }
-        _ => Outcome::Error,
+            .is_ok_and(|u| u.has_untried_healthy(ctx.attempts.tried))
     }
 }
 
@@ -127,33 +89,14 @@ impl ProxyHttp for Parapet {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let rt = &self.rt;
-        rt.metrics.active.inc();
-        ctx.counted_active = true;
+        ctx.active = Some(rt.requests.begin());
         let req = session.req_header();
         ctx.request_id = request_id::accept_or_generate(req.headers.get(&rt.request_id_header));
-        if let Some(peer) = session.client_addr().and_then(|a| a.as_inet()) {
-            let trusted = &rt.client_ip.trusted;
-            ctx.peer_ip = peer.ip();
-            ctx.trusted_peer = client_ip::is_trusted(trusted, ctx.peer_ip);
-            ctx.client_ip = client_ip::client_ip(
-                trusted,
-                ctx.peer_ip,
-                req.headers.get(&rt.client_ip.header).map(|v| v.as_bytes()),
-                req.headers
-                    .get(&headers::X_FORWARDED_FOR)
-                    .map(|v| v.as_bytes()),
-            );
-        }
+        ctx.client = rt.client_ip.resolve(session);
         if framing::has_conflicting_length(session) {
             return self.refuse(session, ctx, 400).await;
         }
-        let host = req
-            .uri
-            .authority()
-            .map(|a| a.as_str().as_bytes())
-            .or_else(|| headers::host_of(req).map(|h| h.as_bytes()))
-            .unwrap_or_default();
-        ctx.route = rt.routes.find(host, req.uri.path().as_bytes());
+        ctx.route = rt.routes.route_for(req);
         if ctx.route.is_none() {
             return self.refuse(session, ctx, 404).await;
         }
@@ -167,29 +110,12 @@ impl ProxyHttp for Parapet {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let upstream = self.upstream(ctx)?;
-        let ip_key;
-        let key: &[u8] = match &upstream.hash_key {
-            HashKey::Uri => session.req_header().raw_path(),
-            HashKey::ClientIp => {
-                ip_key = ip_octets(ctx.client_ip);
-                &ip_key.0[..ip_key.1]
-            }
-            HashKey::Header(name) => session
-                .req_header()
-                .headers
-                .get(name)
-                .map(|v| v.as_bytes())
-                .unwrap_or_default(),
-        };
+        let key = upstream.key_of(session.req_header(), ctx.client.ip);
         let chosen = upstream
-            .select(key, ctx.tried)
+            .select(key.as_bytes(), ctx.attempts.tried)
             .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no healthy backend"))?;
-        upstream.state(chosen.index).begin();
-        ctx.attempts = ctx.attempts.saturating_add(1);
-        ctx.tried |= tried_bit(chosen.index);
-        ctx.backend = Some(chosen.index);
-        ctx.backend_busy = true;
-        ctx.upstream_started.get_or_insert_with(Instant::now);
+        ctx.attempts
+            .begin(chosen.index, upstream.state(chosen.index));
         Ok(chosen.peer)
     }
 
@@ -199,16 +125,10 @@ impl ProxyHttp for Parapet {
         req: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let fwd = Forwarding {
-            peer: ctx.peer_ip,
-            client: ctx.client_ip,
-            trusted: ctx.trusted_peer,
-            scheme: "http",
-        };
         let rt = &self.rt;
         let host = self.upstream(ctx)?.host_header.as_ref();
         head_edit::edit_request(req, headers::UPSTREAM_ADDED, |h| {
-            headers::set_forwarding(h, &fwd, &rt.client_ip.header);
+            headers::set_forwarding(h, &ctx.client, &rt.client_ip.header);
             let _ = h.try_insert(rt.request_id_header.clone(), ctx.request_id.clone());
             if let Some(trace) = &ctx.trace {
                 let _ = h.try_insert(trace::TRACEPARENT.clone(), trace.header.clone());
@@ -225,8 +145,7 @@ impl ProxyHttp for Parapet {
         _resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        ctx.upstream_elapsed = ctx.upstream_started.map(|s| s.elapsed());
-        self.attempt_ended(ctx, Outcome::Success, None);
+        ctx.attempts.answered();
         Ok(())
     }
 
@@ -253,7 +172,7 @@ impl ProxyHttp for Parapet {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        self.attempt_ended(ctx, outcome_of(&e), Some(&e));
+        ctx.attempts.end(Outcome::of(&e), Some(&e));
         // Nothing reached the backend, but a POST is still answered at once (SPEC §4).
         e.set_retry(self.may_retry(session, ctx) && self.has_untried_backend(ctx));
         e
@@ -269,8 +188,8 @@ impl ProxyHttp for Parapet {
     ) -> Box<Error> {
         let mut e = e.more_context(format!("peer: {peer}"));
         let upstream_failed = e.esource() == &ErrorSource::Upstream;
-        if upstream_failed && ctx.backend_busy {
-            self.attempt_ended(ctx, outcome_of(&e), Some(&e));
+        if upstream_failed {
+            ctx.attempts.end(Outcome::of(&e), Some(&e));
         }
         if !(upstream_failed && self.may_retry(session, ctx)) {
             e.set_retry(false);
@@ -319,17 +238,5 @@ impl ProxyHttp for Parapet {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         report::finish(&self.rt, session, e, ctx);
-    }
-}
-
-/// An IP address as bytes for hashing, without allocating.
-fn ip_octets(ip: IpAddr) -> ([u8; 16], usize) {
-    let mut out = [0u8; 16];
-    match ip {
-        IpAddr::V4(v4) => {
-            out[..4].copy_from_slice(&v4.octets());
-            (out, 4)
-        }
-        IpAddr::V6(v6) => (v6.octets(), 16),
     }
 }

@@ -14,11 +14,8 @@ use std::time::SystemTime;
 const CLIENT_CLOSED: u16 = 499;
 
 pub fn finish(rt: &Runtime, session: &Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-    super::release_backend(rt, ctx);
-    if ctx.counted_active {
-        rt.metrics.active.dec();
-        ctx.counted_active = false;
-    }
+    ctx.attempts.release();
+    ctx.active = None;
     let status = match (session.response_written(), e) {
         (Some(resp), _) => resp.status.as_u16(),
         (None, Some(e)) => match error_page::status_for(e) {
@@ -28,7 +25,7 @@ pub fn finish(rt: &Runtime, session: &Session, e: Option<&Error>, ctx: &mut Requ
         (None, None) => CLIENT_CLOSED,
     };
     let duration = ctx.started.elapsed();
-    rt.metrics
+    rt.requests
         .request_done(ctx.route.map(|r| r.route), status, duration);
     let Some(log) = &rt.access_log else {
         return;
@@ -38,7 +35,7 @@ pub fn finish(rt: &Runtime, session: &Session, e: Option<&Error>, ctx: &mut Requ
         time: SystemTime::now(),
         request_id: ctx.request_id.as_bytes(),
         trace_id: ctx.trace.as_ref().map(|t| &t.trace_id),
-        client_ip: ctx.client_ip,
+        client_ip: ctx.client.ip,
         method: req.method.as_str(),
         host: req.headers.get(header::HOST).map(|h| h.as_bytes()),
         path: req.uri.path_and_query().map_or("/", |p| p.as_str()),
@@ -46,10 +43,10 @@ pub fn finish(rt: &Runtime, session: &Session, e: Option<&Error>, ctx: &mut Requ
         bytes_in: session.body_bytes_read() as u64,
         bytes_out: session.body_bytes_sent() as u64,
         upstream: ctx.route.map(|r| r.upstream),
-        backend: ctx.backend,
-        attempts: ctx.attempts,
+        backend: ctx.attempts.backend,
+        attempts: ctx.attempts.count,
         duration,
-        upstream_duration: ctx.upstream_elapsed,
+        upstream_duration: ctx.attempts.elapsed,
         user_agent: req.headers.get(header::USER_AGENT).map(|u| u.as_bytes()),
     });
 }

@@ -1,15 +1,31 @@
-//! The selection algorithms of SPEC §2 mapped onto `pingora-load-balancing`.
-//! `round_robin` and `weighted` are the same weighted round robin (as in nginx and
-//! HAProxy, weights are always honoured; `weighted` is kept as the explicit name),
-//! `random` is weighted random, `consistent_hash` is ketama.
+//! The selection algorithms of SPEC §2 mapped onto `pingora-load-balancing`:
+//! weighted round robin, weighted random, and ketama for `consistent_hash`.
 
-use crate::config::file::Selection;
+use super::config::SelectionConfig;
 use pingora::lb::selection::{BackendIter, BackendSelection, Consistent, Random, RoundRobin};
 use pingora::lb::{Backend, Backends, LoadBalancer};
 use pingora::services::background::background_service;
 use pingora::services::ServiceWithDependents;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How a backend is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    RoundRobin,
+    Random,
+    Ketama,
+}
+
+impl Algorithm {
+    pub fn of(selection: SelectionConfig) -> Algorithm {
+        match selection {
+            SelectionConfig::RoundRobin | SelectionConfig::Weighted => Algorithm::RoundRobin,
+            SelectionConfig::Random => Algorithm::Random,
+            SelectionConfig::ConsistentHash => Algorithm::Ketama,
+        }
+    }
+}
 
 pub enum Balancer {
     RoundRobin(Arc<LoadBalancer<RoundRobin>>),
@@ -23,41 +39,29 @@ pub struct HealthCheck {
     pub interval: Duration,
 }
 
-/// A built balancer and, when it runs health checks, the background service that
-/// runs them (to be added to the server).
-pub struct Built {
-    pub balancer: Balancer,
-    pub service: Option<Box<dyn ServiceWithDependents>>,
-}
+/// The background service that runs a balancer's health checks, to be added to
+/// the server.
+pub type HealthService = Option<Box<dyn ServiceWithDependents>>;
 
 impl Balancer {
     pub fn build(
         name: &str,
-        selection: Selection,
+        algorithm: Algorithm,
         backends: Backends,
         health: Option<HealthCheck>,
-    ) -> Built {
-        match selection {
-            Selection::RoundRobin | Selection::Weighted => {
+    ) -> (Balancer, HealthService) {
+        match algorithm {
+            Algorithm::RoundRobin => {
                 let (lb, service) = start::<RoundRobin>(name, backends, health);
-                Built {
-                    balancer: Balancer::RoundRobin(lb),
-                    service,
-                }
+                (Balancer::RoundRobin(lb), service)
             }
-            Selection::Random => {
+            Algorithm::Random => {
                 let (lb, service) = start::<Random>(name, backends, health);
-                Built {
-                    balancer: Balancer::Random(lb),
-                    service,
-                }
+                (Balancer::Random(lb), service)
             }
-            Selection::ConsistentHash => {
+            Algorithm::Ketama => {
                 let (lb, service) = start::<Consistent>(name, backends, health);
-                Built {
-                    balancer: Balancer::Ketama(lb),
-                    service,
-                }
+                (Balancer::Ketama(lb), service)
             }
         }
     }
@@ -91,7 +95,7 @@ fn start<S>(
     name: &str,
     backends: Backends,
     health: Option<HealthCheck>,
-) -> (Arc<LoadBalancer<S>>, Option<Box<dyn ServiceWithDependents>>)
+) -> (Arc<LoadBalancer<S>>, HealthService)
 where
     S: BackendSelection + Send + Sync + 'static,
     S::Iter: BackendIter,

@@ -1,46 +1,83 @@
 //! Upstream pools: the backends of one `upstreams.NAME`, how one is chosen, how it
 //! is checked, and how we connect to it. Later policies that belong to a backend
 //! (circuit breaker, least connections) live beside these.
+//!
+//! config   what the operator wrote, validated into `UpstreamSettings`
+//! balancer the selection algorithm on `pingora-load-balancing`
+//! health   active health checks and their configuration
+//! backend  each backend's live state and metric series
+//! peer     how a backend is connected to
 
+pub mod backend;
 mod balancer;
-mod health;
+pub mod config;
+pub mod health;
+pub mod peer;
 
-use crate::config::model::{HashKey, UpstreamSettings};
-use crate::observe::metrics::Metrics;
+pub use backend::{BackendFamilies, BackendState, Outcome};
+pub use balancer::Algorithm;
+pub use config::UpstreamSettings;
+
 use crate::policy::retry::RetryPolicy;
-use balancer::Balancer;
-use http::HeaderValue;
+use balancer::{Balancer, HealthService};
+use http::{HeaderName, HeaderValue};
+use pingora::http::RequestHeader;
 use pingora::lb::discovery::Static;
 use pingora::lb::{Backend, Backends};
-use pingora::services::ServiceWithDependents;
 use pingora::upstreams::peer::HttpPeer;
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// One upstream pool, built once at start.
 pub struct Upstream {
     pub name: String,
     pub retry: RetryPolicy,
-    pub hash_key: HashKey,
     pub host_header: Option<HeaderValue>,
+    hash_key: HashKey,
     balancer: Balancer,
     /// Backend addresses in configuration order; a backend's index is its bit in
     /// the per-request set of backends already tried.
     addresses: Vec<SocketAddr>,
     /// Per backend, the peer with this upstream's timeouts, cloned per attempt.
     peers: Vec<HttpPeer>,
-    /// Per backend, what /status reports.
-    states: Vec<BackendState>,
+    /// Per backend, its live state and metric series.
+    states: Vec<Arc<BackendState>>,
 }
 
-/// Live state of one backend for the admin listener.
-#[derive(Default)]
-pub struct BackendState {
-    in_flight: AtomicI64,
-    /// The kind of the latest failed attempt (e.g. `ConnectRefused`).
-    last_error: Mutex<Option<&'static str>>,
+/// What `consistent_hash` hashes to pick a backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    Uri,
+    ClientIp,
+    Header(HeaderName),
+}
+
+/// The bytes a request is hashed by, borrowed from it where they can be.
+pub enum SelectionKey<'a> {
+    Borrowed(&'a [u8]),
+    /// An IP address's octets (4 or 16 of them).
+    Ip([u8; 16], usize),
+}
+
+impl SelectionKey<'_> {
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            SelectionKey::Borrowed(bytes) => bytes,
+            SelectionKey::Ip(octets, len) => &octets[..*len],
+        }
+    }
+
+    fn ip(ip: IpAddr) -> Self {
+        let mut out = [0u8; 16];
+        match ip {
+            IpAddr::V4(v4) => {
+                out[..4].copy_from_slice(&v4.octets());
+                SelectionKey::Ip(out, 4)
+            }
+            IpAddr::V6(v6) => SelectionKey::Ip(v6.octets(), 16),
+        }
+    }
 }
 
 /// A backend chosen for one attempt.
@@ -53,54 +90,57 @@ impl Upstream {
     /// Build the pool; the returned service (when health checks are on) must be
     /// added to the server so the checks run.
     pub fn build(
-        index: usize,
         settings: &UpstreamSettings,
-        metrics: &Arc<Metrics>,
-    ) -> pingora::Result<(Upstream, Option<Box<dyn ServiceWithDependents>>)> {
+        families: &BackendFamilies,
+    ) -> pingora::Result<(Upstream, HealthService)> {
         let set: BTreeSet<Backend> = settings
             .backends
             .iter()
             .map(|b| Backend::new_with_weight(&b.address.to_string(), b.weight as usize))
             .collect::<pingora::Result<_>>()?;
         let backends = Backends::new(Static::new(set));
+        let addresses = settings.addresses();
+        let states: Vec<_> = addresses
+            .iter()
+            .map(|a| Arc::new(families.state(&settings.name, &a.to_string())))
+            .collect();
         let health = match &settings.health_check {
-            Some(hc) => Some(health::build(index, settings, hc, metrics.clone())?),
+            Some(hc) => Some(health::build(
+                &settings.name,
+                addresses.clone(),
+                states.clone(),
+                hc,
+            )?),
             None => None,
         };
-        let built = Balancer::build(&settings.name, settings.selection, backends, health);
-        let t = settings.timeouts;
-        let peers = settings
-            .backends
+        let (balancer, service) =
+            Balancer::build(&settings.name, settings.algorithm, backends, health);
+        let peers = addresses
             .iter()
-            .map(|b| {
-                let mut peer = HttpPeer::new(b.address, false, String::new());
-                peer.options.connection_timeout = Some(t.connect);
-                // Waiting for the response head, and between two reads after it.
-                // No write timeout: Pingora registers a timer on every read and every
-                // write, and the read timeout already bounds a backend that stops
-                // reading, since the response is awaited while the body is sent.
-                peer.options.read_timeout = Some(t.response_header);
-                peer.options.idle_timeout = Some(t.idle);
-                peer
-            })
+            .map(|a| peer::build(*a, settings.tls.as_ref(), settings.timeouts))
             .collect();
         let upstream = Upstream {
             name: settings.name.clone(),
-            retry: RetryPolicy {
-                retries: settings.retries,
-            },
+            retry: settings.retry,
             hash_key: settings.hash_key.clone(),
             host_header: settings.host_header.clone(),
-            balancer: built.balancer,
-            addresses: settings.backends.iter().map(|b| b.address).collect(),
+            balancer,
+            addresses,
             peers,
-            states: settings
-                .backends
-                .iter()
-                .map(|_| BackendState::default())
-                .collect(),
+            states,
         };
-        Ok((upstream, built.service))
+        Ok((upstream, service))
+    }
+
+    /// What `select` hashes for this request (only `consistent_hash` looks at it).
+    pub fn key_of<'a>(&self, req: &'a RequestHeader, client_ip: IpAddr) -> SelectionKey<'a> {
+        match &self.hash_key {
+            HashKey::Uri => SelectionKey::Borrowed(req.raw_path()),
+            HashKey::ClientIp => SelectionKey::ip(client_ip),
+            HashKey::Header(name) => {
+                SelectionKey::Borrowed(req.headers.get(name).map_or(&[], |v| v.as_bytes()))
+            }
+        }
     }
 
     /// A healthy backend for `key`, preferring one not in `tried` (a bit per index).
@@ -145,7 +185,7 @@ impl Upstream {
         self.any_ready(|i| i == index)
     }
 
-    pub fn state(&self, index: usize) -> &BackendState {
+    pub fn state(&self, index: usize) -> &Arc<BackendState> {
         &self.states[index]
     }
 
@@ -175,26 +215,34 @@ pub fn tried_bit(index: usize) -> u64 {
     1 << (index % 64)
 }
 
-impl BackendState {
-    pub fn begin(&self) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    pub fn end(&self) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    pub fn in_flight(&self) -> i64 {
-        self.in_flight.load(Ordering::Relaxed)
-    }
-
-    pub fn failed(&self, kind: &'static str) {
-        if let Ok(mut last) = self.last_error.lock() {
-            *last = Some(kind);
-        }
-    }
-
-    pub fn last_error(&self) -> Option<&'static str> {
-        self.last_error.lock().ok().and_then(|l| *l)
+    #[test]
+    fn keys_come_from_the_request() {
+        let families = BackendFamilies::register(&prometheus::Registry::new()).unwrap();
+        let yaml = "{backends: [{address: '127.0.0.1:1'}], selection: consistent_hash, hash_key: client_ip}";
+        let mut errors = crate::config::ConfigErrors::default();
+        let mut settings = UpstreamSettings::from_config(
+            "app",
+            serde_yaml::from_str(yaml).unwrap(),
+            "upstreams.app",
+            &mut errors,
+        );
+        let mut req = RequestHeader::build("GET", b"/a?b", None).unwrap();
+        req.insert_header("X-User", "u1").unwrap();
+        let key_of = |settings: &UpstreamSettings| {
+            let (upstream, _) = Upstream::build(settings, &families).unwrap();
+            let ip = "10.1.2.3".parse().unwrap();
+            upstream.key_of(&req, ip).as_bytes().to_vec()
+        };
+        assert_eq!(key_of(&settings), [10, 1, 2, 3]);
+        settings.hash_key = HashKey::Uri;
+        assert_eq!(key_of(&settings), b"/a?b");
+        settings.hash_key = HashKey::Header(HeaderName::from_static("x-user"));
+        assert_eq!(key_of(&settings), b"u1");
+        settings.hash_key = HashKey::Header(HeaderName::from_static("x-none"));
+        assert_eq!(key_of(&settings), b"");
     }
 }

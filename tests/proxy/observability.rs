@@ -100,12 +100,14 @@ async fn counters_match_what_happened() {
     let healthy = format!("parapet_backend_healthy{{backend=\"{backend}\",upstream=\"app\"}}");
     assert_eq!(metric(&text, &healthy), Some(1.0));
     assert_eq!(metric(&text, "parapet_connections_active"), Some(0.0));
+    // Families of features not built yet are registered when their feature lands,
+    // not exported as placeholders before.
     for name in [
         "parapet_circuit_open",
         "parapet_ratelimited_total",
         "parapet_cache_size_bytes",
     ] {
-        assert!(text.contains(name), "{name} missing");
+        assert!(!text.contains(name), "{name} exported before its feature");
     }
     assert!(
         !text.contains("/ok") && !text.contains("127.0.0.1\""),
@@ -162,7 +164,10 @@ async fn health_readiness_and_status() {
     assert_eq!(app["backends"][0]["address"], o.addr.to_string());
     assert_eq!(app["backends"][0]["healthy"], true);
     assert_eq!(app["backends"][0]["in_flight"], 0);
-    assert_eq!(app["backends"][0]["circuit"], "closed");
+    assert!(
+        app["backends"][0].get("circuit").is_none(),
+        "no circuit breaker yet"
+    );
     let gone = &status["upstreams"][1];
     assert_eq!(gone["backends"][0]["healthy"], false);
     assert_eq!(get(admin, "/nope").await.status(), 404);
@@ -197,13 +202,13 @@ async fn access_log_is_one_json_object_per_request() {
         "upstream",
         "backend",
         "attempts",
-        "cache",
         "duration_ms",
         "upstream_duration_ms",
         "user_agent",
     ] {
         assert!(first.get(field).is_some(), "{field} missing: {first}");
     }
+    assert!(first.get("cache").is_none(), "no cache yet: {first}");
     assert_eq!(first["request_id"], "rid-1");
     assert_eq!(first["method"], "GET");
     assert_eq!(first["host"], "test");
@@ -262,7 +267,10 @@ async fn traceparent_is_forwarded_or_started() {
         ("00", 32, 16, "01")
     );
 
+    // Each request's line is written after its response went out, so the second
+    // line can come first.
     let lines = wait_lines(&obs.log, 2).await;
-    assert_eq!(lines[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
-    assert_eq!(lines[1]["trace_id"], parts[1]);
+    let mut logged: Vec<_> = lines.iter().map(|l| l["trace_id"].clone()).collect();
+    logged.sort_by_key(|id| id != "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(logged, ["4bf92f3577b34da6a3ce929d0e0e4736", parts[1]]);
 }

@@ -1,7 +1,29 @@
 //! Host and path prefix to route, first match wins (SPEC §2 `routes`). Built once
-//! at load; matching allocates nothing.
+//! at load; matching allocates nothing. A route carries the policies that apply to
+//! its requests, so a hook asks the matched route rather than a global table.
 
-use crate::config::model::RouteSettings;
+pub mod config;
+
+use pingora::http::RequestHeader;
+
+/// One route: where its requests go and what applies to them on the way.
+#[derive(Debug)]
+pub struct Route {
+    /// The route's label in metrics: its host pattern and path prefix.
+    pub label: String,
+    pub host: HostMatch,
+    pub path_prefix: String,
+    /// Index of the upstream in the runtime's list.
+    pub upstream: usize,
+    pub policies: RoutePolicies,
+}
+
+/// The per-route policies. Each edge feature adds its own `Option<...>` field here
+/// (cache, rate limit, CORS, access list, compression), `None` when the route does
+/// not use it, so that a hook reads `if let Some(p) = &route.policies.cors { ... }`
+/// and a route without the feature pays one branch. None is built yet.
+#[derive(Debug, Default)]
+pub struct RoutePolicies {}
 
 /// How a route matches the request's host (port ignored, ASCII case-insensitive).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +76,7 @@ impl HostMatch {
 
 /// The compiled route table.
 pub struct RouteTable {
-    routes: Vec<RouteSettings>,
+    routes: Vec<Route>,
 }
 
 /// A matched route: its position in the table and the upstream it sends to.
@@ -65,8 +87,23 @@ pub struct RouteMatch {
 }
 
 impl RouteTable {
-    pub fn new(routes: Vec<RouteSettings>) -> Self {
+    pub fn new(routes: Vec<Route>) -> Self {
         RouteTable { routes }
+    }
+
+    /// The route of a request: by the authority of an absolute-form target, else
+    /// by `Host`, and by the path.
+    pub fn route_for(&self, req: &RequestHeader) -> Option<RouteMatch> {
+        self.find(host_of(req), req.uri.path().as_bytes())
+    }
+
+    /// The route at `index`, as a `RouteMatch` gave it.
+    pub fn get(&self, index: usize) -> Option<&Route> {
+        self.routes.get(index)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter()
     }
 
     /// The first route whose host and path prefix match. `host` may carry a port.
@@ -81,6 +118,15 @@ impl RouteTable {
                 upstream: self.routes[route].upstream,
             })
     }
+}
+
+/// The host a request is for, as the client sent it (possibly with a port).
+pub fn host_of(req: &RequestHeader) -> &[u8] {
+    req.uri
+        .authority()
+        .map(|a| a.as_str().as_bytes())
+        .or_else(|| req.headers.get(http::header::HOST).map(|h| h.as_bytes()))
+        .unwrap_or_default()
 }
 
 fn strip_port(host: &[u8]) -> &[u8] {
@@ -105,11 +151,12 @@ mod tests {
         RouteTable::new(
             routes
                 .iter()
-                .map(|(h, p, u)| RouteSettings {
+                .map(|(h, p, u)| Route {
                     label: format!("{h}{p}"),
                     host: HostMatch::parse(h).unwrap(),
                     path_prefix: p.to_string(),
                     upstream: *u,
+                    policies: RoutePolicies::default(),
                 })
                 .collect(),
         )
@@ -136,6 +183,23 @@ mod tests {
         assert_eq!(t.find(b"other.example.com", b"/"), None);
         assert_eq!(t.find(b"[::1]:80", b"/"), None);
         assert!(t.find(b"app.example.com.", b"/").is_some());
+    }
+
+    #[test]
+    fn the_host_comes_from_the_target_before_the_header() {
+        let t = table(&[("a.test", "/", 0), ("b.test", "/", 1)]);
+        let mut req = RequestHeader::build("GET", b"/x", None).unwrap();
+        req.insert_header("Host", "b.test:8080").unwrap();
+        assert_eq!(t.route_for(&req).map(|m| m.upstream), Some(1));
+        // An HTTP/2 request's `:authority` is in the URI (Pingora keeps only the
+        // path of an HTTP/1.1 absolute-form target there; `Host` then decides).
+        let mut req = RequestHeader::build("GET", b"/x", None).unwrap();
+        req.set_uri(http::Uri::from_static("http://a.test/x"));
+        req.insert_header("Host", "b.test").unwrap();
+        assert_eq!(host_of(&req), b"a.test");
+        assert_eq!(t.route_for(&req).map(|m| m.upstream), Some(0));
+        let req = RequestHeader::build("GET", b"/x", None).unwrap();
+        assert_eq!(t.route_for(&req), None);
     }
 
     #[test]

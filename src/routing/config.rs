@@ -1,0 +1,111 @@
+//! One entry of `routes` as the operator wrote it, and its validation into a
+//! `Route`. Each per-route policy adds its key here and converts it with its own
+//! module's `from_config`.
+
+use super::{HostMatch, Route, RoutePolicies};
+use crate::config::{field, ConfigErrors};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    #[serde(default = "default_route_host")]
+    pub host: String,
+    #[serde(default = "default_path_prefix")]
+    pub path_prefix: String,
+    pub upstream: String,
+}
+
+fn default_route_host() -> String {
+    "*".into()
+}
+fn default_path_prefix() -> String {
+    "/".into()
+}
+
+/// How routes find their upstream: `valid` names the upstreams that were built, in
+/// the runtime's order; `defined` every name in the file, so that a route naming an
+/// upstream that is defined but wrong is not reported a second time.
+pub struct UpstreamNames<'a> {
+    pub valid: Vec<&'a str>,
+    pub defined: Vec<&'a str>,
+}
+
+impl Route {
+    /// `path` is `routes[i]`. `None` when the route cannot be built; its problems
+    /// are in `errors`.
+    pub fn from_config(
+        config: RouteConfig,
+        upstreams: &UpstreamNames,
+        path: &str,
+        errors: &mut ConfigErrors,
+    ) -> Option<Route> {
+        let host = HostMatch::parse(&config.host)
+            .map_err(|m| errors.push(field(path, "host"), m))
+            .ok();
+        if !config.path_prefix.starts_with('/') {
+            errors.push(field(path, "path_prefix"), "must start with '/'");
+        }
+        let upstream = upstreams.valid.iter().position(|u| *u == config.upstream);
+        if !upstreams.defined.contains(&config.upstream.as_str()) {
+            errors.push(
+                field(path, "upstream"),
+                format!("'{}' is not defined under `upstreams`", config.upstream),
+            );
+        }
+        Some(Route {
+            label: format!(
+                "{}{}",
+                config.host.trim().to_ascii_lowercase(),
+                config.path_prefix
+            ),
+            host: host?,
+            path_prefix: config.path_prefix,
+            upstream: upstream?,
+            policies: RoutePolicies::default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(yaml: &str) -> (Option<Route>, Vec<String>) {
+        let config: RouteConfig = serde_yaml::from_str(yaml).unwrap();
+        let names = UpstreamNames {
+            valid: vec!["other", "app"],
+            defined: vec!["other", "app", "broken"],
+        };
+        let mut errors = ConfigErrors::default();
+        let route = Route::from_config(config, &names, "routes[0]", &mut errors);
+        (route, errors.errors.into_iter().map(|e| e.path).collect())
+    }
+
+    #[test]
+    fn a_route_points_at_its_upstream_by_index() {
+        let (r, problems) = route("{host: '*.Example.com', path_prefix: /api/, upstream: app}");
+        let r = r.unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(r.upstream, 1);
+        assert_eq!(r.label, "*.example.com/api/");
+        assert_eq!(r.host, HostMatch::Suffix(".example.com".into()));
+    }
+
+    #[test]
+    fn each_problem_names_its_field() {
+        let (r, problems) = route("{host: 'a b', path_prefix: api, upstream: nope}");
+        assert!(r.is_none());
+        assert_eq!(
+            problems,
+            [
+                "routes[0].host",
+                "routes[0].path_prefix",
+                "routes[0].upstream"
+            ]
+        );
+        // Defined but invalid: reported where it is defined, not here.
+        let (r, problems) = route("{upstream: broken}");
+        assert!(r.is_none() && problems.is_empty());
+    }
+}

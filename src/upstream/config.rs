@@ -1,0 +1,312 @@
+//! One `upstreams.NAME` entry: what the operator wrote, and the validated settings
+//! the pool is built from. Backend names are resolved once, here, as nginx does at
+//! load.
+
+use super::balancer::Algorithm;
+use super::health::{HealthCheckConfig, HealthCheckSettings};
+use super::peer::UpstreamTls;
+use super::HashKey;
+use crate::config::units::Span;
+use crate::config::{field, header_name, require_nonzero, ConfigErrors};
+use crate::policy::retry::RetryPolicy;
+use http::HeaderValue;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub backends: Vec<BackendConfig>,
+    #[serde(default)]
+    pub selection: SelectionConfig,
+    pub hash_key: Option<String>,
+    pub health_check: Option<HealthCheckConfig>,
+    #[serde(default)]
+    pub timeouts: TimeoutsConfig,
+    #[serde(default = "default_retries")]
+    pub retries: u8,
+    pub host_header: Option<String>,
+}
+
+fn default_retries() -> u8 {
+    1
+}
+
+/// `selection` as written. `round_robin` and `weighted` are the same weighted round
+/// robin (as in nginx and HAProxy, weights are always honoured; `weighted` is kept
+/// as the explicit name).
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectionConfig {
+    #[default]
+    RoundRobin,
+    Weighted,
+    Random,
+    ConsistentHash,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    pub address: String,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsConfig {
+    pub connect: Span,
+    pub response_header: Span,
+    pub idle: Span,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        TimeoutsConfig {
+            connect: Span(Duration::from_secs(2)),
+            response_header: Span(Duration::from_secs(30)),
+            idle: Span(Duration::from_secs(60)),
+        }
+    }
+}
+
+/// A validated upstream, ready to be built into a pool.
+pub struct UpstreamSettings {
+    pub name: String,
+    pub backends: Vec<BackendSettings>,
+    pub algorithm: Algorithm,
+    pub hash_key: HashKey,
+    pub health_check: Option<HealthCheckSettings>,
+    pub timeouts: Timeouts,
+    pub retry: RetryPolicy,
+    pub host_header: Option<HeaderValue>,
+    /// TLS to the backends (none yet: cleartext only).
+    pub tls: Option<UpstreamTls>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendSettings {
+    pub address: SocketAddr,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub response_header: Duration,
+    pub idle: Duration,
+}
+
+impl UpstreamSettings {
+    /// `path` is `upstreams.NAME`. Settings come back even when some fields were
+    /// wrong, so that routes naming this upstream are not reported a second time.
+    pub fn from_config(
+        name: &str,
+        config: UpstreamConfig,
+        path: &str,
+        errors: &mut ConfigErrors,
+    ) -> UpstreamSettings {
+        let backends = backends_of(&config.backends, path, errors);
+        if config.retries > 10 {
+            errors.push(field(path, "retries"), "must be at most 10");
+        }
+        let hash_key = hash_key_of(&config, path, errors);
+        let t = &config.timeouts;
+        require_nonzero(
+            &field(path, "timeouts"),
+            &[
+                ("connect", t.connect.0),
+                ("response_header", t.response_header.0),
+            ],
+            errors,
+        );
+        let health_check = config.health_check.map(|hc| {
+            HealthCheckSettings::from_config(name, hc, &field(path, "health_check"), errors)
+        });
+        let host_header = config.host_header.and_then(|h| {
+            HeaderValue::from_str(&h)
+                .map_err(|_| errors.push(field(path, "host_header"), "not a valid Host value"))
+                .ok()
+        });
+        UpstreamSettings {
+            name: name.to_string(),
+            backends,
+            algorithm: Algorithm::of(config.selection),
+            hash_key,
+            health_check,
+            timeouts: Timeouts {
+                connect: t.connect.0,
+                response_header: t.response_header.0,
+                idle: t.idle.0,
+            },
+            retry: RetryPolicy {
+                retries: config.retries,
+            },
+            host_header,
+            tls: None,
+        }
+    }
+
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        self.backends.iter().map(|b| b.address).collect()
+    }
+}
+
+fn backends_of(
+    configs: &[BackendConfig],
+    path: &str,
+    errors: &mut ConfigErrors,
+) -> Vec<BackendSettings> {
+    let mut backends = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, backend) in configs.iter().enumerate() {
+        let at = format!("{path}.backends[{i}]");
+        if backend.weight == 0 {
+            errors.push(field(&at, "weight"), "must be at least 1");
+        } else if backend.weight > 1000 {
+            errors.push(field(&at, "weight"), "must be at most 1000");
+        }
+        match resolve(&backend.address) {
+            Ok(address) if !seen.insert(address) => errors.push(
+                field(&at, "address"),
+                format!("'{address}' is listed twice"),
+            ),
+            Ok(address) => backends.push(BackendSettings {
+                address,
+                weight: backend.weight.max(1),
+            }),
+            Err(m) => errors.push(field(&at, "address"), m),
+        }
+    }
+    if configs.is_empty() {
+        errors.push(field(path, "backends"), "at least one backend is required");
+    }
+    backends
+}
+
+fn hash_key_of(config: &UpstreamConfig, path: &str, errors: &mut ConfigErrors) -> HashKey {
+    let at = field(path, "hash_key");
+    let key = match config.hash_key.as_deref() {
+        None | Some("uri") => HashKey::Uri,
+        Some("client_ip") => HashKey::ClientIp,
+        Some(other) => match other.strip_prefix("header:") {
+            Some(h) => header_name(h, &at, errors)
+                .map(HashKey::Header)
+                .unwrap_or(HashKey::Uri),
+            None => {
+                errors.push(
+                    &at,
+                    format!("'{other}' is not one of uri, client_ip, header:NAME"),
+                );
+                HashKey::Uri
+            }
+        },
+    };
+    if config.hash_key.is_some() && config.selection != SelectionConfig::ConsistentHash {
+        errors.push(&at, "only used with `selection: consistent_hash`");
+    }
+    key
+}
+
+/// `IP:port`, or `name:port` resolved once, now (as nginx does at load).
+fn resolve(address: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = address.parse() {
+        return Ok(addr);
+    }
+    let not_host_port = || format!("'{address}' is not host:port");
+    let (host, port) = address.rsplit_once(':').ok_or_else(not_host_port)?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(not_host_port());
+    }
+    address
+        .to_socket_addrs()
+        .map_err(|e| format!("'{address}' does not resolve: {e}"))?
+        .next()
+        .ok_or_else(|| format!("'{address}' resolves to no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(yaml: &str) -> (UpstreamSettings, Vec<String>) {
+        let config: UpstreamConfig = serde_yaml::from_str(yaml).unwrap();
+        let mut errors = ConfigErrors::default();
+        let settings = UpstreamSettings::from_config("app", config, "upstreams.app", &mut errors);
+        (
+            settings,
+            errors.errors.into_iter().map(|e| e.path).collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_fill_what_is_left_out() {
+        let (s, problems) = settings("backends: [{address: '127.0.0.1:81'}]");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(s.algorithm, Algorithm::RoundRobin);
+        assert_eq!(s.hash_key, HashKey::Uri);
+        assert_eq!(s.retry.retries, 1);
+        assert_eq!(s.timeouts.connect, Duration::from_secs(2));
+        assert_eq!(s.timeouts.response_header, Duration::from_secs(30));
+        assert_eq!(s.backends[0].weight, 1);
+        assert!(s.health_check.is_none() && s.host_header.is_none() && s.tls.is_none());
+    }
+
+    #[test]
+    fn each_problem_names_its_field() {
+        let (s, problems) = settings(
+            "{backends: [{address: nope}, {address: '127.0.0.1:81', weight: 0}, {address: '127.0.0.1:81'}],
+              retries: 11, hash_key: client_ip, timeouts: {connect: 0ms}, host_header: \"a\\nb\"}",
+        );
+        assert_eq!(
+            problems,
+            [
+                "upstreams.app.backends[0].address",
+                "upstreams.app.backends[1].weight",
+                "upstreams.app.backends[2].address",
+                "upstreams.app.retries",
+                "upstreams.app.hash_key",
+                "upstreams.app.timeouts.connect",
+                "upstreams.app.host_header",
+            ]
+        );
+        assert_eq!(s.backends.len(), 1);
+    }
+
+    #[test]
+    fn hash_keys_and_selections() {
+        let (s, problems) = settings(
+            "{backends: [{address: '127.0.0.1:81'}], selection: consistent_hash, hash_key: 'header:X-User'}",
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(s.algorithm, Algorithm::Ketama);
+        assert_eq!(s.hash_key, HashKey::Header("x-user".parse().unwrap()));
+        let (s, _) = settings("{backends: [{address: '127.0.0.1:81'}], selection: weighted}");
+        assert_eq!(s.algorithm, Algorithm::RoundRobin);
+        let (_, problems) = settings(
+            "{backends: [{address: '127.0.0.1:81'}], selection: consistent_hash, hash_key: cookie}",
+        );
+        assert_eq!(problems, ["upstreams.app.hash_key"]);
+        let (_, problems) = settings("{backends: []}");
+        assert_eq!(problems, ["upstreams.app.backends"]);
+    }
+
+    #[test]
+    fn names_resolve_once() {
+        assert_eq!(
+            resolve("localhost:80").map(|a| a.port()),
+            Ok(80),
+            "localhost resolves"
+        );
+        assert!(resolve("no-port").is_err());
+        assert!(resolve(":80").is_err());
+        assert!(resolve("host:99999").is_err());
+    }
+}
