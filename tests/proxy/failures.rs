@@ -5,10 +5,12 @@ use crate::support::*;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-fn single(addr: SocketAddr, extra: &str) -> String {
-    format!(
-        "upstreams:\n  app:\n    backends: [{{address: \"{addr}\"}}]\n    retries: 0\n{extra}routes:\n  - host: app.test\n    upstream: app\n  - path_prefix: /app/\n    upstream: app\n"
-    )
+/// Upstream `app` (one backend, no retries), reached by host `app.test` or under `/app/`.
+fn single(addr: SocketAddr) -> Config {
+    Config::new()
+        .upstream("app", json!({"backends": backends(&[addr]), "retries": 0}))
+        .route(json!({"host": "app.test", "upstream": "app"}))
+        .route(json!({"path_prefix": "/app/", "upstream": "app"}))
 }
 
 fn assert_error_body(resp: &Response, status: u16, reason: &str) {
@@ -27,7 +29,7 @@ fn assert_error_body(resp: &Response, status: u16, reason: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_route_is_404() {
     let o = origin("o").await;
-    let proxy = Proxy::start(&single(o.addr, "")).await;
+    let proxy = Proxy::start(&single(o.addr)).await;
     let resp = proxy.get("/elsewhere").await;
     assert_error_body(&resp, 404, "not found");
     assert_eq!(o.state.total(), 0);
@@ -35,7 +37,7 @@ async fn no_route_is_404() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_connection_is_502_json_when_asked() {
-    let proxy = Proxy::start(&single(dead_addr(), "")).await;
+    let proxy = Proxy::start(&single(dead_addr())).await;
     let resp = proxy.get("/app/x").await;
     assert_error_body(&resp, 502, "bad gateway");
 
@@ -53,7 +55,7 @@ async fn refused_connection_is_502_json_when_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_closing_before_a_response_is_502() {
     let o = origin("o").await;
-    let proxy = Proxy::start(&single(o.addr, "")).await;
+    let proxy = Proxy::start(&single(o.addr)).await;
     let resp = proxy.get("/app/close").await;
     assert_error_body(&resp, 502, "bad gateway");
 }
@@ -61,8 +63,8 @@ async fn upstream_closing_before_a_response_is_502() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn response_header_timeout_is_504() {
     let o = origin("o").await;
-    let timeouts = "    timeouts: { connect: 1s, response_header: 300ms }\n";
-    let proxy = Proxy::start(&single(o.addr, timeouts)).await;
+    let timeouts = json!({"connect": "1s", "response_header": "300ms"});
+    let proxy = Proxy::start(&single(o.addr).upstream_key("app", "timeouts", timeouts)).await;
     let resp = proxy.get("/app/slow/3000").await;
     assert_error_body(&resp, 504, "gateway timeout");
     let fast = proxy.get("/app/slow/10").await;
@@ -71,8 +73,13 @@ async fn response_header_timeout_is_504() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_healthy_backend_is_503_with_retry_after() {
-    let check = "    health_check: { type: tcp, interval: 100ms, timeout: 100ms, unhealthy_threshold: 1 }\n";
-    let proxy = Proxy::start(&single(dead_addr(), check)).await;
+    let check = json!({
+        "type": "tcp",
+        "interval": "100ms",
+        "timeout": "100ms",
+        "unhealthy_threshold": 1
+    });
+    let proxy = Proxy::start(&single(dead_addr()).upstream_key("app", "health_check", check)).await;
     let got_503 = eventually(Duration::from_secs(10), async || {
         proxy.get("/app/x").await.status() == 503
     })
@@ -86,7 +93,7 @@ async fn no_healthy_backend_is_503_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_length_with_transfer_encoding_is_refused() {
     let o = origin("o").await;
-    let proxy = Proxy::start(&single(o.addr, "")).await;
+    let proxy = Proxy::start(&single(o.addr)).await;
     let mut req = request(
         "POST",
         "/app/echo",
@@ -103,7 +110,7 @@ async fn content_length_with_transfer_encoding_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_header_bytes_are_refused() {
     let o = origin("o").await;
-    let proxy = Proxy::start(&single(o.addr, "")).await;
+    let proxy = Proxy::start(&single(o.addr)).await;
     for bad in [
         &b"GET /app/x HTTP/1.1\r\nHost: test\r\nBad Header: x\r\n\r\n"[..],
         &b"GET /app/x HTTP/1.1\r\nHost: test\r\nX-Ctl: a\x01b\r\n\r\n"[..],
@@ -119,16 +126,25 @@ async fn invalid_header_bytes_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_disconnects_is_not_an_error() {
     let o = origin("o").await;
-    let proxy = Proxy::start(&single(o.addr, "")).await;
-    for _ in 0..3 {
+    let proxy = Proxy::start(&single(o.addr)).await;
+    for n in 1..=3 {
         let mut conn = Conn::open(proxy.addr).await.unwrap();
         conn.send(request("GET", "/app/slow/300", &[]).as_bytes())
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Hang up only once the request is in flight at the origin.
+        let forwarded = eventually(Duration::from_secs(5), async || {
+            o.state.count("/app/slow/300") >= n
+        })
+        .await;
+        assert!(forwarded, "request {n} never reached the origin");
         drop(conn);
     }
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Each slow answer comes 300 ms after its request reached the origin; the proxy
+    // then finds its client gone. Nothing outside the proxy shows that it has
+    // finished with a dropped request, so give the last one its 300 ms and a margin
+    // before looking at what it logged.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(proxy.get("/app/x").await.status(), 200);
     assert!(!proxy.stderr().contains("ERROR"), "{}", proxy.stderr());
 }
@@ -151,8 +167,8 @@ async fn connect_timeout_is_504() {
         }
     }
     assert!(queued.len() < 1024, "the accept queue never filled");
-    let timeouts = "    timeouts: { connect: 300ms, response_header: 5s }\n";
-    let proxy = Proxy::start(&single(addr, timeouts)).await;
+    let timeouts = json!({"connect": "300ms", "response_header": "5s"});
+    let proxy = Proxy::start(&single(addr).upstream_key("app", "timeouts", timeouts)).await;
     let started = std::time::Instant::now();
     let resp = proxy.get("/app/x").await;
     assert_error_body(&resp, 504, "gateway timeout");

@@ -6,7 +6,7 @@ use crate::support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_hop_by_hop_headers_are_stripped() {
     let o = origin("o").await;
-    let proxy = proxy_in_front_of(&o, "").await;
+    let proxy = proxy_in_front_of(&o).await;
     let hop = [
         "Connection: keep-alive, X-Nominated",
         "X-Nominated: secret",
@@ -45,7 +45,7 @@ async fn request_hop_by_hop_headers_are_stripped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_request_bodies_are_reframed_not_lost() {
     let o = origin("o").await;
-    let proxy = proxy_in_front_of(&o, "").await;
+    let proxy = proxy_in_front_of(&o).await;
     let mut req = request("POST", "/echo", &["Transfer-Encoding: chunked"]).into_bytes();
     req.extend_from_slice(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
     let resp = raw(proxy.addr, &req, "POST").await.unwrap();
@@ -56,7 +56,7 @@ async fn chunked_request_bodies_are_reframed_not_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_upgrade_is_forwarded_as_one() {
     let o = origin("o").await;
-    let proxy = proxy_in_front_of(&o, "").await;
+    let proxy = proxy_in_front_of(&o).await;
     let ws = [
         "Connection: Upgrade",
         "Upgrade: websocket",
@@ -71,7 +71,7 @@ async fn websocket_upgrade_is_forwarded_as_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn response_hop_by_hop_headers_are_stripped() {
     let o = origin("o").await;
-    let proxy = proxy_in_front_of(&o, "").await;
+    let proxy = proxy_in_front_of(&o).await;
     let resp = proxy.get("/hop").await;
     assert_eq!(resp.status(), 200);
     for name in [
@@ -95,7 +95,9 @@ async fn response_hop_by_hop_headers_are_stripped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spoofed_forwarding_headers_from_untrusted_clients_are_replaced() {
     let o = origin("o").await;
-    let proxy = proxy_in_front_of(&o, "client_ip:\n  trusted_proxies: [10.0.0.0/8]\n").await;
+    let config =
+        Config::single(&[o.addr]).section("client_ip", json!({"trusted_proxies": ["10.0.0.0/8"]}));
+    let proxy = Proxy::start(&config).await;
     let spoof = [
         "X-Forwarded-For: 6.6.6.6",
         "X-Real-IP: 6.6.6.6",
@@ -112,11 +114,11 @@ async fn spoofed_forwarding_headers_from_untrusted_clients_are_replaced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_headers_from_trusted_proxies_are_extended() {
     let o = origin("o").await;
-    let proxy = proxy_in_front_of(
-        &o,
-        "client_ip:\n  header: X-Client-IP\n  trusted_proxies: [127.0.0.1]\n",
-    )
-    .await;
+    let config = Config::single(&[o.addr]).section(
+        "client_ip",
+        json!({"header": "X-Client-IP", "trusted_proxies": ["127.0.0.1"]}),
+    );
+    let proxy = Proxy::start(&config).await;
     let forwarded = ["X-Forwarded-For: 6.6.6.6", "X-Forwarded-Proto: https"];
     let resp = get_with(proxy.addr, "/echo", &forwarded).await;
     assert_eq!(
@@ -130,7 +132,7 @@ async fn forwarding_headers_from_trusted_proxies_are_extended() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_id_round_trip() {
     let o = origin("o").await;
-    let proxy = proxy_in_front_of(&o, "").await;
+    let proxy = proxy_in_front_of(&o).await;
 
     let resp = get_with(proxy.addr, "/echo", &["X-Request-Id: my-id.42"]).await;
     assert_eq!(resp.header("x-request-id"), Some("my-id.42"));
@@ -154,13 +156,19 @@ async fn request_id_round_trip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_is_kept_or_rewritten_and_response_rules_apply() {
     let o = origin("o").await;
-    let proxy = Proxy::start(&format!(
-        "upstreams:\n  kept:\n    backends: [{{address: \"{a}\"}}]\n  rewritten:\n    backends: [{{address: \"{a}\"}}]\n    host_header: origin.internal\n\
-         routes:\n  - path_prefix: /rw/\n    upstream: rewritten\n  - upstream: kept\n\
-         response_headers:\n  add: {{Via: \"1.1 parapet\"}}\n  remove: [X-Origin]\n",
-        a = o.addr
-    ))
-    .await;
+    let config = Config::new()
+        .upstream("kept", json!({"backends": backends(&[o.addr])}))
+        .upstream(
+            "rewritten",
+            json!({"backends": backends(&[o.addr]), "host_header": "origin.internal"}),
+        )
+        .route(json!({"path_prefix": "/rw/", "upstream": "rewritten"}))
+        .route(json!({"upstream": "kept"}))
+        .section(
+            "response_headers",
+            json!({"add": {"Via": "1.1 parapet"}, "remove": ["X-Origin"]}),
+        );
+    let proxy = Proxy::start(&config).await;
     let kept = proxy.get("/echo").await;
     assert_eq!(kept.echoed("host").as_deref(), Some("test"));
     assert_eq!(kept.header("via"), Some("1.1 parapet"));
@@ -176,7 +184,7 @@ async fn host_is_kept_or_rewritten_and_response_rules_apply() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_targets_reach_the_origin_byte_for_byte() {
     let o = origin("o").await;
-    let proxy = proxy_in_front_of(&o, "").await;
+    let proxy = proxy_in_front_of(&o).await;
     for target in [
         "/echo/a%2Fb;c/./../d?x=1&y=%7B%7D&&z",
         "/echo?",

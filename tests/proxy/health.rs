@@ -6,13 +6,21 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unhealthy_backend_leaves_and_rejoins() {
     let (a, b) = (origin("a").await, origin("b").await);
-    let body = format!(
-        "upstreams:\n  app:\n    backends:\n      - address: \"{}\"\n      - address: \"{}\"\n\
-         \x20   health_check: {{ type: http, path: /health, interval: 100ms, timeout: 500ms, healthy_threshold: 2, unhealthy_threshold: 2 }}\n\
-         routes:\n  - upstream: app\n",
-        a.addr, b.addr
-    );
-    let proxy = Proxy::start(&body).await;
+    let check = json!({
+        "type": "http",
+        "path": "/health",
+        "interval": "100ms",
+        "timeout": "500ms",
+        "healthy_threshold": 2,
+        "unhealthy_threshold": 2
+    });
+    let config = Config::new()
+        .upstream(
+            "app",
+            json!({"backends": backends(&[a.addr, b.addr]), "health_check": check}),
+        )
+        .route(json!({"upstream": "app"}));
+    let proxy = Proxy::start(&config).await;
     let origins_seen = async |n: usize| {
         let mut seen = Vec::new();
         let mut conn = Conn::open(proxy.addr).await.unwrap();

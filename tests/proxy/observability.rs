@@ -13,17 +13,25 @@ struct Observed {
     log: std::path::PathBuf,
 }
 
-async fn observed(o: &Origin, extra: &str) -> Observed {
+/// Upstream `app` (the origin, no retries) behind a catch-all route, the admin
+/// listener (with `token` if given) and the access log.
+async fn observed(o: &Origin, token: Option<&str>) -> Observed {
     let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let dir = scratch_dir("logs");
     let log = dir.join("access.log");
-    let proxy = Proxy::start(&format!(
-        "upstreams:\n  app:\n    backends: [{{address: \"{}\"}}]\n    retries: 0\nroutes:\n  - upstream: app\n\
-         admin:\n  address: {admin}\n{extra}access_log:\n  path: {}\n",
-        o.addr,
-        log.display()
-    ))
-    .await;
+    let mut admin_section = json!({"address": admin.to_string()});
+    if let Some(token) = token {
+        admin_section["token"] = json!(token);
+    }
+    let config = Config::new()
+        .upstream(
+            "app",
+            json!({"backends": backends(&[o.addr]), "retries": 0}),
+        )
+        .route(json!({"upstream": "app"}))
+        .section("admin", admin_section)
+        .section("access_log", json!({"path": log}));
+    let proxy = Proxy::start(&config).await;
     proxy.wait_accepting(admin).await;
     Observed { proxy, admin, log }
 }
@@ -59,7 +67,7 @@ fn metric(text: &str, series: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_match_what_happened() {
     let o = origin("o").await;
-    let obs = observed(&o, "").await;
+    let obs = observed(&o, None).await;
     for _ in 0..7 {
         assert_eq!(obs.proxy.get("/ok").await.status(), 200);
     }
@@ -118,7 +126,7 @@ async fn counters_match_what_happened() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_needs_the_token_when_set() {
     let o = origin("o").await;
-    let obs = observed(&o, "  token: s3cret\n").await;
+    let obs = observed(&o, Some("s3cret")).await;
     for path in ["/metrics", "/status", "/healthz", "/readyz"] {
         let resp = get(obs.admin, path).await;
         assert_eq!(resp.status(), 401, "{path}");
@@ -135,13 +143,17 @@ async fn health_readiness_and_status() {
     let o = origin("o").await;
     let dead = dead_addr();
     let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let proxy = Proxy::start(&format!(
-        "upstreams:\n  app:\n    backends: [{{address: \"{}\"}}]\n  gone:\n    backends: [{{address: \"{dead}\"}}]\n\
-         \x20   health_check: {{ type: tcp, interval: 100ms, unhealthy_threshold: 1 }}\n\
-         routes:\n  - path_prefix: /gone/\n    upstream: gone\n  - upstream: app\nadmin:\n  address: {admin}\n",
-        o.addr
-    ))
-    .await;
+    let check = json!({"type": "tcp", "interval": "100ms", "unhealthy_threshold": 1});
+    let config = Config::new()
+        .upstream("app", json!({"backends": backends(&[o.addr])}))
+        .upstream(
+            "gone",
+            json!({"backends": backends(&[dead]), "health_check": check}),
+        )
+        .route(json!({"path_prefix": "/gone/", "upstream": "gone"}))
+        .route(json!({"upstream": "app"}))
+        .section("admin", json!({"address": admin.to_string()}));
+    let proxy = Proxy::start(&config).await;
     proxy.wait_accepting(admin).await;
     assert_eq!(get(admin, "/healthz").await.status(), 200);
     let not_ready = eventually(Duration::from_secs(5), async || {
@@ -176,7 +188,7 @@ async fn health_readiness_and_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_log_is_one_json_object_per_request() {
     let o = origin("o").await;
-    let obs = observed(&o, "").await;
+    let obs = observed(&o, None).await;
     let resp = get_with(
         obs.proxy.addr,
         "/echo?x=1",
@@ -230,7 +242,7 @@ async fn access_log_is_one_json_object_per_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigusr1_reopens_the_log_after_rotation() {
     let o = origin("o").await;
-    let obs = observed(&o, "").await;
+    let obs = observed(&o, None).await;
     assert_eq!(obs.proxy.get("/before").await.status(), 200);
     wait_lines(&obs.log, 1).await;
     let rotated = obs.log.with_extension("log.1");
@@ -251,7 +263,7 @@ async fn sigusr1_reopens_the_log_after_rotation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traceparent_is_forwarded_or_started() {
     let o = origin("o").await;
-    let obs = observed(&o, "").await;
+    let obs = observed(&o, None).await;
     let given = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let resp = get_with(obs.proxy.addr, "/echo", &[&format!("traceparent: {given}")]).await;
     assert_eq!(resp.echoed("traceparent").as_deref(), Some(given));

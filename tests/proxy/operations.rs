@@ -9,16 +9,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn upstream(o: &Origin) -> String {
-    format!(
-        "upstreams:\n  app:\n    backends: [{{address: \"{}\"}}]\n    health_check: {{ type: tcp, interval: 1s }}\n  new:\n    backends: [{{address: \"{}\"}}]\n",
-        o.addr, o.addr
-    )
+/// Upstreams `app` (health-checked) and `new`, both the origin, and one
+/// catch-all route to `app`.
+fn config(o: &Origin) -> Config {
+    Config::new()
+        .upstream(
+            "app",
+            json!({
+                "backends": backends(&[o.addr]),
+                "health_check": {"type": "tcp", "interval": "1s"}
+            }),
+        )
+        .upstream("new", json!({"backends": backends(&[o.addr])}))
+        .route(json!({"upstream": "app"}))
 }
 
-const ROUTES: &str = "routes:\n  - upstream: app\n";
-const ROUTES_WITH_NEW: &str =
-    "routes:\n  - path_prefix: /new/\n    upstream: new\n    host: \"*\"\n  - upstream: app\n";
+/// `config` with a route to `new` under `/new/` before the catch-all one.
+fn config_with_new(o: &Origin) -> Config {
+    config(o).routes(json!([
+        {"path_prefix": "/new/", "upstream": "new", "host": "*"},
+        {"upstream": "app"}
+    ]))
+}
 
 /// Load from 5 clients: odd ones open a connection per request, even ones keep
 /// theirs. Like browsers and HTTP libraries, a client sends a GET once more on a
@@ -110,6 +122,16 @@ impl Load {
         Load { tally, stop, tasks }
     }
 
+    /// Requests answered 200 so far.
+    fn ok(&self) -> usize {
+        self.tally.lock().unwrap().ok
+    }
+
+    /// Wait until at least `more` requests beyond `since` were answered 200.
+    async fn progressed(&self, since: usize, more: usize) -> bool {
+        eventually(Duration::from_secs(10), async || self.ok() >= since + more).await
+    }
+
     async fn finish(self) -> Tally {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.tasks {
@@ -127,9 +149,9 @@ impl Load {
 async fn three_upgrades_under_load_fail_no_request() {
     let o = origin("o").await;
     let grace = 1;
-    let mut daemon = Daemon::start(free_port(), grace, &(upstream(&o) + ROUTES)).await;
+    let mut daemon = Daemon::start(free_port(), grace, &config(&o)).await;
     let load = Load::start(daemon.addr);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(load.progressed(0, 1).await, "the load never got going");
 
     let mut old_pids = Vec::new();
     for round in 0..3 {
@@ -140,7 +162,7 @@ async fn three_upgrades_under_load_fail_no_request() {
                 get(daemon.addr, "/new/echo").await.header("x-origin"),
                 Some("o")
             );
-            daemon.write_config(grace, &(upstream(&o) + ROUTES_WITH_NEW));
+            daemon.write_config(grace, &config_with_new(&o));
         }
         let (ok, out) = daemon.reload().await;
         assert!(ok, "reload {round} failed: {out}\n{}", daemon.log());
@@ -148,7 +170,12 @@ async fn three_upgrades_under_load_fail_no_request() {
         assert_ne!(new, old, "pid file did not change");
         assert!(alive(new));
         old_pids.push((old, Instant::now()));
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        let since = load.ok();
+        assert!(
+            load.progressed(since, 50).await,
+            "no load served after reload {round}; log:\n{}",
+            daemon.log()
+        );
     }
     let served_echo = get(daemon.addr, "/new/echo").await;
     assert_eq!(served_echo.status(), 200);
@@ -185,17 +212,21 @@ async fn three_upgrades_under_load_fail_no_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_reload_leaves_the_old_instance_serving() {
     let o = origin("o").await;
-    let mut daemon = Daemon::start(free_port(), 1, &(upstream(&o) + ROUTES)).await;
+    let mut daemon = Daemon::start(free_port(), 1, &config(&o)).await;
     let load = Load::start(daemon.addr);
     let pid = daemon.pid().unwrap();
-    daemon.write_config(
-        1,
-        "upstreams:\n  app:\n    backends: [{address: nope}]\nroutes:\n  - upstream: app\n",
-    );
+    let broken = Config::new()
+        .upstream("app", json!({"backends": [{"address": "nope"}]}))
+        .route(json!({"upstream": "app"}));
+    daemon.write_config(1, &broken);
     let (ok, out) = daemon.reload().await;
     assert!(!ok, "a broken reload succeeded: {out}");
     assert!(out.contains("upstreams.app.backends[0].address"), "{out}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let since = load.ok();
+    assert!(
+        load.progressed(since, 50).await,
+        "no load served after the broken reload"
+    );
     assert_eq!(daemon.pid(), Some(pid));
     assert!(alive(pid));
     let t = load.finish().await;
@@ -210,18 +241,19 @@ async fn sigterm_finishes_the_request_in_flight_then_exits() {
     let logs = scratch_dir("sigterm-log");
     let log = logs.join("access.log");
     // With the access log on, its lines are written before the process ends.
-    let body = format!(
-        "{}{ROUTES}access_log:\n  path: {}\n",
-        upstream(&o),
-        log.display()
-    );
-    let daemon = Daemon::start(free_port(), grace, &body).await;
+    let daemon = Daemon::start(
+        free_port(),
+        grace,
+        &config(&o).section("access_log", json!({"path": log})),
+    )
+    .await;
     let pid = daemon.pid().unwrap();
     let mut conn = Conn::open(daemon.addr).await.unwrap();
     conn.send(request("GET", "/slow/1200", &[]).as_bytes())
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let arrived = eventually(Duration::from_secs(5), async || o.state.count("/slow") >= 1).await;
+    assert!(arrived, "the request never reached the origin");
     let sent = Instant::now();
     signal(pid, "TERM");
     let resp = conn.response("GET").await.unwrap();
@@ -246,7 +278,7 @@ async fn sigterm_finishes_the_request_in_flight_then_exits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_exits_at_once() {
     let o = origin("o").await;
-    let daemon = Daemon::start(free_port(), 30, &(upstream(&o) + ROUTES)).await;
+    let daemon = Daemon::start(free_port(), 30, &config(&o)).await;
     let pid = daemon.pid().unwrap();
     signal(pid, "INT");
     let exited = wait_exit(pid, Duration::from_secs(3)).await;

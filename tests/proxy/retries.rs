@@ -7,17 +7,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn two(a: &Origin, b: std::net::SocketAddr, extra: &str) -> String {
-    format!(
-        "upstreams:\n  app:\n    backends:\n      - address: \"{}\"\n      - address: \"{b}\"\n    retries: 1\n{extra}routes:\n  - upstream: app\n",
-        a.addr
-    )
+/// Upstream `app` with backends `a` then `b`, one retry, and a catch-all route.
+fn two(a: &Origin, b: std::net::SocketAddr) -> Config {
+    Config::new()
+        .upstream(
+            "app",
+            json!({"backends": backends(&[a.addr, b]), "retries": 1}),
+        )
+        .route(json!({"upstream": "app"}))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_is_retried_onto_the_other_backend() {
     let (a, b) = (origin("a").await, origin("b").await);
-    let proxy = Proxy::start(&two(&a, b.addr, "")).await;
+    let proxy = Proxy::start(&two(&a, b.addr)).await;
     let resp = proxy.get("/close").await;
     // Both backends close without answering: one attempt each, then 502.
     assert_eq!(resp.status(), 502);
@@ -27,7 +30,7 @@ async fn get_is_retried_onto_the_other_backend() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_failure_is_retried_onto_a_live_backend() {
     let a = origin("a").await;
-    let proxy = Proxy::start(&two(&a, dead_addr(), "")).await;
+    let proxy = Proxy::start(&two(&a, dead_addr())).await;
     for _ in 0..6 {
         assert_eq!(proxy.get("/ok").await.status(), 200);
     }
@@ -37,7 +40,7 @@ async fn connect_failure_is_retried_onto_a_live_backend() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_is_never_replayed() {
     let (a, b) = (origin("a").await, origin("b").await);
-    let proxy = Proxy::start(&two(&a, b.addr, "")).await;
+    let proxy = Proxy::start(&two(&a, b.addr)).await;
     let mut conn = Conn::open(proxy.addr).await.unwrap();
     let mut req = request("POST", "/close", &["Content-Length: 4"]).into_bytes();
     req.extend_from_slice(b"data");
@@ -48,7 +51,9 @@ async fn post_is_never_replayed() {
 
     // Not even a connection failure replays a POST.
     let c = origin("c").await;
-    let proxy = Proxy::start(&two(&c, dead_addr(), "    selection: round_robin\n")).await;
+    let proxy =
+        Proxy::start(&two(&c, dead_addr()).upstream_key("app", "selection", json!("round_robin")))
+            .await;
     let mut refused = 0;
     for _ in 0..4 {
         let mut req = request("POST", "/echo", &["Content-Length: 1"]).into_bytes();
@@ -66,8 +71,13 @@ async fn post_is_never_replayed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_killed_under_load_loses_no_get() {
     let (a, b) = (origin("a").await, origin("b").await);
-    let check = "    health_check: { type: tcp, interval: 200ms, timeout: 200ms, unhealthy_threshold: 1 }\n";
-    let proxy = Proxy::start(&two(&a, b.addr, check)).await;
+    let check = json!({
+        "type": "tcp",
+        "interval": "200ms",
+        "timeout": "200ms",
+        "unhealthy_threshold": 1
+    });
+    let proxy = Proxy::start(&two(&a, b.addr).upstream_key("app", "health_check", check)).await;
     let ok = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_millis(1500);
@@ -90,7 +100,16 @@ async fn a_backend_killed_under_load_loses_no_get() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Kill `a` once the load runs through both backends (the clients stop at `deadline`).
+    let loaded = eventually(Duration::from_secs(10), async || {
+        ok.load(Ordering::Relaxed) >= 100 || Instant::now() >= deadline
+    })
+    .await;
+    let before_kill = ok.load(Ordering::Relaxed);
+    assert!(
+        loaded && before_kill >= 100,
+        "too little load before the kill: {before_kill}"
+    );
     a.stop();
     for c in clients {
         c.await.unwrap();

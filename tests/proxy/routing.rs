@@ -2,25 +2,22 @@
 
 use crate::support::*;
 
-fn pool(name: &str, backends: &[(&Origin, u32)], selection: &str) -> String {
-    let mut out = format!("  {name}:\n    selection: {selection}\n    backends:\n");
-    for (o, w) in backends {
-        out.push_str(&format!(
-            "      - address: {}\n        weight: {w}\n",
-            o.addr
-        ));
-    }
-    out
+/// Upstream `app` choosing among weighted `backends` by `selection`, and a
+/// catch-all route to it.
+fn pool(backends: &[(&Origin, u32)], selection: &str) -> Config {
+    let list: Vec<_> = backends
+        .iter()
+        .map(|(o, w)| json!({"address": o.addr.to_string(), "weight": w}))
+        .collect();
+    Config::new()
+        .upstream("app", json!({"selection": selection, "backends": list}))
+        .route(json!({"upstream": "app"}))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_spreads_evenly() {
     let (a, b) = (origin("a").await, origin("b").await);
-    let body = format!(
-        "upstreams:\n{}routes:\n  - upstream: app\n",
-        pool("app", &[(&a, 1), (&b, 1)], "round_robin")
-    );
-    let proxy = Proxy::start(&body).await;
+    let proxy = Proxy::start(&pool(&[(&a, 1), (&b, 1)], "round_robin")).await;
     let mut conn = Conn::open(proxy.addr).await.unwrap();
     for _ in 0..20 {
         assert_eq!(conn.get("/rr", &[]).await.unwrap().status(), 200);
@@ -31,11 +28,7 @@ async fn round_robin_spreads_evenly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weights_are_honoured() {
     let (a, b) = (origin("a").await, origin("b").await);
-    let body = format!(
-        "upstreams:\n{}routes:\n  - upstream: app\n",
-        pool("app", &[(&a, 3), (&b, 1)], "weighted")
-    );
-    let proxy = Proxy::start(&body).await;
+    let proxy = Proxy::start(&pool(&[(&a, 3), (&b, 1)], "weighted")).await;
     let mut conn = Conn::open(proxy.addr).await.unwrap();
     for _ in 0..40 {
         assert_eq!(conn.get("/w", &[]).await.unwrap().status(), 200);
@@ -46,11 +39,12 @@ async fn weights_are_honoured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consistent_hash_pins_a_key_to_one_backend() {
     let (a, b) = (origin("a").await, origin("b").await);
-    let body = format!(
-        "upstreams:\n{}    hash_key: header:X-User\nroutes:\n  - upstream: app\n",
-        pool("app", &[(&a, 1), (&b, 1)], "consistent_hash")
+    let config = pool(&[(&a, 1), (&b, 1)], "consistent_hash").upstream_key(
+        "app",
+        "hash_key",
+        json!("header:X-User"),
     );
-    let proxy = Proxy::start(&body).await;
+    let proxy = Proxy::start(&config).await;
     let mut conn = Conn::open(proxy.addr).await.unwrap();
     for user in ["alice", "bob", "carol", "dave"] {
         let header = format!("X-User: {user}");
@@ -75,12 +69,14 @@ async fn routes_match_host_and_prefix_first_match_wins() {
         origin("www").await,
         origin("rest").await,
     );
-    let body = format!(
-        "upstreams:\n  api:\n    backends: [{{address: \"{}\"}}]\n  www:\n    backends: [{{address: \"{}\"}}]\n  rest:\n    backends: [{{address: \"{}\"}}]\n\
-         routes:\n  - host: \"*.example.com\"\n    path_prefix: /api/\n    upstream: api\n  - host: www.example.com\n    upstream: www\n  - host: \"*.example.org\"\n    upstream: rest\n",
-        api.addr, www.addr, rest.addr
-    );
-    let proxy = Proxy::start(&body).await;
+    let config = Config::new()
+        .upstream("api", json!({"backends": backends(&[api.addr])}))
+        .upstream("www", json!({"backends": backends(&[www.addr])}))
+        .upstream("rest", json!({"backends": backends(&[rest.addr])}))
+        .route(json!({"host": "*.example.com", "path_prefix": "/api/", "upstream": "api"}))
+        .route(json!({"host": "www.example.com", "upstream": "www"}))
+        .route(json!({"host": "*.example.org", "upstream": "rest"}));
+    let proxy = Proxy::start(&config).await;
     let origin_of = async |host: &str, path: &str| {
         let mut conn = Conn::open(proxy.addr).await.unwrap();
         let raw = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
@@ -114,11 +110,7 @@ async fn routes_match_host_and_prefix_first_match_wins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_uses_every_backend() {
     let (a, b) = (origin("a").await, origin("b").await);
-    let body = format!(
-        "upstreams:\n{}routes:\n  - upstream: app\n",
-        pool("app", &[(&a, 1), (&b, 1)], "random")
-    );
-    let proxy = Proxy::start(&body).await;
+    let proxy = Proxy::start(&pool(&[(&a, 1), (&b, 1)], "random")).await;
     let mut conn = Conn::open(proxy.addr).await.unwrap();
     for _ in 0..60 {
         assert_eq!(conn.get("/r", &[]).await.unwrap().status(), 200);
@@ -131,11 +123,7 @@ async fn random_uses_every_backend() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consistent_hash_on_uri_pins_each_path() {
     let (a, b) = (origin("a").await, origin("b").await);
-    let body = format!(
-        "upstreams:\n{}routes:\n  - upstream: app\n",
-        pool("app", &[(&a, 1), (&b, 1)], "consistent_hash")
-    );
-    let proxy = Proxy::start(&body).await;
+    let proxy = Proxy::start(&pool(&[(&a, 1), (&b, 1)], "consistent_hash")).await;
     let mut conn = Conn::open(proxy.addr).await.unwrap();
     let mut seen = std::collections::HashSet::new();
     for n in 0..12 {

@@ -21,7 +21,7 @@ const SIZE: u64 = 20 << 20;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_mib_upload_streams_through() {
     let o = origin("o").await;
-    let proxy = proxy_in_front_of(&o, "").await;
+    let proxy = proxy_in_front_of(&o).await;
     let mut conn = Conn::open(proxy.addr).await.unwrap();
     let head = request("POST", "/echo", &[&format!("Content-Length: {SIZE}")]);
     conn.send(head.as_bytes()).await.unwrap();
@@ -44,7 +44,7 @@ async fn twenty_mib_upload_streams_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_mib_download_streams_through() {
     let o = origin("o").await;
-    let proxy = proxy_in_front_of(&o, "").await;
+    let proxy = proxy_in_front_of(&o).await;
     let mut conn = Conn::open(proxy.addr).await.unwrap();
     conn.send(request("GET", &format!("/bytes/{SIZE}"), &[]).as_bytes())
         .await
@@ -60,7 +60,7 @@ async fn twenty_mib_download_streams_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_connections_are_pooled() {
     let o = origin("o").await;
-    let proxy = proxy_in_front_of(&o, "").await;
+    let proxy = proxy_in_front_of(&o).await;
     // Sequential requests, even from different client connections, reuse one
     // kept-alive connection to the origin.
     for _ in 0..4 {
@@ -86,7 +86,7 @@ async fn upstream_connections_are_pooled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_that_close_do_not_close_the_upstream_connection() {
     let o = origin("o").await;
-    let proxy = proxy_in_front_of(&o, "").await;
+    let proxy = proxy_in_front_of(&o).await;
     for _ in 0..10 {
         let mut conn = Conn::open(proxy.addr).await.unwrap();
         let resp = conn.get("/echo", &["Connection: close"]).await.unwrap();

@@ -3,9 +3,11 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod config;
 pub mod process;
 
 pub use client::{get, Conn, Response};
+pub use config::{backends, json, Config};
 pub use parapet::demo::origin::Origin;
 
 use std::net::{SocketAddr, TcpListener};
@@ -59,19 +61,15 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Start parapet with `body` (Parapet sections, YAML) after a generated server
-    /// section and one listener. Waits until the listener accepts.
-    pub async fn start(body: &str) -> Proxy {
+    /// Start parapet with `config` and a generated server section and listener.
+    /// Waits until the listener accepts.
+    pub async fn start(config: &Config) -> Proxy {
         let port = free_port();
         let dir = scratch_dir("proxy");
-        let yaml = format!(
-            "version: 1\nthreads: 2\npid_file: {d}/parapet.pid\nupgrade_sock: {d}/upgrade.sock\n\
-             grace_period_seconds: 0\ngraceful_shutdown_timeout_seconds: 1\n\
-             listeners:\n  - address: 127.0.0.1:{port}\n{body}",
-            d = dir.display()
-        );
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let config = config.clone().for_process(&dir, addr, 0);
         let conf = dir.join("parapet.yaml");
-        std::fs::write(&conf, yaml).unwrap();
+        std::fs::write(&conf, config.yaml()).unwrap();
         let child = Command::new(BIN)
             .arg("-c")
             .arg(&conf)
@@ -82,7 +80,6 @@ impl Proxy {
             ))
             .spawn()
             .expect("start parapet");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let proxy = Proxy { addr, dir, child };
         proxy.wait_accepting(addr).await;
         proxy
@@ -123,14 +120,9 @@ impl Drop for Proxy {
     }
 }
 
-/// Parapet with one upstream (`app`, the origin) and one catch-all route, then
-/// `extra` (more top-level sections).
-pub async fn proxy_in_front_of(origin: &Origin, extra: &str) -> Proxy {
-    Proxy::start(&format!(
-        "upstreams:\n  app:\n    backends: [{{address: \"{}\"}}]\nroutes:\n  - upstream: app\n{extra}",
-        origin.addr
-    ))
-    .await
+/// Parapet with one upstream (`app`, the origin) and one catch-all route.
+pub async fn proxy_in_front_of(origin: &Origin) -> Proxy {
+    Proxy::start(&Config::single(&[origin.addr])).await
 }
 
 /// Start an in-process origin on a free port.

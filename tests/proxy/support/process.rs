@@ -1,7 +1,7 @@
 //! Parapet as operators run it: daemonized with a pid file, upgraded with the
 //! shipped reload script, stopped with signals.
 
-use super::{scratch_dir, BIN};
+use super::{json, scratch_dir, Config, BIN};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
@@ -17,16 +17,16 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Write the configuration (server section generated, `body` appended) and start
+    /// Write the configuration (server section and listener generated) and start
     /// `parapet -d`. Returns once the pid file names a live process and the port accepts.
-    pub async fn start(port: u16, grace: u64, body: &str) -> Daemon {
+    pub async fn start(port: u16, grace: u64, config: &Config) -> Daemon {
         let dir = scratch_dir("daemon");
         let mut d = Daemon {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             dir,
             seen_pids: Vec::new(),
         };
-        d.write_config(grace, body);
+        d.write_config(grace, config);
         let status = Command::new(BIN)
             .args(["-d", "-c"])
             .arg(d.conf())
@@ -57,15 +57,14 @@ impl Daemon {
     }
 
     /// (Re)write the configuration file the next reload will use.
-    pub fn write_config(&self, grace: u64, body: &str) {
-        let yaml = format!(
-            "version: 1\nthreads: 2\ndaemon: false\npid_file: {d}/parapet.pid\nupgrade_sock: {d}/upgrade.sock\n\
-             error_log: {d}/error.log\ngrace_period_seconds: {grace}\ngraceful_shutdown_timeout_seconds: 1\n\
-             listeners:\n  - address: {addr}\n{body}",
-            d = self.dir.display(),
-            addr = self.addr
-        );
-        std::fs::write(self.conf(), yaml).unwrap();
+    pub fn write_config(&self, grace: u64, config: &Config) {
+        let error_log = self.dir.join("error.log");
+        let config = config
+            .clone()
+            .for_process(&self.dir, self.addr, grace)
+            .section("daemon", json!(false))
+            .section("error_log", json!(error_log));
+        std::fs::write(self.conf(), config.yaml()).unwrap();
     }
 
     pub fn pid(&self) -> Option<u32> {
