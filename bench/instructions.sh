@@ -5,9 +5,11 @@
 # config, each behind wrk for a few seconds after a warm-up, against the nginx
 # bench origin. Needs valgrind (installed if missing), nginx and wrk (make bench-deps),
 # and the release binaries (make release; cargo build --release --example bare_pingora).
+# PARAPET=path measures another Parapet build (for example the one before a change).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=/tmp/parapet-bench
+PARAPET=${PARAPET:-target/release/parapet}
 mkdir -p "$OUT"
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
 
@@ -50,5 +52,5 @@ measure() {
 }
 
 measure "bare pingora" 18092 target/release/examples/bare_pingora
-measure "parapet (minimal)" 18091 target/release/parapet -c "$OUT/minimal.yaml"
-measure "parapet (bench config)" 18091 target/release/parapet -c bench/parapet.yaml
+measure "parapet (minimal)" 18091 "$PARAPET" -c "$OUT/minimal.yaml"
+measure "parapet (bench config)" 18091 "$PARAPET" -c bench/parapet.yaml
