@@ -139,7 +139,17 @@ impl Admin {
             }
             body.extend_from_slice(b"]}");
         }
-        body.extend_from_slice(b"]}\n");
+        body.extend_from_slice(b"]");
+        if let Some(shield) = &self.rt.shield {
+            let store = shield.storage();
+            let _ = write!(
+                body,
+                ",\"cache\":{{\"size_bytes\":{},\"objects\":{}}}",
+                store.size_bytes(),
+                store.objects()
+            );
+        }
+        body.extend_from_slice(b"}\n");
         json(StatusCode::OK, body)
     }
 }

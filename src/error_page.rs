@@ -76,11 +76,13 @@ fn body(status: u16, request_id: &HeaderValue, json: bool) -> Bytes {
 }
 
 /// Write a complete error response. The caller has checked that nothing was sent yet.
+/// `extra` is one more field (a caching route's `Cache-Status`).
 pub async fn send(
     session: &mut Session,
     status: u16,
     request_id: &HeaderValue,
     request_id_header: &HeaderName,
+    extra: Option<(&HeaderName, HeaderValue)>,
 ) -> pingora::Result<()> {
     let json = wants_json(session);
     let body = body(status, request_id, json);
@@ -95,6 +97,9 @@ pub async fn send(
     resp.insert_header(request_id_header.clone(), request_id.clone())?;
     if status == 503 {
         resp.insert_header(header::RETRY_AFTER, RETRY_AFTER_SECS)?;
+    }
+    if let Some((name, value)) = extra {
+        resp.insert_header(name.clone(), value)?;
     }
     let head_only = session.req_header().method == http::Method::HEAD;
     session

@@ -5,6 +5,8 @@ pub mod admin;
 /// The counting allocator of the bench-only build.
 #[cfg(feature = "count-alloc")]
 pub mod alloc_count;
+/// The origin shield: storage, cache policy, keys, purge.
+pub mod cache;
 /// The YAML file: loading, the dispatcher to each feature's own validation, the
 /// validated settings.
 pub mod config;

@@ -3,6 +3,7 @@
 //! access log writer) that the server must run beside the proxy.
 
 use crate::admin::AdminSettings;
+use crate::cache::Shield;
 use crate::config::Settings;
 use crate::observe::access_log::{self, AccessLog};
 use crate::observe::metrics::{Metrics, RequestMetrics};
@@ -25,6 +26,8 @@ pub struct Runtime {
     pub metrics: Metrics,
     pub requests: RequestMetrics,
     pub access_log: Option<AccessLog>,
+    /// The cache, when some route caches.
+    pub shield: Option<Shield>,
 }
 
 /// A built runtime, what it needs running, and the admin listener's settings.
@@ -42,6 +45,10 @@ impl Runtime {
         let requests = RequestMetrics::register(metrics.registry(), &route_labels(&settings))
             .map_err(registering)?;
         let families = BackendFamilies::register(metrics.registry()).map_err(registering)?;
+        let shield = match settings.cache {
+            Some(cache) => Some(Shield::build(cache, metrics.registry()).map_err(registering)?),
+            None => None,
+        };
 
         let mut upstreams = Vec::with_capacity(settings.upstreams.len());
         let mut services = Vec::new();
@@ -72,6 +79,7 @@ impl Runtime {
             metrics,
             requests,
             access_log,
+            shield,
         };
         Ok(Built {
             runtime,

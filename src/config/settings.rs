@@ -4,6 +4,7 @@
 //! parses configuration.
 
 use crate::admin::AdminSettings;
+use crate::cache::config::CacheSettings;
 use crate::listener::Listener;
 use crate::observe::access_log::Target;
 use crate::policy::client_ip::ClientIpPolicy;
@@ -24,4 +25,6 @@ pub struct Settings {
     pub response_headers: ResponseHeaderRules,
     pub admin: Option<AdminSettings>,
     pub access_log: Option<Target>,
+    /// The shared cache; `None` when no route caches.
+    pub cache: Option<CacheSettings>,
 }

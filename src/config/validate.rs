@@ -5,6 +5,7 @@
 
 use super::{section, section_or_default, ConfigErrors, Settings};
 use crate::admin::{AdminConfig, AdminSettings};
+use crate::cache::config::CacheSettings;
 use crate::listener::Listener;
 use crate::observe::access_log::{AccessLogConfig, Target};
 use crate::observe::request_id;
@@ -29,6 +30,7 @@ pub const SECTIONS: &[&str] = &[
     "response_headers",
     "admin",
     "access_log",
+    "cache",
 ];
 
 pub(super) fn validate(
@@ -62,6 +64,9 @@ pub(super) fn validate(
     let access_log = get("access_log")
         .and_then(|v| section::<AccessLogConfig>(v, "access_log", errors))
         .and_then(|a| Target::from_config(a, errors));
+    let cache = section_or_default(get("cache"), "cache", errors);
+    let cache = CacheSettings::from_config(cache, errors);
+    let caching = routes.iter().any(|r| r.policies.cache.is_some());
 
     Some(Settings {
         server,
@@ -73,6 +78,7 @@ pub(super) fn validate(
         response_headers,
         admin,
         access_log,
+        cache: caching.then_some(cache),
     })
 }
 

@@ -6,6 +6,12 @@
 //! - `/bytes/N`: N bytes of a known pattern (see `wire::pattern_byte`)
 //! - `/close`: closes the connection without answering
 //! - `/hop`: a response carrying hop-by-hop headers a proxy must strip
+//! - `/gen...?set-NAME=VALUE&...`: a generated response for cache tests: each
+//!   `set-` parameter becomes a response header (percent-decoded), `status=N` and
+//!   `delay=MS` set the status and a delay, and the body names how many `/gen`
+//!   requests came so far (and the request's `Accept-Encoding`), so every fetch
+//!   is told apart. A request whose `If-None-Match` matches the `ETag` to send,
+//!   or whose `If-Modified-Since` equals the `Last-Modified` to send, gets a 304.
 //! - anything else: a small HTML page
 //!
 //! A path may carry any prefix (`/app/slow/10` is `/slow/10`). Every response
@@ -186,6 +192,9 @@ async fn respond<W: AsyncWriteExt + Unpin>(
     if let Some(n) = number("/bytes/") {
         return send_pattern(w, state, n, req.method == "HEAD").await;
     }
+    if path.starts_with("/gen") {
+        return generated(w, state, req).await;
+    }
     if path == "/hop" {
         let hop = [
             ("Connection", "X-Secret"),
@@ -215,14 +224,86 @@ async fn respond<W: AsyncWriteExt + Unpin>(
 /// The part of a path that picks a behaviour: paths may carry any prefix (such as
 /// a route's `path_prefix`), so `/app/slow/10` behaves as `/slow/10`.
 fn behaviour_path(path: &str) -> &str {
-    const KEYWORDS: [&str; 7] = [
-        "/health", "/echo", "/slow/", "/status/", "/bytes/", "/close", "/hop",
+    const KEYWORDS: [&str; 8] = [
+        "/health", "/echo", "/slow/", "/status/", "/bytes/", "/close", "/hop", "/gen",
     ];
     KEYWORDS
         .iter()
         .filter_map(|k| path.find(k))
         .min()
         .map_or(path, |at| &path[at..])
+}
+
+/// `/gen`: see the module documentation.
+async fn generated<W: AsyncWriteExt + Unpin>(
+    w: &mut W,
+    state: &OriginState,
+    req: &Request<'_>,
+) -> std::io::Result<()> {
+    let query = req.target.split_once('?').map_or("", |(_, q)| q);
+    let mut headers: Vec<(String, String)> = Vec::new();
+    let (mut status, mut delay) = (200u16, 0u64);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value);
+        if let Some(header) = name.strip_prefix("set-") {
+            headers.push((header.to_string(), value));
+        } else if name == "status" {
+            status = value.parse().unwrap_or(200);
+        } else if name == "delay" {
+            delay = value.parse().unwrap_or(0);
+        }
+    }
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let sent = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let not_modified = (sent("etag").is_some() && req.head.get("if-none-match") == sent("etag"))
+        || (sent("last-modified").is_some()
+            && req.head.get("if-modified-since") == sent("last-modified"));
+    let refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    if not_modified {
+        return send(w, state, 304, &refs, b"").await;
+    }
+    let n = state.count("/gen");
+    let body = format!(
+        "gen {n} ae={}\n",
+        req.head.get("accept-encoding").unwrap_or("-")
+    );
+    let head_only = req.method == "HEAD";
+    send_with(w, state, status, &refs, body.as_bytes(), head_only).await
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn send<W: AsyncWriteExt + Unpin>(
@@ -232,21 +313,35 @@ async fn send<W: AsyncWriteExt + Unpin>(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<()> {
+    send_with(w, state, status, headers, body, false).await
+}
+
+/// A response; `head_only` (HEAD) keeps the body's length but not the body.
+async fn send_with<W: AsyncWriteExt + Unpin>(
+    w: &mut W,
+    state: &OriginState,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    head_only: bool,
+) -> std::io::Result<()> {
     let reason = http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("Unknown");
-    let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\nX-Origin: {}\r\nContent-Length: {}\r\n",
-        state.name,
-        body.len()
-    );
+    let mut out = format!("HTTP/1.1 {status} {reason}\r\nX-Origin: {}\r\n", state.name);
+    // A 304 describes the stored response: it carries no length of its own.
+    if status != 304 {
+        out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     for (name, value) in headers {
         out.push_str(&format!("{name}: {value}\r\n"));
     }
     out.push_str("\r\n");
     let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(body);
+    if !head_only && status != 304 && status != 204 {
+        bytes.extend_from_slice(body);
+    }
     w.write_all(&bytes).await?;
     w.flush().await
 }

@@ -86,6 +86,8 @@ pub struct Record<'a> {
     pub upstream: Option<usize>,
     pub backend: Option<usize>,
     pub attempts: u8,
+    /// What the cache did (`hit`, `miss`, ...); `None` on routes without a cache.
+    pub cache: Option<&'static str>,
     pub duration: Duration,
     pub upstream_duration: Option<Duration>,
     pub user_agent: Option<&'a [u8]>,

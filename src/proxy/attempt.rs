@@ -20,6 +20,8 @@ pub struct Attempts {
     /// When the first attempt started, and how long until a response head arrived.
     pub started: Option<Instant>,
     pub elapsed: Option<Duration>,
+    /// The status of the latest response head from a backend.
+    pub status: Option<u16>,
     current: Option<InFlight>,
 }
 
@@ -49,9 +51,10 @@ impl Attempts {
         self.current.is_some()
     }
 
-    /// The backend answered with a response head.
-    pub fn answered(&mut self) {
+    /// The backend answered with a response head of `status`.
+    pub fn answered(&mut self, status: u16) {
         self.elapsed = self.started.map(|s| s.elapsed());
+        self.status = Some(status);
         self.end(Outcome::Success, None);
     }
 
@@ -98,8 +101,9 @@ mod tests {
             (attempts.count, attempts.tried, attempts.backend),
             (2, 0b11, Some(1))
         );
-        attempts.answered();
+        attempts.answered(200);
         assert!(attempts.elapsed.is_some() && !attempts.in_progress());
+        assert_eq!(attempts.status, Some(200));
         assert_eq!(b.in_flight(), 0);
 
         attempts.begin(1, &b);

@@ -3,6 +3,7 @@
 //! the route, the upstream attempts and the timing.
 
 use super::attempt::Attempts;
+use crate::cache::CacheCtx;
 use crate::observe::metrics::ActiveRequest;
 use crate::observe::trace::TraceContext;
 use crate::policy::client_ip::Client;
@@ -18,6 +19,7 @@ pub struct RequestCtx {
     pub client: Client,
     pub route: Option<RouteMatch>,
     pub attempts: Attempts,
+    pub cache: CacheCtx,
     /// Counts the request in `parapet_connections_active` while it lives.
     pub active: Option<ActiveRequest>,
 }
@@ -31,6 +33,7 @@ impl RequestCtx {
             client: Client::default(),
             route: None,
             attempts: Attempts::default(),
+            cache: CacheCtx::default(),
             active: None,
         }
     }

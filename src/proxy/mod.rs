@@ -2,10 +2,13 @@
 //! of the request to the policy that owns it.
 //!
 //! request_filter          -> request ID, trace context, framing check, route, client identity
+//! request_cache_filter .. cache_hit_filter, proxy_upstream_filter, response_cache_filter,
+//!   cache_vary_filter, should_serve_stale -> the route's cache (`cache::Shield`)
 //! upstream_peer           -> a healthy backend of the route's upstream (untried on retries)
 //! upstream_request_filter -> forwarding headers, request ID, traceparent, Host rewrite
 //! upstream_response_filter -> the attempt succeeded
-//! response_filter         -> hop-by-hop stripping, response header rules, request ID
+//! response_filter         -> invalidation after unsafe methods, hop-by-hop stripping,
+//!                            response header rules, request ID, Cache-Status
 //! fail_to_connect / error_while_proxy -> the attempt failed; retry policy
 //! fail_to_proxy           -> status and error page
 //! logging                 -> metrics and the access log
@@ -16,6 +19,9 @@ mod report;
 
 pub use ctx::RequestCtx;
 
+use crate::cache::config::RouteCache;
+use crate::cache::status::{Facts, CACHE_STATUS};
+use crate::cache::Shield;
 use crate::error_page;
 use crate::http_util::head_edit;
 use crate::observe::{request_id, trace};
@@ -25,6 +31,9 @@ use crate::policy::retry::Attempt;
 use crate::runtime::Runtime;
 use crate::upstream::{Outcome, Upstream};
 use async_trait::async_trait;
+use pingora::cache::key::HashBinary;
+use pingora::cache::RespCacheable;
+use pingora::cache::{CacheKey, CacheMeta, ForcedFreshness, HitHandler, NoCacheReason};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
 use pingora::prelude::HttpPeer;
@@ -47,12 +56,32 @@ impl Parapet {
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route on the context"))
     }
 
+    /// The cache and the route's cache policy, when the route caches.
+    fn caching(&self, ctx: &RequestCtx) -> Option<(&Shield, &RouteCache)> {
+        let route = self.rt.route(ctx.route?.route)?;
+        Some((self.rt.shield.as_ref()?, route.policies.cache.as_ref()?))
+    }
+
+    /// `Cache-Status` for a response of a caching route.
+    fn cache_status(&self, session: &Session, ctx: &mut RequestCtx) -> Option<Facts> {
+        let (shield, _) = self.caching(ctx)?;
+        Some(shield.facts(session, &mut ctx.cache, ctx.attempts.status))
+    }
+
     /// Answer at the edge with an error page; the request goes no further.
-    async fn refuse(&self, session: &mut Session, ctx: &RequestCtx, status: u16) -> Result<bool> {
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        status: u16,
+    ) -> Result<bool> {
         if status == 400 {
             session.set_keepalive(None);
         }
-        error_page::send(session, status, &ctx.request_id, &self.rt.request_id_header).await?;
+        let cache_status = self.cache_status(session, ctx).and_then(|f| f.header());
+        let extra = cache_status.map(|v| (&CACHE_STATUS, v));
+        let id_header = &self.rt.request_id_header;
+        error_page::send(session, status, &ctx.request_id, id_header, extra).await?;
         Ok(true)
     }
 
@@ -104,6 +133,86 @@ impl ProxyHttp for Parapet {
         Ok(false)
     }
 
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        if let Some((shield, _)) = self.caching(ctx) {
+            shield.enable(session, &mut ctx.cache);
+        }
+        Ok(())
+    }
+
+    fn cache_key_callback(&self, session: &Session, ctx: &mut RequestCtx) -> Result<CacheKey> {
+        let (shield, route) = self
+            .caching(ctx)
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no cache on this route"))?;
+        Ok(shield.key(session.req_header(), route, ctx.client.scheme))
+    }
+
+    async fn cache_hit_filter(
+        &self,
+        _session: &mut Session,
+        meta: &CacheMeta,
+        _hit_handler: &mut HitHandler,
+        _is_fresh: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<ForcedFreshness>> {
+        let shield = self.rt.shield.as_ref();
+        Ok(shield.and_then(|s| s.hit_filter(meta, &mut ctx.cache)))
+    }
+
+    /// A request with `only-if-cached` that the cache cannot answer gets a 504.
+    async fn proxy_upstream_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        match self.caching(ctx) {
+            Some((shield, _)) if !shield.may_fetch(&ctx.cache) => {
+                session.cache.disable(NoCacheReason::DeclinedToUpstream);
+                self.refuse(session, ctx, 504).await.map(|_| false)
+            }
+            _ => Ok(true),
+        }
+    }
+
+    fn response_cache_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<RespCacheable> {
+        Ok(match &self.rt.shield {
+            Some(shield) => shield.cacheable(session.req_header(), resp, &ctx.cache),
+            None => RespCacheable::Uncacheable(NoCacheReason::NeverEnabled),
+        })
+    }
+
+    fn cache_vary_filter(
+        &self,
+        meta: &CacheMeta,
+        ctx: &mut RequestCtx,
+        req: &RequestHeader,
+    ) -> Option<HashBinary> {
+        let variance = crate::cache::vary::variance(meta, req);
+        // Before any attempt, this is the lookup: a miss now is a variant miss.
+        ctx.cache.variant_lookup |= variance.is_some() && ctx.attempts.count == 0;
+        variance
+    }
+
+    /// Stale objects are served only within the windows the origin or the
+    /// configuration granted (they are in the stored metadata): while one request
+    /// refreshes the object, and when the origin fails or no backend is healthy.
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+        error: Option<&Error>,
+    ) -> bool {
+        error.is_none_or(|e| {
+            e.esource() == &ErrorSource::Upstream
+                || matches!(e.etype(), ErrorType::HTTPStatus(500..=599))
+        })
+    }
+
     async fn upstream_peer(
         &self,
         session: &mut Session,
@@ -142,25 +251,39 @@ impl ProxyHttp for Parapet {
     async fn upstream_response_filter(
         &self,
         _session: &mut Session,
-        _resp: &mut ResponseHeader,
+        resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        ctx.attempts.answered();
+        ctx.attempts.answered(resp.status.as_u16());
         Ok(())
     }
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let rt = &self.rt;
+        let mut cache_status = None;
+        if let Some((shield, route)) = self.caching(ctx) {
+            let req = session.req_header();
+            if !matches!(req.method, http::Method::GET | http::Method::HEAD) {
+                shield.invalidate(req, resp, route, ctx.client.scheme).await;
+            }
+            cache_status = self.cache_status(session, ctx);
+        }
         let status = resp.status;
         head_edit::edit_response(resp, |h| {
             headers::strip_response_hop_by_hop(h, status);
             rt.response_headers.apply(h);
             let _ = h.try_insert(rt.request_id_header.clone(), ctx.request_id.clone());
+            if let Some(facts) = cache_status {
+                crate::cache::strip_cdn_fields(h);
+                if let Some(value) = facts.header() {
+                    let _ = h.try_insert(CACHE_STATUS.clone(), value);
+                }
+            }
         });
         Ok(())
     }
@@ -214,8 +337,10 @@ impl ProxyHttp for Parapet {
             if ctx.request_id.is_empty() {
                 ctx.request_id = request_id::generate();
             }
-            let sent =
-                error_page::send(session, status, &ctx.request_id, &self.rt.request_id_header);
+            let cache_status = self.cache_status(session, ctx).and_then(|f| f.header());
+            let extra = cache_status.map(|v| (&CACHE_STATUS, v));
+            let id_header = &self.rt.request_id_header;
+            let sent = error_page::send(session, status, &ctx.request_id, id_header, extra);
             if let Err(write_error) = sent.await {
                 log::debug!("could not send the {status} error page: {write_error}");
             }

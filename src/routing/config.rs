@@ -3,6 +3,7 @@
 //! module's `from_config`.
 
 use super::{HostMatch, Route, RoutePolicies};
+use crate::cache::config::{CacheKeyConfig, RouteCache};
 use crate::config::{field, ConfigErrors};
 use serde::Deserialize;
 
@@ -14,6 +15,10 @@ pub struct RouteConfig {
     #[serde(default = "default_path_prefix")]
     pub path_prefix: String,
     pub upstream: String,
+    /// Store and answer from the cache (GET and HEAD).
+    #[serde(default)]
+    pub cache: bool,
+    pub cache_key: Option<CacheKeyConfig>,
 }
 
 fn default_route_host() -> String {
@@ -46,6 +51,7 @@ impl Route {
         if !config.path_prefix.starts_with('/') {
             errors.push(field(path, "path_prefix"), "must start with '/'");
         }
+        let cache = RouteCache::from_config(config.cache, config.cache_key, path, errors);
         let upstream = upstreams.valid.iter().position(|u| *u == config.upstream);
         if !upstreams.defined.contains(&config.upstream.as_str()) {
             errors.push(
@@ -62,7 +68,7 @@ impl Route {
             host: host?,
             path_prefix: config.path_prefix,
             upstream: upstream?,
-            policies: RoutePolicies::default(),
+            policies: RoutePolicies { cache },
         })
     }
 }
@@ -90,6 +96,10 @@ mod tests {
         assert_eq!(r.upstream, 1);
         assert_eq!(r.label, "*.example.com/api/");
         assert_eq!(r.host, HostMatch::Suffix(".example.com".into()));
+        assert_eq!(r.policies.cache, None);
+        let (r, _) = route("{upstream: app, cache: true, cache_key: {query: none}}");
+        let query = r.unwrap().policies.cache.map(|c| c.query);
+        assert_eq!(query, Some(crate::cache::config::QueryKey::None));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod config;
 
+use crate::cache::config::RouteCache;
 use pingora::http::RequestHeader;
 
 /// One route: where its requests go and what applies to them on the way.
@@ -21,9 +22,12 @@ pub struct Route {
 /// The per-route policies. Each edge feature adds its own `Option<...>` field here
 /// (cache, rate limit, CORS, access list, compression), `None` when the route does
 /// not use it, so that a hook reads `if let Some(p) = &route.policies.cors { ... }`
-/// and a route without the feature pays one branch. None is built yet.
+/// and a route without the feature pays one branch.
 #[derive(Debug, Default)]
-pub struct RoutePolicies {}
+pub struct RoutePolicies {
+    /// `cache: true`: the origin shield answers what it may.
+    pub cache: Option<RouteCache>,
+}
 
 /// How a route matches the request's host (port ignored, ASCII case-insensitive).
 #[derive(Debug, Clone, PartialEq, Eq)]

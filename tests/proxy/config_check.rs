@@ -108,3 +108,38 @@ fn a_busy_listener_address_is_an_error_not_a_hang() {
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
     drop(busy);
 }
+
+#[test]
+fn cache_settings_are_checked_with_their_paths() {
+    let yaml = r#"
+listeners: [{address: "127.0.0.1:1"}]
+upstreams: {app: {backends: [{address: "127.0.0.1:2"}]}}
+routes:
+  - {upstream: app, cache: true, cache_key: {query: some}}
+  - {upstream: app, cache_key: {query: none}}
+cache:
+  max_size: 512KiB
+  lock_timeout: 0s
+  stale_if_eror: 1m
+"#;
+    let (ok, out) = check_config(yaml);
+    assert!(!ok, "{out}");
+    for expected in [
+        "routes[0].cache_key.query: 'some' is not all, none or a list of parameters",
+        "routes[1].cache_key: only used with `cache: true`",
+        "cache.stale_if_eror: unknown field",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    let yaml = yaml.replace("  stale_if_eror: 1m\n", "");
+    let (ok, out) = check_config(&yaml);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("cache.max_size: must be at least 1MiB"),
+        "{out}"
+    );
+    assert!(
+        out.contains("cache.lock_timeout: must be greater than 0"),
+        "{out}"
+    );
+}

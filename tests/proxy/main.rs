@@ -3,6 +3,7 @@
 
 mod support;
 
+mod cache;
 mod config_check;
 mod failures;
 mod headers;

@@ -1,0 +1,111 @@
+//! The cache's metric families (SPEC §5): lookups by result and collapsed requests,
+//! counted on the request path; the store's size, objects and evictions, read from
+//! the store when the metrics are scraped.
+
+use super::storage::MemoryStorage;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+/// Results of `parapet_cache_lookups_total`, as `status::Facts::result` names them.
+const RESULTS: [&str; 7] = [
+    "hit",
+    "stale",
+    "revalidated",
+    "expired",
+    "miss",
+    "bypass",
+    "uncacheable",
+];
+
+pub struct CacheMetrics {
+    lookups: [IntCounter; RESULTS.len()],
+    collapsed: IntCounter,
+}
+
+impl CacheMetrics {
+    pub fn register(
+        registry: &Registry,
+        storage: &'static MemoryStorage,
+    ) -> prometheus::Result<Self> {
+        let lookups = IntCounterVec::new(
+            Opts::new(
+                "parapet_cache_lookups_total",
+                "Requests on caching routes, by what the cache did",
+            ),
+            &["result"],
+        )?;
+        let collapsed = IntCounter::new(
+            "parapet_cache_collapsed_total",
+            "Requests that waited for another request's origin fetch of the same object",
+        )?;
+        registry.register(Box::new(lookups.clone()))?;
+        registry.register(Box::new(collapsed.clone()))?;
+        registry.register(Box::new(StoreGauges::new(storage)?))?;
+        Ok(CacheMetrics {
+            lookups: RESULTS.map(|r| lookups.with_label_values(&[r])),
+            collapsed,
+        })
+    }
+
+    pub fn looked_up(&self, result: &str, collapsed: bool) {
+        if let Some(i) = RESULTS.iter().position(|r| *r == result) {
+            self.lookups[i].inc();
+        }
+        if collapsed {
+            self.collapsed.inc();
+        }
+    }
+}
+
+/// The store's own counters, read at scrape time.
+struct StoreGauges {
+    storage: &'static MemoryStorage,
+    size: IntGauge,
+    objects: IntGauge,
+    evictions: IntCounter,
+}
+
+impl StoreGauges {
+    fn new(storage: &'static MemoryStorage) -> prometheus::Result<StoreGauges> {
+        Ok(StoreGauges {
+            storage,
+            size: IntGauge::new(
+                "parapet_cache_size_bytes",
+                "Bytes held by the cache, headers included",
+            )?,
+            objects: IntGauge::new("parapet_cache_objects", "Objects held by the cache")?,
+            evictions: IntCounter::new(
+                "parapet_cache_evictions_total",
+                "Objects evicted to stay within cache.max_size",
+            )?,
+        })
+    }
+}
+
+impl Collector for StoreGauges {
+    fn desc(&self) -> Vec<&Desc> {
+        [
+            &self.size.desc(),
+            &self.objects.desc(),
+            &self.evictions.desc(),
+        ]
+        .into_iter()
+        .flatten()
+        .copied()
+        .collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.size.set(clamp(self.storage.size_bytes()));
+        self.objects.set(clamp(self.storage.objects()));
+        let evicted = self.storage.evictions();
+        self.evictions
+            .inc_by(evicted.saturating_sub(self.evictions.get()));
+        let mut out = self.size.collect();
+        out.extend(self.objects.collect());
+        out.extend(self.evictions.collect());
+        out
+    }
+}

@@ -1,0 +1,259 @@
+//! The origin shield: an RFC 9111 shared cache on `pingora-cache`, for routes with
+//! `cache: true`. The proxy calls one method of `Shield` from each cache hook;
+//! the rules live in the modules below.
+//!
+//! config   the `cache` section and the per-route `cache` / `cache_key`
+//! storage  the bounded in-memory store (TinyUFO), with streaming partial writes
+//! key      scheme, host, port, path and the kept query
+//! policy   what may be stored, and for how long (response directives)
+//! request  what the client's directives change
+//! vary     variants of one URL
+//! status   `Cache-Status` and the result for logs and metrics
+//! metrics  the cache's metric families
+//!
+//! Requests for one object are collapsed by pingora-cache's lock: one origin fetch,
+//! everyone else waits up to `lock_timeout` and is served from it (the store
+//! streams a body while it is still arriving). When the answer turns out
+//! uncacheable, pingora's `Predictor` remembers the key, so the next requests go
+//! to the origin in parallel instead of queueing behind a lock (Varnish's
+//! hit-for-miss); it forgets the key when a later response for it is cacheable.
+
+pub mod config;
+pub mod key;
+pub mod metrics;
+pub mod policy;
+pub mod request;
+pub mod status;
+pub mod storage;
+pub mod vary;
+
+use config::{CacheSettings, RouteCache};
+use metrics::CacheMetrics;
+use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora::cache::predictor::Predictor;
+use pingora::cache::{CacheKey, CacheMeta, CacheOptionOverrides, NoCacheReason, RespCacheable};
+use pingora::cache::{ForcedFreshness, Storage};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::Session;
+use request::{RequestDirectives, Verdict};
+use status::Facts;
+use std::time::SystemTime;
+use storage::MemoryStorage;
+
+/// Keys remembered as uncacheable, per shard (16 shards).
+const HIT_FOR_MISS_KEYS: usize = 1024;
+
+/// What one request's cache handling has learned, for later hooks and the log.
+#[derive(Debug, Default)]
+pub struct CacheCtx {
+    pub directives: RequestDirectives,
+    /// `cache_vary_filter` ran at lookup: a miss then is a variant miss.
+    pub variant_lookup: bool,
+    /// A request directive sent the object to the origin.
+    pub by_request: bool,
+    /// What the cache did, once the response went out.
+    pub result: Option<&'static str>,
+}
+
+/// The cache, built once when some route caches.
+pub struct Shield {
+    storage: &'static MemoryStorage,
+    lock: &'static CacheKeyLockImpl,
+    predictor: &'static Predictor<16>,
+    settings: CacheSettings,
+    metrics: CacheMetrics,
+}
+
+impl Shield {
+    /// The store, lock and predictor live as long as the process: pingora-cache
+    /// takes them as `&'static`, and a reload starts a new process.
+    pub fn build(
+        settings: CacheSettings,
+        registry: &prometheus::Registry,
+    ) -> prometheus::Result<Shield> {
+        let storage: &'static MemoryStorage =
+            Box::leak(Box::new(MemoryStorage::new(settings.max_size)));
+        let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(settings.lock_timeout));
+        let predictor = Box::leak(Box::new(Predictor::new(HIT_FOR_MISS_KEYS, None)));
+        Ok(Shield {
+            storage,
+            lock,
+            predictor,
+            metrics: CacheMetrics::register(registry, storage)?,
+            settings,
+        })
+    }
+
+    pub fn storage(&self) -> &'static MemoryStorage {
+        self.storage
+    }
+
+    /// `request_cache_filter`: GET and HEAD requests use the cache.
+    pub fn enable(&self, session: &mut Session, ctx: &mut CacheCtx) {
+        let req = session.req_header();
+        if !matches!(req.method, http::Method::GET | http::Method::HEAD) {
+            return;
+        }
+        ctx.directives = RequestDirectives::of(req);
+        let mut overrides = CacheOptionOverrides::default();
+        overrides.wait_timeout = Some(self.settings.lock_timeout);
+        session.cache.enable(
+            self.storage,
+            None,
+            Some(self.predictor),
+            Some(self.lock),
+            Some(overrides),
+        );
+        session
+            .cache
+            .set_max_file_size_bytes(self.settings.max_object_size);
+    }
+
+    /// `cache_key_callback`.
+    pub fn key(
+        &self,
+        req: &RequestHeader,
+        route: &RouteCache,
+        scheme: crate::listener::Scheme,
+    ) -> CacheKey {
+        CacheKey::new(key::primary(req, scheme, &route.query), "")
+    }
+
+    /// `cache_hit_filter`: the request's directives against a stored object.
+    pub fn hit_filter(&self, meta: &CacheMeta, ctx: &mut CacheCtx) -> Option<ForcedFreshness> {
+        if !ctx.directives.any() {
+            return None;
+        }
+        match ctx.directives.verdict(meta, SystemTime::now()) {
+            Verdict::AsStored => None,
+            Verdict::Revalidate => {
+                ctx.by_request = true;
+                Some(ForcedFreshness::ForceExpired)
+            }
+            Verdict::ServeStale => Some(ForcedFreshness::ForceFresh),
+        }
+    }
+
+    /// `proxy_upstream_filter`: whether the request may go to the origin. With
+    /// `only-if-cached` it may not, and gets a 504.
+    pub fn may_fetch(&self, ctx: &CacheCtx) -> bool {
+        !ctx.directives.only_if_cached
+    }
+
+    /// `response_cache_filter`.
+    pub fn cacheable(
+        &self,
+        req: &RequestHeader,
+        resp: &ResponseHeader,
+        ctx: &CacheCtx,
+    ) -> RespCacheable {
+        if ctx.directives.no_store {
+            return RespCacheable::Uncacheable(NoCacheReason::Custom("request-no-store"));
+        }
+        let too_large = resp
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|len| len > self.settings.max_object_size as u64);
+        if too_large {
+            return RespCacheable::Uncacheable(NoCacheReason::ResponseTooLarge);
+        }
+        let authorization = req.headers.contains_key(http::header::AUTHORIZATION);
+        policy::cacheable(resp, authorization, &self.settings, SystemTime::now())
+    }
+
+    /// What the cache did for this response; counted, and remembered for the log.
+    pub fn facts(&self, session: &Session, ctx: &mut CacheCtx, fwd_status: Option<u16>) -> Facts {
+        let mut facts = Facts::of(&session.cache, fwd_status);
+        facts.vary_miss = ctx.variant_lookup;
+        facts.by_request = ctx.by_request;
+        facts.unsafe_method = !matches!(
+            session.req_header().method,
+            http::Method::GET | http::Method::HEAD
+        );
+        if ctx.result.is_none() {
+            let result = facts.result();
+            ctx.result = Some(result);
+            self.metrics.looked_up(result, facts.collapsed);
+        }
+        facts
+    }
+
+    /// After a successful unsafe request (POST, PUT, DELETE, PATCH, ...): drop the
+    /// stored responses for its URI and for the `Location` and `Content-Location`
+    /// it answered with, when they are on the same host (RFC 9111 §4.4).
+    pub async fn invalidate(
+        &self,
+        req: &RequestHeader,
+        resp: &ResponseHeader,
+        route: &RouteCache,
+        scheme: crate::listener::Scheme,
+    ) {
+        let status = resp.status.as_u16();
+        if !(200..400).contains(&status) {
+            return;
+        }
+        let mut keys = vec![key::primary(req, scheme, &route.query)];
+        for name in [http::header::LOCATION, http::header::CONTENT_LOCATION] {
+            let target = resp
+                .headers
+                .get(&name)
+                .and_then(|v| same_host_target(req, v.as_bytes()));
+            if let Some(target) = target {
+                let host = crate::routing::host_of(req);
+                let (path, q) = (target.path(), target.query());
+                keys.push(key::primary_of(host, path, q, scheme, &route.query));
+            }
+        }
+        let span = pingora::cache::trace::Span::inactive().handle();
+        for primary in keys {
+            let compact = CacheKey::new(primary, "").to_compact();
+            let target = pingora::cache::PurgeTarget::Active(&compact);
+            if let Err(e) = self
+                .storage
+                .purge(target, pingora::cache::PurgeType::Invalidation, &span)
+                .await
+            {
+                log::warn!("cache invalidation failed: {e}");
+            }
+        }
+    }
+}
+
+/// Fields meant for Parapet alone, not forwarded to clients: the CDN-targeted
+/// cache directives (RFC 9213) and the purge tags.
+pub fn strip_cdn_fields(headers: &mut http::HeaderMap) {
+    for name in [
+        &policy::CDN_CACHE_CONTROL,
+        &policy::PARAPET_CDN_CACHE_CONTROL,
+        &CACHE_TAG,
+        &SURROGATE_KEY,
+    ] {
+        headers.remove(name);
+    }
+}
+
+pub static CACHE_TAG: http::HeaderName = http::HeaderName::from_static("cache-tag");
+pub static SURROGATE_KEY: http::HeaderName = http::HeaderName::from_static("surrogate-key");
+
+/// The path and query of a `Location`-like reference when it points at the
+/// request's own host: an absolute path always does; an absolute URI when its
+/// authority is the request's host. (Relative paths such as `item/5` are not
+/// resolved: the origin's own URI is still invalidated.)
+fn same_host_target(req: &RequestHeader, reference: &[u8]) -> Option<http::uri::PathAndQuery> {
+    let text = std::str::from_utf8(reference).ok()?;
+    if text.starts_with('/') && !text.starts_with("//") {
+        return text.parse().ok();
+    }
+    let uri: http::Uri = text.parse().ok()?;
+    let host = crate::routing::host_of(req);
+    if !uri
+        .authority()?
+        .as_str()
+        .as_bytes()
+        .eq_ignore_ascii_case(host)
+    {
+        return None;
+    }
+    uri.path_and_query().cloned()
+}

@@ -1,0 +1,414 @@
+//! What a shared cache may store, and for how long (RFC 9111 §3 and §4.2), decided
+//! once per origin response. pingora-cache's own `resp_cacheable` is not used: it
+//! takes `Expires` as an absolute local time instead of `Expires - Date`, ignores
+//! the origin's `Age`, turns an invalid `max-age` into the defaults' TTL, stores
+//! any status, `Vary: *` and `Set-Cookie`, and keeps hop-by-hop fields. Here:
+//!
+//! - directives come from `Parapet-CDN-Cache-Control`, else `CDN-Cache-Control`
+//!   (RFC 9213), else `Cache-Control`;
+//! - `no-store`, bare `private`, `Vary: *`, a 206, and a request with
+//!   `Authorization` (unless `public`, `s-maxage` or `must-revalidate`) are not
+//!   stored; `Set-Cookie` only with `public` or `s-maxage`;
+//! - lifetime: `no-cache` 0 (stored, revalidated every time), else `s-maxage`, else
+//!   `max-age`, else `Expires - Date` (an invalid `Expires` is already stale), else
+//!   the configured `default_ttl` for heuristically cacheable statuses, else not
+//!   stored; an invalid `max-age`/`s-maxage` value (negative, a fraction, a word)
+//!   is a lifetime of 0;
+//! - the age at receipt is the larger of the origin's `Age` (a non-negative integer,
+//!   else ignored) and `now - Date`; it shortens the lifetime and counts in the `Age`
+//!   of every hit;
+//! - stale content only with permission: the response's `stale-while-revalidate` /
+//!   `stale-if-error`, else the configured defaults; never with `must-revalidate`,
+//!   `proxy-revalidate`, `s-maxage` or `no-cache`.
+
+use super::config::CacheSettings;
+use crate::policy::headers::strip_response_hop_by_hop;
+use http::header::{self, HeaderMap, HeaderName};
+use pingora::cache::cache_control::{CacheControl, InterpretCacheControl};
+use pingora::cache::{CacheMeta, NoCacheReason, RespCacheable};
+use pingora::http::ResponseHeader;
+use std::time::{Duration, SystemTime};
+
+pub static CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control");
+pub static PARAPET_CDN_CACHE_CONTROL: HeaderName =
+    HeaderName::from_static("parapet-cdn-cache-control");
+
+/// RFC 9211 §2.2's cap on delta-seconds (2^31).
+const MAX_DELTA: u64 = 1 << 31;
+
+/// Statuses a cache may store without explicit freshness (RFC 9110 §15.1).
+fn heuristically_cacheable(status: u16) -> bool {
+    matches!(
+        status,
+        200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
+    )
+}
+
+/// The directives that apply to Parapet: the most specific field present.
+pub fn directives(headers: &HeaderMap) -> Option<CacheControl> {
+    for name in [&PARAPET_CDN_CACHE_CONTROL, &CDN_CACHE_CONTROL] {
+        if headers.contains_key(name) {
+            return CacheControl::from_headers_named(name.as_str(), headers);
+        }
+    }
+    CacheControl::from_headers_named(header::CACHE_CONTROL.as_str(), headers)
+}
+
+/// Decide whether `resp` may be stored and build its cache metadata.
+/// `authorization`: the request carried `Authorization`.
+pub fn cacheable(
+    resp: &ResponseHeader,
+    authorization: bool,
+    settings: &CacheSettings,
+    now: SystemTime,
+) -> RespCacheable {
+    use RespCacheable::Uncacheable;
+    let status = resp.status.as_u16();
+    let headers = &resp.headers;
+    if !(200..600).contains(&status) || status == 206 || status == 304 {
+        return Uncacheable(NoCacheReason::Custom("status"));
+    }
+    let cc = directives(headers);
+    let has = |f: fn(&CacheControl) -> bool| cc.as_ref().is_some_and(f);
+    let s_maxage = cc.as_ref().is_some_and(|c| c.has_key("s-maxage"));
+    if has(CacheControl::no_store) || has(CacheControl::private) {
+        return Uncacheable(NoCacheReason::OriginNotCache);
+    }
+    let shared_explicitly = has(CacheControl::public) || s_maxage;
+    if authorization && !(shared_explicitly || has(CacheControl::must_revalidate)) {
+        return Uncacheable(NoCacheReason::Custom("authorization"));
+    }
+    if headers.contains_key(header::SET_COOKIE) && !shared_explicitly {
+        return Uncacheable(NoCacheReason::Custom("set-cookie"));
+    }
+    if vary_star(headers) {
+        return Uncacheable(NoCacheReason::Custom("vary-star"));
+    }
+    let Some(lifetime) = lifetime(cc.as_ref(), headers, status, settings, now) else {
+        return Uncacheable(NoCacheReason::OriginNotCache);
+    };
+    let age = age_at_receipt(headers, now);
+    let fresh_until = match lifetime.checked_sub(age) {
+        Some(left) if !left.is_zero() => now + left,
+        // Stored already stale: the next request revalidates.
+        _ => now - Duration::from_secs(1),
+    };
+    let (swr, sie) = stale_windows(cc.as_ref(), settings);
+    let mut stored = resp.clone();
+    prepare_for_storage(&mut stored, cc.as_ref());
+    let mut meta = CacheMeta::new(fresh_until, now, swr, sie, stored);
+    if !age.is_zero() {
+        meta.set_epoch_override(now - age);
+    }
+    if has(CacheControl::no_cache) {
+        meta.disable_serve_stale();
+    }
+    RespCacheable::Cacheable(meta)
+}
+
+/// The freshness lifetime; `None` when the response gives none and no heuristic
+/// applies.
+fn lifetime(
+    cc: Option<&CacheControl>,
+    headers: &HeaderMap,
+    status: u16,
+    settings: &CacheSettings,
+    now: SystemTime,
+) -> Option<Duration> {
+    if let Some(cc) = cc {
+        if cc.no_cache() {
+            return Some(Duration::ZERO);
+        }
+        // An invalid value (negative, quoted, a fraction) makes the response stale.
+        for name in ["s-maxage", "max-age"] {
+            if cc.has_key(name) {
+                let secs = match name {
+                    "s-maxage" => cc.s_maxage(),
+                    _ => cc.max_age(),
+                };
+                let secs = secs
+                    .ok()
+                    .flatten()
+                    .map_or(0, |s| u64::from(s).min(MAX_DELTA));
+                return Some(Duration::from_secs(secs));
+            }
+        }
+    }
+    let mut expires = headers.get_all(header::EXPIRES).iter();
+    if let Some(first) = expires.next() {
+        let (Some(expires), None) = (http_date(Some(first)), expires.next()) else {
+            return Some(Duration::ZERO);
+        };
+        let date = http_date(headers.get(header::DATE)).unwrap_or(now);
+        return Some(expires.duration_since(date).unwrap_or(Duration::ZERO));
+    }
+    let public = cc.is_some_and(|c| c.public());
+    settings
+        .default_ttl
+        .filter(|_| heuristically_cacheable(status) || public)
+}
+
+/// How old the response already was when it arrived (RFC 9111 §4.2.3).
+fn age_at_receipt(headers: &HeaderMap, now: SystemTime) -> Duration {
+    let age_value = headers
+        .get(header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .map(|v| v.parse::<u64>().unwrap_or(MAX_DELTA).min(MAX_DELTA))
+        .unwrap_or(0);
+    let apparent = http_date(headers.get(header::DATE))
+        .and_then(|date| now.duration_since(date).ok())
+        .unwrap_or(Duration::ZERO);
+    apparent.max(Duration::from_secs(age_value))
+}
+
+fn stale_windows(cc: Option<&CacheControl>, settings: &CacheSettings) -> (u32, u32) {
+    let forbidden = cc.is_some_and(|c| {
+        c.must_revalidate() || c.proxy_revalidate() || c.has_key("s-maxage") || c.no_cache()
+    });
+    if forbidden {
+        return (0, 0);
+    }
+    let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+    let swr = cc
+        .and_then(|c| c.stale_while_revalidate().ok().flatten())
+        .unwrap_or_else(|| secs(settings.stale_while_revalidate));
+    let sie = cc
+        .and_then(|c| c.stale_if_error().ok().flatten())
+        .unwrap_or_else(|| secs(settings.stale_if_error));
+    (swr, sie)
+}
+
+/// What is never stored: hop-by-hop fields and those `Connection` names, fields
+/// `private="..."`/`no-cache="..."` name, the origin's `Age` (hits get their own).
+fn prepare_for_storage(stored: &mut ResponseHeader, cc: Option<&CacheControl>) {
+    let status = stored.status;
+    crate::http_util::head_edit::edit_response(stored, |h| {
+        strip_response_hop_by_hop(h, status);
+        h.remove(header::AGE);
+    });
+    if let Some(cc) = cc {
+        cc.strip_private_headers(stored);
+    }
+}
+
+fn vary_star(headers: &HeaderMap) -> bool {
+    headers.get_all(header::VARY).iter().any(|v| {
+        v.as_bytes()
+            .split(|b| *b == b',')
+            .any(|name| name.trim_ascii() == b"*")
+    })
+}
+
+fn http_date(value: Option<&http::HeaderValue>) -> Option<SystemTime> {
+    let text = value?.to_str().ok()?;
+    httpdate::parse_http_date(text.trim()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> CacheSettings {
+        CacheSettings {
+            max_size: 1 << 20,
+            max_object_size: 1 << 20,
+            default_ttl: None,
+            stale_while_revalidate: Duration::ZERO,
+            stale_if_error: Duration::from_secs(60),
+            lock_timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn resp(status: u16, fields: &[(&str, &str)]) -> ResponseHeader {
+        let mut r = ResponseHeader::build(status, None).unwrap();
+        for (n, v) in fields {
+            r.append_header(n.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    fn now() -> SystemTime {
+        httpdate::parse_http_date("Wed, 02 Dec 2026 10:00:00 GMT").unwrap()
+    }
+
+    /// Seconds of freshness left, or the reason it is not stored.
+    fn decide(
+        status: u16,
+        fields: &[(&str, &str)],
+        auth: bool,
+        s: &CacheSettings,
+    ) -> Result<i64, String> {
+        match cacheable(&resp(status, fields), auth, s, now()) {
+            RespCacheable::Cacheable(meta) => Ok(match meta.fresh_until().duration_since(now()) {
+                Ok(d) => d.as_secs() as i64,
+                Err(_) => -1,
+            }),
+            RespCacheable::Uncacheable(r) => Err(r.as_str().to_string()),
+        }
+    }
+
+    fn ttl(fields: &[(&str, &str)]) -> Result<i64, String> {
+        decide(200, fields, false, &settings())
+    }
+
+    #[test]
+    fn freshness_prefers_s_maxage_then_max_age_then_expires() {
+        assert_eq!(ttl(&[("cache-control", "max-age=60, s-maxage=30")]), Ok(30));
+        assert_eq!(ttl(&[("cache-control", "max-age=60")]), Ok(60));
+        let date = ("date", "Wed, 02 Dec 2026 09:00:00 GMT");
+        // Expires - Date, not Expires - now: an origin an hour behind still gives 120 s.
+        let expires = ("expires", "Wed, 02 Dec 2026 09:02:00 GMT");
+        // ...minus the hour the response is already old by its Date.
+        assert_eq!(ttl(&[date, expires]), Ok(-1));
+        let date = ("date", "Wed, 02 Dec 2026 10:00:00 GMT");
+        let expires = ("expires", "Wed, 02 Dec 2026 10:02:00 GMT");
+        assert_eq!(ttl(&[date, expires]), Ok(120));
+        assert_eq!(
+            ttl(&[("expires", "soon")]),
+            Ok(-1),
+            "invalid Expires is stale"
+        );
+        assert_eq!(ttl(&[("cache-control", "max-age=-5")]), Ok(-1));
+        // RFC 9111 §5.2: recipients accept the quoted form of an argument too.
+        assert_eq!(ttl(&[("cache-control", "max-age=\"60\"")]), Ok(60));
+        assert_eq!(ttl(&[("cache-control", "max-age=6.5")]), Ok(-1));
+        assert_eq!(ttl(&[("cache-control", "no-cache, max-age=60")]), Ok(-1));
+        assert!(ttl(&[]).is_err(), "no freshness, no default: not stored");
+    }
+
+    #[test]
+    fn age_shortens_freshness_and_bad_age_is_ignored() {
+        let cc = ("cache-control", "max-age=60");
+        assert_eq!(ttl(&[cc, ("age", "20")]), Ok(40));
+        assert_eq!(ttl(&[cc, ("age", "abc")]), Ok(60));
+        assert_eq!(ttl(&[cc, ("age", "-7")]), Ok(60));
+        assert_eq!(ttl(&[cc, ("age", "7.5")]), Ok(60));
+        assert_eq!(ttl(&[cc, ("age", "600")]), Ok(-1));
+        let RespCacheable::Cacheable(meta) =
+            cacheable(&resp(200, &[cc, ("age", "20")]), false, &settings(), now())
+        else {
+            panic!("cacheable")
+        };
+        assert!(
+            meta.headers().get("age").is_none(),
+            "the origin's Age is not stored"
+        );
+        assert_eq!(meta.epoch(), now() - Duration::from_secs(20));
+    }
+
+    #[test]
+    fn what_a_shared_cache_must_not_store() {
+        let s = settings();
+        let not = |fields: &[(&str, &str)]| ttl(fields).is_err();
+        assert!(not(&[("cache-control", "no-store, max-age=60")]));
+        assert!(not(&[("cache-control", "private, max-age=60")]));
+        assert!(not(&[
+            ("cache-control", "max-age=60"),
+            ("vary", "accept, *")
+        ]));
+        assert!(not(&[
+            ("cache-control", "max-age=60"),
+            ("set-cookie", "a=1")
+        ]));
+        assert!(!not(&[
+            ("cache-control", "public, max-age=60"),
+            ("set-cookie", "a=1")
+        ]));
+        assert!(decide(206, &[("cache-control", "max-age=60")], false, &s).is_err());
+        let cc = [("cache-control", "max-age=60")];
+        assert!(
+            decide(200, &cc, true, &s).is_err(),
+            "Authorization needs permission"
+        );
+        for allowed in [
+            "public, max-age=60",
+            "s-maxage=60",
+            "max-age=60, must-revalidate",
+        ] {
+            assert!(
+                decide(200, &[("cache-control", allowed)], true, &s).is_ok(),
+                "{allowed}"
+            );
+        }
+    }
+
+    #[test]
+    fn cdn_cache_control_overrides_cache_control() {
+        let cc = ("cache-control", "no-store");
+        assert_eq!(ttl(&[cc, ("cdn-cache-control", "max-age=30")]), Ok(30));
+        let both = [
+            ("cache-control", "max-age=5"),
+            ("cdn-cache-control", "max-age=30"),
+            ("parapet-cdn-cache-control", "max-age=90"),
+        ];
+        assert_eq!(ttl(&both), Ok(90));
+        assert!(ttl(&[
+            ("cache-control", "max-age=60"),
+            ("cdn-cache-control", "private")
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn heuristic_freshness_only_when_configured_and_for_cacheable_statuses() {
+        let mut s = settings();
+        s.default_ttl = Some(Duration::from_secs(300));
+        assert_eq!(decide(200, &[], false, &s), Ok(300));
+        assert_eq!(decide(404, &[], false, &s), Ok(300));
+        assert!(decide(302, &[], false, &s).is_err());
+        assert!(decide(503, &[], false, &s).is_err());
+        assert_eq!(
+            decide(302, &[("cache-control", "max-age=10")], false, &s),
+            Ok(10)
+        );
+    }
+
+    #[test]
+    fn stale_only_with_permission() {
+        let windows = |cc: &str| match cacheable(
+            &resp(200, &[("cache-control", cc)]),
+            false,
+            &settings(),
+            now(),
+        ) {
+            RespCacheable::Cacheable(m) => (m.stale_while_revalidate_sec(), m.stale_if_error_sec()),
+            RespCacheable::Uncacheable(_) => panic!("{cc}"),
+        };
+        assert_eq!(windows("max-age=1"), (0, 60), "the configured defaults");
+        assert_eq!(
+            windows("max-age=1, stale-while-revalidate=9, stale-if-error=3"),
+            (9, 3)
+        );
+        assert_eq!(
+            windows("max-age=1, must-revalidate, stale-if-error=3"),
+            (0, 0)
+        );
+        assert_eq!(windows("max-age=1, proxy-revalidate"), (0, 0));
+        assert_eq!(windows("s-maxage=1"), (0, 0));
+        assert_eq!(windows("no-cache, stale-if-error=3"), (0, 0));
+    }
+
+    #[test]
+    fn hop_by_hop_and_private_fields_are_not_stored() {
+        let fields = [
+            ("cache-control", "max-age=60, private=\"x-user\""),
+            ("connection", "x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("x-user", "alice"),
+            ("x-kept", "yes"),
+        ];
+        let RespCacheable::Cacheable(meta) =
+            cacheable(&resp(200, &fields), false, &settings(), now())
+        else {
+            panic!("a field-scoped private still allows storing")
+        };
+        let names: Vec<_> = meta
+            .headers()
+            .keys()
+            .map(|k| k.as_str().to_string())
+            .collect();
+        assert_eq!(names, ["cache-control", "x-kept"]);
+    }
+}

@@ -1,0 +1,182 @@
+//! The client's say (RFC 9111 §5.2.1): request directives that pingora-cache reads
+//! nowhere. `no-cache` (or `Pragma: no-cache` without `Cache-Control`), `max-age`
+//! and `min-fresh` send a stored object back to the origin to be revalidated;
+//! `max-stale` lets a stale one be served, unless the stored response forbids it;
+//! `no-store` keeps the response out of the cache; `only-if-cached` gets a 504
+//! rather than an origin fetch.
+
+use super::policy;
+use pingora::cache::cache_control::{CacheControl, DirectiveKey};
+use pingora::cache::CacheMeta;
+use pingora::http::RequestHeader;
+use std::time::{Duration, SystemTime};
+
+/// The request directives that matter to the cache.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RequestDirectives {
+    pub no_cache: bool,
+    pub no_store: bool,
+    pub only_if_cached: bool,
+    pub max_age: Option<u64>,
+    pub min_fresh: Option<u64>,
+    /// `max-stale` alone allows any staleness (`u64::MAX`).
+    pub max_stale: Option<u64>,
+}
+
+/// What the directives make of a stored object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// As the object's own freshness says.
+    AsStored,
+    /// Revalidate with the origin, even if fresh.
+    Revalidate,
+    /// Serve it although stale.
+    ServeStale,
+}
+
+impl RequestDirectives {
+    pub fn of(req: &RequestHeader) -> RequestDirectives {
+        let Some(cc) = CacheControl::from_headers_named("cache-control", &req.headers) else {
+            let pragma = req.headers.get_all(http::header::PRAGMA).iter().any(|v| {
+                v.as_bytes()
+                    .split(|b| *b == b',')
+                    .any(|d| d.trim_ascii().eq_ignore_ascii_case(b"no-cache"))
+            });
+            return RequestDirectives {
+                no_cache: pragma,
+                ..RequestDirectives::default()
+            };
+        };
+        let seconds = |name: &str| -> Option<Option<u64>> {
+            let value = cc.directives.get(&DirectiveKey::from_lowercase(name))?;
+            Some(value.as_ref().map(|v| {
+                // An invalid value is read as 0: the strictest reading of a
+                // freshness demand.
+                v.parse_as_delta_seconds().map_or(0, u64::from)
+            }))
+        };
+        RequestDirectives {
+            no_cache: cc.has_directive(&DirectiveKey::NoCache),
+            no_store: cc.no_store(),
+            only_if_cached: cc.only_if_cached(),
+            max_age: seconds("max-age").map(|v| v.unwrap_or(0)),
+            min_fresh: seconds("min-fresh").map(|v| v.unwrap_or(0)),
+            max_stale: seconds("max-stale").map(|v| v.unwrap_or(u64::MAX)),
+        }
+    }
+
+    /// Whether any directive can change what the cache does.
+    pub fn any(&self) -> bool {
+        *self != RequestDirectives::default()
+    }
+
+    pub fn verdict(&self, meta: &CacheMeta, now: SystemTime) -> Verdict {
+        let age = meta.age().as_secs();
+        let left = meta.fresh_until().duration_since(now).ok();
+        let too_old = self.max_age.is_some_and(|max| age > max);
+        let not_fresh_enough = self
+            .min_fresh
+            .is_some_and(|min| left.is_none_or(|l| l < Duration::from_secs(min)));
+        if self.no_cache || too_old || not_fresh_enough {
+            return Verdict::Revalidate;
+        }
+        if left.is_none() {
+            let stale_for = now
+                .duration_since(meta.fresh_until())
+                .unwrap_or(Duration::ZERO)
+                .as_secs();
+            let allowed = self.max_stale.is_some_and(|max| stale_for <= max);
+            if allowed && !forbids_stale(meta) {
+                return Verdict::ServeStale;
+            }
+        }
+        Verdict::AsStored
+    }
+}
+
+/// `must-revalidate`, `proxy-revalidate`, `s-maxage` and `no-cache` in the stored
+/// response forbid serving it stale, whatever the client accepts.
+fn forbids_stale(meta: &CacheMeta) -> bool {
+    policy::directives(meta.headers()).is_some_and(|cc| {
+        cc.must_revalidate() || cc.proxy_revalidate() || cc.has_key("s-maxage") || cc.no_cache()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora::http::ResponseHeader;
+
+    fn req(fields: &[(&str, &str)]) -> RequestDirectives {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        for (n, v) in fields {
+            r.append_header(n.to_string(), *v).unwrap();
+        }
+        RequestDirectives::of(&r)
+    }
+
+    /// A meta created 100 s before `now`, fresh until `fresh_for` seconds after creation.
+    fn meta(fresh_for: u64, cc: &str) -> (CacheMeta, SystemTime) {
+        let now = SystemTime::now();
+        let created = now - Duration::from_secs(100);
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.append_header("cache-control", cc).unwrap();
+        let meta = CacheMeta::new(
+            created + Duration::from_secs(fresh_for),
+            created,
+            0,
+            0,
+            resp,
+        );
+        (meta, now)
+    }
+
+    #[test]
+    fn directives_are_read_from_cache_control_or_pragma() {
+        assert!(!req(&[]).any());
+        assert!(req(&[("pragma", "no-cache")]).no_cache);
+        assert!(!req(&[("pragma", "no-cache"), ("cache-control", "max-age=5")]).no_cache);
+        let d = req(&[(
+            "cache-control",
+            "max-age=5, min-fresh=2, max-stale, only-if-cached, no-store",
+        )]);
+        assert_eq!(
+            (d.max_age, d.min_fresh, d.max_stale),
+            (Some(5), Some(2), Some(u64::MAX))
+        );
+        assert!(d.only_if_cached && d.no_store);
+        assert_eq!(
+            req(&[("cache-control", "max-stale=30")]).max_stale,
+            Some(30)
+        );
+        assert_eq!(req(&[("cache-control", "max-age=x")]).max_age, Some(0));
+    }
+
+    #[test]
+    fn freshness_demands_send_the_object_back_to_the_origin() {
+        let (fresh, now) = meta(160, "max-age=160");
+        assert_eq!(req(&[]).verdict(&fresh, now), Verdict::AsStored);
+        let revalidate =
+            |fields: &[(&str, &str)]| req(fields).verdict(&fresh, now) == Verdict::Revalidate;
+        assert!(revalidate(&[("cache-control", "no-cache")]));
+        assert!(revalidate(&[("cache-control", "max-age=50")]), "100 s old");
+        assert!(!revalidate(&[("cache-control", "max-age=150")]));
+        assert!(
+            revalidate(&[("cache-control", "min-fresh=120")]),
+            "60 s left"
+        );
+        assert!(!revalidate(&[("cache-control", "min-fresh=30")]));
+    }
+
+    #[test]
+    fn max_stale_serves_stale_only_when_the_origin_allows_it() {
+        let (stale, now) = meta(40, "max-age=40");
+        let verdict = |cc: &str| req(&[("cache-control", cc)]).verdict(&stale, now);
+        assert_eq!(verdict("max-stale"), Verdict::ServeStale);
+        assert_eq!(verdict("max-stale=90"), Verdict::ServeStale, "60 s stale");
+        assert_eq!(verdict("max-stale=30"), Verdict::AsStored);
+        let (strict, now) = meta(40, "max-age=40, must-revalidate");
+        let d = req(&[("cache-control", "max-stale")]);
+        assert_eq!(d.verdict(&strict, now), Verdict::AsStored);
+    }
+}

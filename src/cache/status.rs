@@ -1,0 +1,223 @@
+//! What the cache did for one response: the `Cache-Status` field (RFC 9211) sent on
+//! every response of a caching route, and the short result the access log and
+//! `parapet_cache_lookups_total` carry.
+
+use pingora::cache::{CachePhase, HttpCache, NoCacheReason};
+use std::io::Write;
+use std::time::SystemTime;
+
+pub static CACHE_STATUS: http::HeaderName = http::HeaderName::from_static("cache-status");
+
+/// The facts `Cache-Status` is written from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    pub phase: CachePhase,
+    /// Seconds of freshness left on the served object (negative when stale).
+    pub ttl: Option<i64>,
+    /// The status the origin answered with, when it was asked.
+    pub fwd_status: Option<u16>,
+    /// The response is being stored.
+    pub stored: bool,
+    /// The request waited for another request's fetch of the same object.
+    pub collapsed: bool,
+    /// The lookup found the object under another variant (`Vary`).
+    pub vary_miss: bool,
+    /// A request directive (`no-cache`, `max-age`, ...) sent it to the origin.
+    pub by_request: bool,
+    /// The method is not one the cache answers (POST, PUT, ...).
+    pub unsafe_method: bool,
+}
+
+impl Facts {
+    pub fn of(cache: &HttpCache, fwd_status: Option<u16>) -> Facts {
+        let ttl = cache.maybe_cache_meta().map(|meta| {
+            let now = SystemTime::now();
+            match meta.fresh_until().duration_since(now) {
+                Ok(left) => left.as_secs() as i64,
+                Err(past) => -(past.duration().as_secs() as i64) - 1,
+            }
+        });
+        Facts {
+            phase: cache.phase(),
+            ttl,
+            fwd_status,
+            stored: cache.enabled()
+                && matches!(cache.phase(), CachePhase::Miss | CachePhase::Expired),
+            collapsed: cache.lock_duration().is_some(),
+            vary_miss: false,
+            by_request: false,
+            unsafe_method: false,
+        }
+    }
+
+    /// The short result for logs and metrics.
+    pub fn result(&self) -> &'static str {
+        match self.phase {
+            CachePhase::Hit => "hit",
+            CachePhase::StaleUpdating | CachePhase::Stale => "stale",
+            CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => "revalidated",
+            CachePhase::Expired => "expired",
+            CachePhase::Miss => "miss",
+            CachePhase::Disabled(NoCacheReason::NeverEnabled) | CachePhase::Bypass => "bypass",
+            _ => "uncacheable",
+        }
+    }
+
+    /// The `Cache-Status` field's value.
+    pub fn header(&self) -> Option<http::HeaderValue> {
+        http::HeaderValue::from_maybe_shared(bytes::Bytes::from(self.header_value())).ok()
+    }
+
+    /// The `Cache-Status` value, e.g. `parapet; fwd=uri-miss; fwd-status=200; stored`.
+    pub fn header_value(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(b"parapet");
+        let fwd = match self.phase {
+            CachePhase::Hit | CachePhase::StaleUpdating => None,
+            CachePhase::Stale | CachePhase::Expired => Some("stale"),
+            CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => Some("stale"),
+            _ if self.by_request => Some("request"),
+            _ if self.unsafe_method => Some("method"),
+            CachePhase::Disabled(NoCacheReason::NeverEnabled) | CachePhase::Bypass => {
+                Some("bypass")
+            }
+            CachePhase::Disabled(
+                NoCacheReason::CacheLockTimeout
+                | NoCacheReason::CacheLockGiveUp
+                | NoCacheReason::CacheLockRetryLimit,
+            ) => Some("miss"),
+            _ if self.vary_miss => Some("vary-miss"),
+            _ => Some("uri-miss"),
+        };
+        match fwd {
+            None => {
+                out.extend_from_slice(b"; hit");
+                if let Some(ttl) = self.ttl {
+                    let _ = write!(out, "; ttl={ttl}");
+                }
+            }
+            Some(fwd) => {
+                let _ = write!(out, "; fwd={fwd}");
+                if let Some(status) = self.fwd_status {
+                    let _ = write!(out, "; fwd-status={status}");
+                }
+                if self.stored {
+                    out.extend_from_slice(b"; stored");
+                }
+            }
+        }
+        if self.collapsed {
+            out.extend_from_slice(b"; collapsed");
+        }
+        if let Some(detail) = self.detail() {
+            let _ = write!(out, "; detail={detail}");
+        }
+        out
+    }
+
+    fn detail(&self) -> Option<&'static str> {
+        match self.phase {
+            CachePhase::Disabled(reason) | CachePhase::RevalidatedNoCache(reason) => match reason {
+                NoCacheReason::NeverEnabled => None,
+                NoCacheReason::Custom(why) => Some(why),
+                NoCacheReason::OriginNotCache => Some("origin-not-cacheable"),
+                NoCacheReason::ResponseTooLarge | NoCacheReason::PredictedResponseTooLarge => {
+                    Some("too-large")
+                }
+                NoCacheReason::CacheLockTimeout => Some("lock-timeout"),
+                NoCacheReason::CacheLockGiveUp => Some("lock-uncacheable"),
+                NoCacheReason::CacheLockRetryLimit => Some("lock-retries"),
+                NoCacheReason::UpstreamError => Some("upstream-error"),
+                _ => Some("internal"),
+            },
+            CachePhase::Bypass => Some("predicted-uncacheable"),
+            CachePhase::Stale => Some("stale-if-error"),
+            CachePhase::StaleUpdating => Some("stale-while-revalidate"),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(phase: CachePhase) -> Facts {
+        Facts {
+            phase,
+            ttl: None,
+            fwd_status: None,
+            stored: false,
+            collapsed: false,
+            vary_miss: false,
+            by_request: false,
+            unsafe_method: false,
+        }
+    }
+
+    fn text(f: Facts) -> String {
+        String::from_utf8(f.header_value()).unwrap()
+    }
+
+    #[test]
+    fn hits_and_misses() {
+        let hit = Facts {
+            ttl: Some(58),
+            ..facts(CachePhase::Hit)
+        };
+        assert_eq!(text(hit), "parapet; hit; ttl=58");
+        assert_eq!(hit.result(), "hit");
+        let miss = Facts {
+            fwd_status: Some(200),
+            stored: true,
+            ..facts(CachePhase::Miss)
+        };
+        assert_eq!(text(miss), "parapet; fwd=uri-miss; fwd-status=200; stored");
+        let collapsed = Facts {
+            collapsed: true,
+            ttl: Some(10),
+            ..facts(CachePhase::Hit)
+        };
+        assert_eq!(text(collapsed), "parapet; hit; ttl=10; collapsed");
+        let vary = Facts {
+            vary_miss: true,
+            ..facts(CachePhase::Miss)
+        };
+        assert_eq!(text(vary), "parapet; fwd=vary-miss");
+    }
+
+    #[test]
+    fn what_was_not_stored_says_why() {
+        let not = Facts {
+            fwd_status: Some(200),
+            ..facts(CachePhase::Disabled(NoCacheReason::OriginNotCache))
+        };
+        assert_eq!(
+            text(not),
+            "parapet; fwd=uri-miss; fwd-status=200; detail=origin-not-cacheable"
+        );
+        assert_eq!(not.result(), "uncacheable");
+        let method = Facts {
+            unsafe_method: true,
+            ..facts(CachePhase::Disabled(NoCacheReason::NeverEnabled))
+        };
+        assert_eq!(text(method), "parapet; fwd=method");
+        assert_eq!(
+            text(facts(CachePhase::Bypass)),
+            "parapet; fwd=bypass; detail=predicted-uncacheable"
+        );
+        let revalidated = Facts {
+            fwd_status: Some(304),
+            ..facts(CachePhase::Revalidated)
+        };
+        assert_eq!(text(revalidated), "parapet; fwd=stale; fwd-status=304");
+        let swr = Facts {
+            ttl: Some(-3),
+            ..facts(CachePhase::StaleUpdating)
+        };
+        assert_eq!(
+            text(swr),
+            "parapet; hit; ttl=-3; detail=stale-while-revalidate"
+        );
+    }
+}
