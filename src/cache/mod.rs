@@ -9,6 +9,7 @@
 //! request  what the client's directives change
 //! vary     variants of one URL
 //! status   `Cache-Status` and the result for logs and metrics
+//! purge    purge by URL or tag, and the tag index
 //! metrics  the cache's metric families
 //!
 //! Requests for one object are collapsed by pingora-cache's lock: one origin fetch,
@@ -22,6 +23,7 @@ pub mod config;
 pub mod key;
 pub mod metrics;
 pub mod policy;
+pub mod purge;
 pub mod request;
 pub mod status;
 pub mod storage;
@@ -53,6 +55,9 @@ pub struct CacheCtx {
     pub by_request: bool,
     /// What the cache did, once the response went out.
     pub result: Option<&'static str>,
+    /// The fields of the origin's 304 to a revalidation, which update the stored
+    /// response beyond the few pingora-cache merges itself.
+    pub not_modified: Option<http::HeaderMap>,
 }
 
 /// The cache, built once when some route caches.
@@ -62,6 +67,7 @@ pub struct Shield {
     predictor: &'static Predictor<16>,
     settings: CacheSettings,
     metrics: CacheMetrics,
+    tags: purge::TagIndex,
 }
 
 impl Shield {
@@ -81,6 +87,7 @@ impl Shield {
             predictor,
             metrics: CacheMetrics::register(registry, storage)?,
             settings,
+            tags: purge::TagIndex::default(),
         })
     }
 
@@ -140,13 +147,58 @@ impl Shield {
         !ctx.directives.only_if_cached
     }
 
-    /// `response_cache_filter`.
+    /// `upstream_response_filter`: keep a revalidation's 304 fields (RFC 9111
+    /// §4.3.4: they update the stored response; pingora-cache merges only
+    /// Cache-Control, Expires, ETag and the tags, and not `Date`, without which the
+    /// refreshed object would look as old as the first one).
+    pub fn upstream_answered(&self, session: &Session, resp: &ResponseHeader, ctx: &mut CacheCtx) {
+        let revalidating = session.cache.phase() == pingora::cache::CachePhase::Stale;
+        if resp.status == http::StatusCode::NOT_MODIFIED && revalidating {
+            ctx.not_modified = Some(resp.headers.clone());
+        }
+    }
+
+    /// `response_cache_filter`. After a 304, `resp` is the stored response with
+    /// pingora's merge, and the 304's other fields are applied here.
+    /// `key` is the primary key, for the tag index.
     pub fn cacheable(
+        &self,
+        req: &RequestHeader,
+        resp: &ResponseHeader,
+        key: Option<&[u8]>,
+        ctx: &CacheCtx,
+    ) -> RespCacheable {
+        let decision = self.with_not_modified(req, resp, ctx);
+        if let (RespCacheable::Cacheable(meta), Some(key)) = (&decision, key) {
+            self.tags.record(key, meta.headers());
+        }
+        decision
+    }
+
+    fn with_not_modified(
         &self,
         req: &RequestHeader,
         resp: &ResponseHeader,
         ctx: &CacheCtx,
     ) -> RespCacheable {
+        let Some(fields) = &ctx.not_modified else {
+            return self.decide(req, resp, ctx);
+        };
+        let mut merged = resp.clone();
+        crate::http_util::head_edit::edit_response(&mut merged, |h| {
+            for name in fields.keys() {
+                if name != http::header::CONTENT_LENGTH {
+                    h.remove(name);
+                    for value in fields.get_all(name) {
+                        h.append(name.clone(), value.clone());
+                    }
+                }
+            }
+        });
+        self.decide(req, &merged, ctx)
+    }
+
+    fn decide(&self, req: &RequestHeader, resp: &ResponseHeader, ctx: &CacheCtx) -> RespCacheable {
         if ctx.directives.no_store {
             return RespCacheable::Uncacheable(NoCacheReason::Custom("request-no-store"));
         }
@@ -205,16 +257,67 @@ impl Shield {
                 keys.push(key::primary_of(host, path, q, scheme, &route.query));
             }
         }
-        let span = pingora::cache::trace::Span::inactive().handle();
         for primary in keys {
-            let compact = CacheKey::new(primary, "").to_compact();
-            let target = pingora::cache::PurgeTarget::Active(&compact);
-            if let Err(e) = self
-                .storage
-                .purge(target, pingora::cache::PurgeType::Invalidation, &span)
-                .await
-            {
-                log::warn!("cache invalidation failed: {e}");
+            self.drop_key(primary, false).await;
+        }
+    }
+
+    /// Purge what is stored for `path_and_query` on `host` (with or without a
+    /// port) under `route`'s key rule, for both schemes; `soft` marks it stale
+    /// instead. How many objects were purged.
+    pub async fn purge_url(
+        &self,
+        host: &str,
+        path_and_query: &str,
+        route: &RouteCache,
+        soft: bool,
+    ) -> usize {
+        let (path, q) = match path_and_query.split_once('?') {
+            Some((path, q)) => (path, Some(q)),
+            None => (path_and_query, None),
+        };
+        let mut purged = 0;
+        for scheme in [
+            crate::listener::Scheme::Http,
+            crate::listener::Scheme::Https,
+        ] {
+            let primary = key::primary_of(host.as_bytes(), path, q, scheme, &route.query);
+            purged += usize::from(self.drop_key(primary, soft).await);
+        }
+        purged
+    }
+
+    /// Purge every object stored with one of `tags`. How many were purged.
+    pub async fn purge_tags(&self, tags: &[String], soft: bool) -> usize {
+        let mut purged = 0;
+        for tag in tags {
+            for primary in self.tags.take(tag) {
+                purged += usize::from(self.drop_key(primary.into_vec(), soft).await);
+            }
+        }
+        purged
+    }
+
+    /// Drop (or expire) the object at `primary`; whether there was one.
+    async fn drop_key(&self, primary: Vec<u8>, soft: bool) -> bool {
+        use pingora::cache::{PurgeOutcome, PurgeTarget, PurgeType};
+        let span = pingora::cache::trace::Span::inactive().handle();
+        let compact = CacheKey::new(primary, "").to_compact();
+        let target = PurgeTarget::Active(&compact);
+        let outcome = match soft {
+            true => self.storage.expire(target, &span).await,
+            false => {
+                self.storage
+                    .purge(target, PurgeType::Invalidation, &span)
+                    .await
+            }
+        };
+        match outcome {
+            Ok(PurgeOutcome::Purged(_) | PurgeOutcome::Expired) => true,
+            Ok(PurgeOutcome::NotFound) => false,
+            Err(e) => {
+                log::warn!("cache purge failed: {e}");
+                false
             }
         }
     }

@@ -26,6 +26,9 @@ pub struct Facts {
     pub by_request: bool,
     /// The method is not one the cache answers (POST, PUT, ...).
     pub unsafe_method: bool,
+    /// `Age` for a response served from the cache after the origin confirmed it
+    /// (pingora-cache adds `Age` on hits only).
+    pub revalidated_age: Option<u64>,
 }
 
 impl Facts {
@@ -37,8 +40,16 @@ impl Facts {
                 Err(past) => -(past.duration().as_secs() as i64) - 1,
             }
         });
+        let revalidated = matches!(
+            cache.phase(),
+            CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_)
+        );
         Facts {
             phase: cache.phase(),
+            revalidated_age: cache
+                .maybe_cache_meta()
+                .filter(|_| revalidated)
+                .map(|m| m.age().as_secs()),
             ttl,
             fwd_status,
             stored: cache.enabled()
@@ -152,6 +163,7 @@ mod tests {
             vary_miss: false,
             by_request: false,
             unsafe_method: false,
+            revalidated_age: None,
         }
     }
 

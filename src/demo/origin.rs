@@ -8,10 +8,12 @@
 //! - `/hop`: a response carrying hop-by-hop headers a proxy must strip
 //! - `/gen...?set-NAME=VALUE&...`: a generated response for cache tests: each
 //!   `set-` parameter becomes a response header (percent-decoded), `status=N` and
-//!   `delay=MS` set the status and a delay, and the body names how many `/gen`
-//!   requests came so far (and the request's `Accept-Encoding`), so every fetch
-//!   is told apart. A request whose `If-None-Match` matches the `ETag` to send,
-//!   or whose `If-Modified-Since` equals the `Last-Modified` to send, gets a 304.
+//!   `delay=MS` set the status and a delay, `short=N` promises N more bytes than it
+//!   sends and hangs up, and the body names how many `/gen`
+//!   requests for its path came so far (and the request's `Accept-Encoding`), so every fetch
+//!   is told apart (`X-Gen: N` says the same, on 304s too). A request whose
+//!   `If-None-Match` matches the `ETag` to send, or whose `If-Modified-Since`
+//!   equals the `Last-Modified` to send, gets a 304.
 //! - anything else: a small HTML page
 //!
 //! A path may carry any prefix (`/app/slow/10` is `/slow/10`). Every response
@@ -242,7 +244,7 @@ async fn generated<W: AsyncWriteExt + Unpin>(
 ) -> std::io::Result<()> {
     let query = req.target.split_once('?').map_or("", |(_, q)| q);
     let mut headers: Vec<(String, String)> = Vec::new();
-    let (mut status, mut delay) = (200u16, 0u64);
+    let (mut status, mut delay, mut short) = (200u16, 0u64, 0usize);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value = percent_decode(value);
@@ -252,6 +254,8 @@ async fn generated<W: AsyncWriteExt + Unpin>(
             status = value.parse().unwrap_or(200);
         } else if name == "delay" {
             delay = value.parse().unwrap_or(0);
+        } else if name == "short" {
+            short = value.parse().unwrap_or(0);
         }
     }
     if delay > 0 {
@@ -266,6 +270,8 @@ async fn generated<W: AsyncWriteExt + Unpin>(
     let not_modified = (sent("etag").is_some() && req.head.get("if-none-match") == sent("etag"))
         || (sent("last-modified").is_some()
             && req.head.get("if-modified-since") == sent("last-modified"));
+    let n = state.count(req.target.split('?').next().unwrap_or_default());
+    headers.push(("X-Gen".to_string(), n.to_string()));
     let refs: Vec<(&str, &str)> = headers
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
@@ -273,11 +279,25 @@ async fn generated<W: AsyncWriteExt + Unpin>(
     if not_modified {
         return send(w, state, 304, &refs, b"").await;
     }
-    let n = state.count("/gen");
     let body = format!(
         "gen {n} ae={}\n",
         req.head.get("accept-encoding").unwrap_or("-")
     );
+    if short > 0 {
+        // Promise `short` more bytes than come, then hang up.
+        let mut out = format!(
+            "HTTP/1.1 {status} OK\r\nContent-Length: {}\r\n",
+            body.len() + short
+        );
+        for (name, value) in &refs {
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+        out.push_str("\r\n");
+        out.push_str(&body);
+        w.write_all(out.as_bytes()).await?;
+        w.flush().await?;
+        return Err(std::io::Error::other("truncated on purpose"));
+    }
     let head_only = req.method == "HEAD";
     send_with(w, state, status, &refs, body.as_bytes(), head_only).await
 }

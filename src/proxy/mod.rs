@@ -181,7 +181,10 @@ impl ProxyHttp for Parapet {
         ctx: &mut RequestCtx,
     ) -> Result<RespCacheable> {
         Ok(match &self.rt.shield {
-            Some(shield) => shield.cacheable(session.req_header(), resp, &ctx.cache),
+            Some(shield) => {
+                let key = session.cache.maybe_cache_key().map(|k| k.primary_key());
+                shield.cacheable(session.req_header(), resp, key, &ctx.cache)
+            }
             None => RespCacheable::Uncacheable(NoCacheReason::NeverEnabled),
         })
     }
@@ -250,11 +253,14 @@ impl ProxyHttp for Parapet {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.attempts.answered(resp.status.as_u16());
+        if let Some((shield, _)) = self.caching(ctx) {
+            shield.upstream_answered(session, resp, &mut ctx.cache);
+        }
         Ok(())
     }
 
@@ -282,6 +288,9 @@ impl ProxyHttp for Parapet {
                 crate::cache::strip_cdn_fields(h);
                 if let Some(value) = facts.header() {
                     let _ = h.try_insert(CACHE_STATUS.clone(), value);
+                }
+                if let Some(age) = facts.revalidated_age {
+                    let _ = h.try_insert(http::header::AGE, age.into());
                 }
             }
         });

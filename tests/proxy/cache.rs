@@ -195,6 +195,24 @@ async fn no_cache_revalidates_with_the_etag_and_a_304_refreshes_the_object() {
         "the origin said 304: the stored body"
     );
     assert_eq!(status_of(&second), "parapet; fwd=stale; fwd-status=304");
+    assert_eq!(
+        second.header("x-gen"),
+        Some("2"),
+        "the 304's fields update the object"
+    );
+    assert!(second.header("age").is_some(), "Age after revalidation too");
+    // Last-Modified works the same way.
+    let lm = "Wed, 01 Dec 2026 10:00:00 GMT";
+    let dated = gen(
+        "/lm",
+        &[("Cache-Control", "max-age=0"), ("Last-Modified", lm)],
+        "",
+    );
+    let first = proxy.get(&dated).await;
+    let second = proxy.get(&dated).await;
+    assert_eq!(o.state.count("/gen/lm"), 2);
+    assert_eq!((second.status(), &second.body), (200, &first.body));
+    assert_eq!(second.header("x-gen"), Some("2"));
     // The client's own conditional request is answered 304 from a fresh object.
     let fresh = gen(
         "/etag-fresh",
@@ -486,4 +504,242 @@ async fn lookups_are_counted_and_logged() {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["cache"].to_string())
         .collect();
     assert_eq!(results, ["\"miss\"", "\"hit\""]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_if_error_serves_stale_when_the_origin_is_down() {
+    let o = origin("o").await;
+    let proxy = shield(&o, json!({})).await;
+    let allowed = gen(
+        "/sie",
+        &[("Cache-Control", "max-age=0, stale-if-error=60")],
+        "",
+    );
+    let strict = gen(
+        "/strict",
+        &[(
+            "Cache-Control",
+            "max-age=0, must-revalidate, stale-if-error=60",
+        )],
+        "",
+    );
+    let stored = proxy.get(&allowed).await;
+    proxy.get(&strict).await;
+    o.stop();
+    let stale = proxy.get(&allowed).await;
+    assert_eq!(stale.status(), 200);
+    assert_eq!(stale.body, stored.body);
+    assert!(
+        status_of(&stale).contains("fwd=stale"),
+        "{}",
+        status_of(&stale)
+    );
+    let refused = proxy.get(&strict).await;
+    assert_eq!(
+        refused.status(),
+        502,
+        "must-revalidate: no stale without the origin"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_if_error_serves_stale_when_no_backend_is_healthy() {
+    let o = origin("o").await;
+    let check =
+        json!({"type": "tcp", "interval": "100ms", "timeout": "100ms", "unhealthy_threshold": 1});
+    let config = Config::single(&[o.addr])
+        .upstream_key("app", "health_check", check)
+        .routes(json!([{"upstream": "app", "cache": true}]))
+        .section("cache", json!({"stale_if_error": "1m"}));
+    let proxy = Proxy::start(&config).await;
+    let path = gen("/down", &[("Cache-Control", "max-age=0")], "");
+    let stored = proxy.get(&path).await;
+    o.stop();
+    let ejected = eventually(Duration::from_secs(10), async || {
+        proxy.get(&gen("/other", &[], "")).await.status() == 503
+    })
+    .await;
+    assert!(ejected, "the backend was never ejected");
+    let stale = proxy.get(&path).await;
+    assert_eq!(
+        stale.status(),
+        200,
+        "the configured stale_if_error allows it"
+    );
+    assert_eq!(stale.body, stored.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_while_revalidate_answers_at_once_and_refreshes_once() {
+    let o = origin("o").await;
+    let proxy = shield(&o, json!({})).await;
+    let delay = 1000;
+    let cc = [("Cache-Control", "max-age=0, stale-while-revalidate=60")];
+    let path = gen("/swr", &cc, &format!("delay={delay}"));
+    let stored = proxy.get(&path).await;
+    let started = Instant::now();
+    for _ in 0..5 {
+        let resp = proxy.get(&path).await;
+        assert_eq!(resp.body, stored.body, "the stale object, at once");
+        assert!(status_of(&resp).contains("hit"), "{}", status_of(&resp));
+    }
+    // Each of those would have waited a whole origin delay had it gone upstream.
+    assert!(
+        started.elapsed() < Duration::from_millis(delay),
+        "waited for the origin"
+    );
+    let refreshed = eventually(Duration::from_secs(5), async || {
+        o.state.count("/gen/swr") == 2
+    })
+    .await;
+    assert!(refreshed, "no background refresh");
+    let fresh = eventually(Duration::from_secs(5), async || {
+        proxy.get(&path).await.header("x-gen") == Some("2")
+    })
+    .await;
+    assert!(fresh, "the refreshed object is served");
+    assert!(
+        o.state.count("/gen/swr") <= 3,
+        "refreshed once per stale period"
+    );
+}
+
+/// Parapet with a caching route and an admin listener.
+async fn shield_with_admin(o: &Origin) -> (Proxy, SocketAddr) {
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let config = Config::single(&[o.addr])
+        .routes(json!([{"upstream": "app", "cache": true}]))
+        .section("admin", json!({"address": admin.to_string()}));
+    let proxy = Proxy::start(&config).await;
+    proxy.wait_accepting(admin).await;
+    (proxy, admin)
+}
+
+async fn purge_post(admin: SocketAddr, body: &str) -> Response {
+    let req = format!(
+        "POST /cache/purge HTTP/1.1\r\nHost: admin\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    raw(admin, req.as_bytes(), "POST").await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_by_url_drops_the_object() {
+    let o = origin("o").await;
+    let (proxy, admin) = shield_with_admin(&o).await;
+    let path = gen("/purged", &[("Cache-Control", "max-age=60")], "");
+    proxy.get(&path).await;
+    proxy.get(&path).await;
+    assert_eq!(o.state.count("/gen/purged"), 1);
+    let purge = format!("PURGE {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+    let resp = raw(admin, purge.as_bytes(), "PURGE").await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text());
+    assert_eq!(resp.text(), "{\"purged\":1}\n");
+    proxy.get(&path).await;
+    assert_eq!(o.state.count("/gen/purged"), 2, "refetched after the purge");
+    let again = raw(admin, purge.as_bytes(), "PURGE").await.unwrap();
+    assert_eq!(again.status(), 200, "stored again by the refetch");
+    let gone = raw(admin, purge.as_bytes(), "PURGE").await.unwrap();
+    assert_eq!(gone.status(), 404, "nothing left to purge");
+
+    let body = format!("{{\"host\":\"test\",\"path\":\"{path}\"}}");
+    proxy.get(&path).await;
+    assert_eq!(purge_post(admin, &body).await.status(), 200);
+    proxy.get(&path).await;
+    assert_eq!(o.state.count("/gen/purged"), 4);
+    assert_eq!(purge_post(admin, "{\"hots\":\"test\"}").await.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_purge_marks_stale_so_the_next_request_revalidates() {
+    let o = origin("o").await;
+    let (proxy, admin) = shield_with_admin(&o).await;
+    let path = gen(
+        "/soft",
+        &[("Cache-Control", "max-age=60"), ("ETag", "\"s\"")],
+        "",
+    );
+    let stored = proxy.get(&path).await;
+    let body = format!("{{\"host\":\"test\",\"path\":\"{path}\",\"soft\":true}}");
+    assert_eq!(purge_post(admin, &body).await.status(), 200);
+    let revalidated = proxy.get(&path).await;
+    assert_eq!(
+        o.state.count("/gen/soft"),
+        2,
+        "the stale object went back to the origin"
+    );
+    assert_eq!(
+        revalidated.body, stored.body,
+        "and came back 304: the same body"
+    );
+    assert!(
+        status_of(&revalidated).contains("fwd-status=304"),
+        "{}",
+        status_of(&revalidated)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_by_tag_drops_every_object_with_the_tag() {
+    let o = origin("o").await;
+    let (proxy, admin) = shield_with_admin(&o).await;
+    let tagged = |name: &str, tags: &str| {
+        gen(
+            name,
+            &[("Cache-Control", "max-age=60"), ("Cache-Tag", tags)],
+            "",
+        )
+    };
+    let a = tagged("/t1", "product-1 shoes");
+    let b = gen(
+        "/t2",
+        &[
+            ("Cache-Control", "max-age=60"),
+            ("Surrogate-Key", "shoes,hats"),
+        ],
+        "",
+    );
+    let c = tagged("/t3", "hats");
+    for path in [&a, &b, &c] {
+        let resp = proxy.get(path).await;
+        assert_eq!(resp.header("cache-tag"), None, "tags are not forwarded");
+        assert_eq!(resp.header("surrogate-key"), None);
+    }
+    let resp = purge_post(admin, "{\"tags\":[\"shoes\"]}").await;
+    assert_eq!(resp.text(), "{\"purged\":2}\n");
+    for path in [&a, &b, &c] {
+        proxy.get(path).await;
+    }
+    let fetches = |p: &str| o.state.count(p);
+    assert_eq!(
+        (fetches("/gen/t1"), fetches("/gen/t2"), fetches("/gen/t3")),
+        (2, 2, 1)
+    );
+    assert_eq!(
+        purge_post(admin, "{\"tags\":[\"nothing\"]}").await.status(),
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_shorter_than_its_content_length_is_never_stored() {
+    let o = origin("o").await;
+    let proxy = shield(&o, json!({})).await;
+    let path = gen("/short", &[("Cache-Control", "max-age=60")], "short=100");
+    for _ in 0..2 {
+        let mut conn = Conn::open(proxy.addr).await.unwrap();
+        conn.send(request("GET", &path, &[]).as_bytes())
+            .await
+            .unwrap();
+        // Either the failure came before the head went out (a 502), or the client
+        // sees a cut body; never a whole 200.
+        if let Ok(resp) = conn.response("GET").await {
+            assert_eq!(resp.status(), 502, "{}", resp.text());
+        }
+    }
+    assert_eq!(
+        o.state.count("/gen/short"),
+        2,
+        "the broken response was not stored"
+    );
 }

@@ -1,6 +1,9 @@
-//! The admin listener (SPEC §5): `/healthz`, `/readyz`, `/status`, `/metrics`.
+//! The admin listener (SPEC §5): `/healthz`, `/readyz`, `/status`, `/metrics`, and
+//! cache purges (`purge`).
 //! When `admin.token` is set, every endpoint needs `Authorization: Bearer <token>`
 //! (compared in constant time); otherwise 401.
+
+mod purge;
 
 use crate::config::ConfigErrors;
 use crate::http_util::json::json_str;
@@ -166,6 +169,9 @@ impl ServeHttp for Admin {
             return resp;
         }
         let req = session.req_header();
+        if purge::is_purge(req) {
+            return purge::answer(&self.rt, session).await;
+        }
         if req.method != Method::GET && req.method != Method::HEAD {
             return text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed\n");
         }
