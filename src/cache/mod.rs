@@ -45,6 +45,14 @@ use storage::MemoryStorage;
 /// Keys remembered as uncacheable, per shard (16 shards).
 const HIT_FOR_MISS_KEYS: usize = 1024;
 
+/// Reasons not to store that belong to one request, not to the URL: the predictor
+/// must not send the next requests for the URL around the cache because of them.
+fn request_specific(reason: &'static str) -> bool {
+    matches!(reason, REQUEST_NO_STORE | policy::AUTHORIZATION)
+}
+
+const REQUEST_NO_STORE: &str = "request-no-store";
+
 /// What one request's cache handling has learned, for later hooks and the log.
 #[derive(Debug, Default)]
 pub struct CacheCtx {
@@ -80,7 +88,8 @@ impl Shield {
         let storage: &'static MemoryStorage =
             Box::leak(Box::new(MemoryStorage::new(settings.max_size)));
         let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(settings.lock_timeout));
-        let predictor = Box::leak(Box::new(Predictor::new(HIT_FOR_MISS_KEYS, None)));
+        let predictor = Predictor::new(HIT_FOR_MISS_KEYS, Some(request_specific));
+        let predictor = Box::leak(Box::new(predictor));
         Ok(Shield {
             storage,
             lock,
@@ -138,6 +147,10 @@ impl Shield {
                 Some(ForcedFreshness::ForceExpired)
             }
             Verdict::ServeStale => Some(ForcedFreshness::ForceFresh),
+            Verdict::Bypass => {
+                ctx.by_request = true;
+                Some(ForcedFreshness::ForceMiss)
+            }
         }
     }
 
@@ -163,26 +176,20 @@ impl Shield {
     /// `key` is the primary key, for the tag index.
     pub fn cacheable(
         &self,
-        req: &RequestHeader,
         resp: &ResponseHeader,
         key: Option<&[u8]>,
         ctx: &CacheCtx,
     ) -> RespCacheable {
-        let decision = self.with_not_modified(req, resp, ctx);
+        let decision = self.with_not_modified(resp, ctx);
         if let (RespCacheable::Cacheable(meta), Some(key)) = (&decision, key) {
             self.tags.record(key, meta.headers());
         }
         decision
     }
 
-    fn with_not_modified(
-        &self,
-        req: &RequestHeader,
-        resp: &ResponseHeader,
-        ctx: &CacheCtx,
-    ) -> RespCacheable {
+    fn with_not_modified(&self, resp: &ResponseHeader, ctx: &CacheCtx) -> RespCacheable {
         let Some(fields) = &ctx.not_modified else {
-            return self.decide(req, resp, ctx);
+            return self.decide(resp, ctx);
         };
         let mut merged = resp.clone();
         crate::http_util::head_edit::edit_response(&mut merged, |h| {
@@ -195,12 +202,12 @@ impl Shield {
                 }
             }
         });
-        self.decide(req, &merged, ctx)
+        self.decide(&merged, ctx)
     }
 
-    fn decide(&self, req: &RequestHeader, resp: &ResponseHeader, ctx: &CacheCtx) -> RespCacheable {
+    fn decide(&self, resp: &ResponseHeader, ctx: &CacheCtx) -> RespCacheable {
         if ctx.directives.no_store {
-            return RespCacheable::Uncacheable(NoCacheReason::Custom("request-no-store"));
+            return RespCacheable::Uncacheable(NoCacheReason::Custom(REQUEST_NO_STORE));
         }
         let too_large = resp
             .headers
@@ -210,7 +217,7 @@ impl Shield {
         if too_large {
             return RespCacheable::Uncacheable(NoCacheReason::ResponseTooLarge);
         }
-        let authorization = req.headers.contains_key(http::header::AUTHORIZATION);
+        let authorization = ctx.directives.authorization;
         policy::cacheable(resp, authorization, &self.settings, SystemTime::now())
     }
 

@@ -33,7 +33,10 @@ pub static CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-co
 pub static PARAPET_CDN_CACHE_CONTROL: HeaderName =
     HeaderName::from_static("parapet-cdn-cache-control");
 
-/// RFC 9211 §2.2's cap on delta-seconds (2^31).
+/// Why a response to a request with `Authorization` is not stored.
+pub const AUTHORIZATION: &str = "authorization";
+
+/// RFC 9111 §1.2.2's cap on delta-seconds (2^31).
 const MAX_DELTA: u64 = 1 << 31;
 
 /// Statuses a cache may store without explicit freshness (RFC 9110 §15.1).
@@ -76,7 +79,7 @@ pub fn cacheable(
     }
     let shared_explicitly = has(CacheControl::public) || s_maxage;
     if authorization && !(shared_explicitly || has(CacheControl::must_revalidate)) {
-        return Uncacheable(NoCacheReason::Custom("authorization"));
+        return Uncacheable(NoCacheReason::Custom(AUTHORIZATION));
     }
     if headers.contains_key(header::SET_COOKIE) && !shared_explicitly {
         return Uncacheable(NoCacheReason::Custom("set-cookie"));

@@ -14,6 +14,8 @@ use std::time::{Duration, SystemTime};
 /// The request directives that matter to the cache.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RequestDirectives {
+    /// The request carries `Authorization`.
+    pub authorization: bool,
     pub no_cache: bool,
     pub no_store: bool,
     pub only_if_cached: bool,
@@ -32,10 +34,13 @@ pub enum Verdict {
     Revalidate,
     /// Serve it although stale.
     ServeStale,
+    /// Not for this request: fetch from the origin, leaving the object stored.
+    Bypass,
 }
 
 impl RequestDirectives {
     pub fn of(req: &RequestHeader) -> RequestDirectives {
+        let authorization = req.headers.contains_key(http::header::AUTHORIZATION);
         let Some(cc) = CacheControl::from_headers_named("cache-control", &req.headers) else {
             let pragma = req.headers.get_all(http::header::PRAGMA).iter().any(|v| {
                 v.as_bytes()
@@ -44,6 +49,7 @@ impl RequestDirectives {
             });
             return RequestDirectives {
                 no_cache: pragma,
+                authorization,
                 ..RequestDirectives::default()
             };
         };
@@ -56,6 +62,7 @@ impl RequestDirectives {
             }))
         };
         RequestDirectives {
+            authorization,
             no_cache: cc.has_directive(&DirectiveKey::NoCache),
             no_store: cc.no_store(),
             only_if_cached: cc.only_if_cached(),
@@ -71,6 +78,11 @@ impl RequestDirectives {
     }
 
     pub fn verdict(&self, meta: &CacheMeta, now: SystemTime) -> Verdict {
+        // RFC 9111 §3.5: a stored response answers a request with Authorization
+        // only when it says it may.
+        if self.authorization && !shared_with_authorization(meta) {
+            return Verdict::Bypass;
+        }
         let age = meta.age().as_secs();
         let left = meta.fresh_until().duration_since(now).ok();
         let too_old = self.max_age.is_some_and(|max| age > max);
@@ -92,6 +104,11 @@ impl RequestDirectives {
         }
         Verdict::AsStored
     }
+}
+
+fn shared_with_authorization(meta: &CacheMeta) -> bool {
+    policy::directives(meta.headers())
+        .is_some_and(|cc| cc.public() || cc.has_key("s-maxage") || cc.must_revalidate())
 }
 
 /// `must-revalidate`, `proxy-revalidate`, `s-maxage` and `no-cache` in the stored
@@ -178,5 +195,21 @@ mod tests {
         let (strict, now) = meta(40, "max-age=40, must-revalidate");
         let d = req(&[("cache-control", "max-stale")]);
         assert_eq!(d.verdict(&strict, now), Verdict::AsStored);
+    }
+
+    #[test]
+    fn authorization_is_answered_only_by_responses_that_allow_it() {
+        let auth = req(&[("authorization", "Bearer x")]);
+        assert!(auth.any());
+        let (plain, now) = meta(160, "max-age=160");
+        assert_eq!(auth.verdict(&plain, now), Verdict::Bypass);
+        for allowed in [
+            "public, max-age=160",
+            "s-maxage=160",
+            "max-age=160, must-revalidate",
+        ] {
+            let (m, now) = meta(160, allowed);
+            assert_eq!(auth.verdict(&m, now), Verdict::AsStored, "{allowed}");
+        }
     }
 }

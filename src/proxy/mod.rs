@@ -183,7 +183,7 @@ impl ProxyHttp for Parapet {
         Ok(match &self.rt.shield {
             Some(shield) => {
                 let key = session.cache.maybe_cache_key().map(|k| k.primary_key());
-                shield.cacheable(session.req_header(), resp, key, &ctx.cache)
+                shield.cacheable(resp, key, &ctx.cache)
             }
             None => RespCacheable::Uncacheable(NoCacheReason::NeverEnabled),
         })
