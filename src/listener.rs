@@ -115,7 +115,7 @@ mod tests {
         let values: Vec<Value> = serde_yaml::from_str(yaml).unwrap();
         let mut errors = ConfigErrors::default();
         let out = Listener::list_from_config(&values, &mut errors);
-        let problems = errors.errors.iter().map(|e| e.path.clone()).collect();
+        let problems = errors.paths();
         (out, problems)
     }
 

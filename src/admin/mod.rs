@@ -245,7 +245,7 @@ mod tests {
             };
             let mut errors = ConfigErrors::default();
             let got = AdminSettings::from_config(config, &proxy, &mut errors);
-            let paths: Vec<_> = errors.errors.into_iter().map(|e| e.path).collect();
+            let paths = errors.paths();
             (got.map(|a| a.address.to_string()), paths)
         };
         assert_eq!(

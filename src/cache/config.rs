@@ -165,10 +165,7 @@ mod tests {
         let config: CacheConfig = serde_yaml::from_str(yaml).unwrap();
         let mut errors = ConfigErrors::default();
         let settings = CacheSettings::from_config(config, &mut errors);
-        (
-            settings,
-            errors.errors.into_iter().map(|e| e.path).collect(),
-        )
+        (settings, errors.paths())
     }
 
     #[test]
@@ -205,7 +202,7 @@ mod tests {
         let key = (!key.is_empty()).then(|| serde_yaml::from_str(key).unwrap());
         let mut errors = ConfigErrors::default();
         let got = RouteCache::from_config(cache, key, "routes[0]", &mut errors);
-        (got, errors.errors.into_iter().map(|e| e.path).collect())
+        (got, errors.paths())
     }
 
     #[test]

@@ -21,6 +21,7 @@ const RESULTS: [&str; 7] = [
 pub struct CacheMetrics {
     lookups: [IntCounter; RESULTS.len()],
     collapsed: IntCounter,
+    saved: IntCounter,
 }
 
 impl CacheMetrics {
@@ -39,18 +40,27 @@ impl CacheMetrics {
             "parapet_cache_collapsed_total",
             "Requests that waited for another request's origin fetch of the same object",
         )?;
+        let saved = IntCounter::new(
+            "parapet_cache_origin_fetches_saved_total",
+            "Requests answered from the cache without asking the origin",
+        )?;
         registry.register(Box::new(lookups.clone()))?;
         registry.register(Box::new(collapsed.clone()))?;
+        registry.register(Box::new(saved.clone()))?;
         registry.register(Box::new(StoreGauges::new(storage)?))?;
         Ok(CacheMetrics {
             lookups: RESULTS.map(|r| lookups.with_label_values(&[r])),
             collapsed,
+            saved,
         })
     }
 
     pub fn looked_up(&self, result: &str, collapsed: bool) {
         if let Some(i) = RESULTS.iter().position(|r| *r == result) {
             self.lookups[i].inc();
+        }
+        if matches!(result, "hit" | "stale") {
+            self.saved.inc();
         }
         if collapsed {
             self.collapsed.inc();

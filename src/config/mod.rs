@@ -36,6 +36,11 @@ pub struct ConfigErrors {
 }
 
 impl ConfigErrors {
+    /// The paths of the fields with problems, in the order found.
+    pub fn paths(&self) -> Vec<String> {
+        self.errors.iter().map(|e| e.path.clone()).collect()
+    }
+
     pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(ConfigError {
             path: path.into(),

@@ -250,7 +250,7 @@ mod tests {
             trusted_proxies: vec!["10.0.0.0/8".into(), "ten".into()],
         };
         assert!(ClientIpPolicy::from_config(config, &mut errors).is_none());
-        let paths: Vec<_> = errors.errors.iter().map(|e| e.path.as_str()).collect();
+        let paths = errors.paths();
         assert_eq!(paths, ["client_ip.trusted_proxies[1]", "client_ip.header"]);
 
         let mut errors = ConfigErrors::default();

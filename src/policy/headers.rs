@@ -298,7 +298,7 @@ mod tests {
         .unwrap();
         let mut errors = ConfigErrors::default();
         let rules = ResponseHeaderRules::from_config(config, &mut errors);
-        let paths: Vec<_> = errors.errors.iter().map(|e| e.path.as_str()).collect();
+        let paths = errors.paths();
         assert_eq!(
             paths,
             [

@@ -85,7 +85,7 @@ mod tests {
         };
         let mut errors = ConfigErrors::default();
         let route = Route::from_config(config, &names, "routes[0]", &mut errors);
-        (route, errors.errors.into_iter().map(|e| e.path).collect())
+        (route, errors.paths())
     }
 
     #[test]

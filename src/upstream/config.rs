@@ -240,10 +240,7 @@ mod tests {
         let config: UpstreamConfig = serde_yaml::from_str(yaml).unwrap();
         let mut errors = ConfigErrors::default();
         let settings = UpstreamSettings::from_config("app", config, "upstreams.app", &mut errors);
-        (
-            settings,
-            errors.errors.into_iter().map(|e| e.path).collect(),
-        )
+        (settings, errors.paths())
     }
 
     #[test]

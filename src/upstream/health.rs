@@ -238,10 +238,7 @@ mod tests {
         let mut errors = ConfigErrors::default();
         let at = "upstreams.app.health_check";
         let settings = HealthCheckSettings::from_config("app", config, at, &mut errors);
-        (
-            settings,
-            errors.errors.into_iter().map(|e| e.path).collect(),
-        )
+        (settings, errors.paths())
     }
 
     #[test]

@@ -503,6 +503,10 @@ async fn lookups_are_counted_and_logged() {
         "{metrics}"
     );
     assert!(metrics.contains("parapet_cache_objects 1"), "{metrics}");
+    assert!(
+        metrics.contains("parapet_cache_origin_fetches_saved_total 1"),
+        "{metrics}"
+    );
     let status: serde_json::Value =
         serde_json::from_slice(&get(admin, "/status").await.body).unwrap();
     assert_eq!(status["cache"]["objects"], 1);
