@@ -45,11 +45,14 @@ check:
 # One release build for the binaries and the bench's examples: built apart, the
 # examples' dev-dependencies (tokio's process feature) would make cargo build the
 # whole graph a second time. The counting build (allocations per request) goes to
-# target/alloc-count, beside the release build rather than over it.
+# target/alloc-count, beside the release build rather than over it, and only when
+# the allocations part runs. PARTS picks parts, comma-separated (bench/run.sh lists
+# them): `make bench PARTS=cache`; unset, every part.
 bench: bench-deps
 	$(CARGO) build --release --bins --example bare_pingora --example open_loop
-	$(CARGO) build --profile alloc-count --features count-alloc --bin parapet --example bare_pingora
-	bench/run.sh
+	case ",$(or $(PARTS),all)," in *,all,*|*,allocations,*) \
+		$(CARGO) build --profile alloc-count --features count-alloc --bin parapet --example bare_pingora ;; esac
+	PARTS='$(PARTS)' bench/run.sh
 
 # Install the binary, the reload helper, the systemd unit, a default configuration
 # (never overwriting an existing one) and the `parapet` system user.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/lib.sh: helpers shared by bench/run.sh and bench/compare.sh (sourced, not run).
 # Expects OUT, CONNECTIONS, DURATION and LOAD_CPU to be set by the caller.
 
@@ -29,7 +30,8 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 # the host, frequency, the other core's load) slows both, so their ratio holds steady
 # where two runs one after the other can differ by a third on a shared machine. The
 # wrk started first gets a small head start; callers alternate it with b_first.
-paired_load() { taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$1/" > "$OUT/paired.$2"; }
+# Both wrk ask for PAIR_PATH (default /).
+paired_load() { taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$1${PAIR_PATH:-/}" > "$OUT/paired.$2"; }
 paired() {
     local port_a=$1 port_b=$3 b_first=${5:-}
     local -a pids_a pids_b

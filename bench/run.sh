@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
 # make bench: nginx origin; nginx, a bare Pingora proxy (examples/bare_pingora.rs)
 # and Parapet as proxies, each pinned to one core with one worker; wrk on the other
-# core. Prints:
-# - req/s, p50/p99 latency and each proxy's CPU microseconds per request
-#   (utime+stime / requests), one proxy at a time, medians of ROUNDS rounds;
-# - the CPU ratios again, measured in pairs (two proxies on the proxy core, loaded at
-#   once; bench/lib.sh says why), medians of PAIR_ROUNDS rounds: the figure of merit;
-# - latency at fixed rates (80% of nginx's median maximum; 80% and 50% of Parapet's)
-#   from the open-loop client (examples/open_loop.rs), LAT_ROUNDS rounds each;
-# - one round per proxy with a new connection per request;
-# - the RSS that IDLE (10,000) idle keep-alive connections add;
-# - scaling: req/s unpinned with 1 and 2 threads (nginx: worker processes);
-# - allocations per request, from the counting build (target/alloc-count).
+# core. Runs the parts named in PARTS, comma-separated (`PARTS=passthrough,cache
+# bench/run.sh`, `make bench PARTS=cache`); unset or `all` runs every part, in this
+# order:
+#   passthrough  req/s, p50/p99 latency and each proxy's CPU microseconds per request
+#                (utime+stime / requests), one proxy at a time, medians of ROUNDS
+#                rounds; then the CPU ratios again, measured in pairs (two proxies on
+#                the proxy core, loaded at once; bench/lib.sh says why), medians of
+#                PAIR_ROUNDS rounds: the figure of merit;
+#   latency      latency at fixed rates (80% of nginx's median maximum; 80% and 50% of
+#                Parapet's) from the open-loop client (examples/open_loop.rs),
+#                LAT_ROUNDS rounds each; the maxima come from passthrough's rounds, or
+#                from one solo round each when passthrough is not selected;
+#   connections  one round per proxy with a new connection per request;
+#   idle         the RSS that IDLE (10,000) idle keep-alive connections add;
+#   cache        Parapet's cache against nginx's proxy_cache: CPU per hit in pairs
+#                (1 KiB and 100 KiB), origin offload under a Zipf load, and what the
+#                cache costs a route that does not cache (bench/cache.sh);
+#   scaling      req/s unpinned with 1 and 2 threads (nginx: worker processes);
+#   allocations  allocations per request, from the counting build (target/alloc-count).
 # Bounded: about ROUNDS x 3 x (DURATION + 1) + PAIR_ROUNDS x 3 x DURATION
 # + 3 x LAT_ROUNDS x 3 x (LAT_DURATION + 1) + 3 x DURATION + 3 x ~20
-# + 4 x SCALE_ROUNDS x (DURATION + 1) + 2 x (DURATION + 2) seconds: about 8.5 minutes
-# with the defaults.
+# + 4 x SCALE_ROUNDS x (DURATION + 1) + 2 x (DURATION + 2) seconds, about 8.5 minutes
+# with the defaults, plus about 3 minutes for the cache part (see bench/cache.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +40,22 @@ BARE=${BARE:-target/release/examples/bare_pingora}
 OPEN_LOOP=${OPEN_LOOP:-target/release/examples/open_loop}
 COUNTING=${COUNTING:-target/alloc-count}
 PARAPET_CONF=${PARAPET_CONF:-bench/parapet.yaml}
+ALL_PARTS="passthrough latency connections idle cache scaling allocations"
+PARTS=${PARTS:-all}
+PARTS=${PARTS// /,}
+for name in ${PARTS//,/ }; do
+    case " all $ALL_PARTS " in
+        *" $name "*) ;;
+        *) echo "PARTS: unknown part '$name' (parts: all $ALL_PARTS, comma-separated)" >&2; exit 2 ;;
+    esac
+done
+want() { case ",$PARTS," in *,all,* | *",$1,"*) return 0 ;; esac; return 1; }
+# start_part NAME: announce a part and how long the previous one took.
+part_started=$SECONDS; part_name=
+start_part() {
+    [ -n "$part_name" ] && echo "[part $part_name: $((SECONDS - part_started)) s]" >&2
+    part_name=$1; part_started=$SECONDS
+}
 mkdir -p "$OUT"
 : > "$OUT/access.log"; : > "$OUT/nginx-access.log"
 
@@ -39,26 +63,34 @@ cores=$(nproc)
 if [ "$cores" -ge 2 ]; then PROXY_CPU=0; LOAD_CPU=1; else PROXY_CPU=0; LOAD_CPU=0; fi
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
+# shellcheck source=bench/cache.sh
+source bench/cache.sh
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
 taskset -c "$LOAD_CPU" nginx -c "$PWD/bench/nginx-origin.conf" -p "$OUT" & pids+=($!)
+origin_pid=$!
 wait_port 18081
 
-taskset -c "$PROXY_CPU" nginx -c "$PWD/bench/nginx-proxy.conf" -p "$OUT" & pids+=($!)
-nginx_master=$!
-wait_port 18090
-nginx_pids=("$nginx_master" $(pgrep -P "$nginx_master"))
+# The pinned proxies, for the parts that load them.
+pinned=
+if want passthrough || want latency || want connections || want idle; then
+    pinned=yes
+    taskset -c "$PROXY_CPU" nginx -c "$PWD/bench/nginx-proxy.conf" -p "$OUT" & pids+=($!)
+    nginx_master=$!
+    wait_port 18090
+    nginx_pids=("$nginx_master" $(pgrep -P "$nginx_master"))
 
-RUST_LOG=error taskset -c "$PROXY_CPU" "$BARE" & pids+=($!)
-bare_pid=$!
-wait_port 18092
+    RUST_LOG=error taskset -c "$PROXY_CPU" "$BARE" & pids+=($!)
+    bare_pid=$!
+    wait_port 18092
 
-RUST_LOG=error taskset -c "$PROXY_CPU" "$PARAPET" -c "$PARAPET_CONF" & pids+=($!)
-parapet_pid=$!
-wait_port 18091
+    RUST_LOG=error taskset -c "$PROXY_CPU" "$PARAPET" -c "$PARAPET_CONF" & pids+=($!)
+    parapet_pid=$!
+    wait_port 18091
+fi
 
 HZ=$(getconf CLK_TCK)
 port_of() { case $1 in nginx) echo 18090 ;; bare) echo 18092 ;; parapet) echo 18091 ;; esac; }
@@ -83,54 +115,62 @@ run() {
          BEGIN { printf "%s %.3f %.3f %.2f\n", rps, ms(p50), ms(p99), t / hz * 1e6 / n }'
 }
 
-: > "$OUT/results"
-for round in $(seq 1 "$ROUNDS"); do
-    n=$(run 18090 "${nginx_pids[@]}")
-    b=$(run 18092 "$bare_pid")
-    p=$(run 18091 "$parapet_pid")
-    cpu_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.3f", x[4] / y[4] }'; }
-    ratio=$(cpu_ratio "$p" "$n")
-    { echo "nginx $n"; echo "bare $b"; echo "parapet $p"; echo "ratio $ratio";
-      echo "bare_ratio $(cpu_ratio "$b" "$n")"; echo "own_ratio $(cpu_ratio "$p" "$b")"; } >> "$OUT/results"
-    echo "round $round: nginx [$n]  bare [$b]  parapet [$p]  parapet/nginx $ratio" >&2
-done
-
-col() { awk -v who="$1" -v c="$2" '$1 == who { print $(c + 1) }' "$OUT/results" | median; }
-echo
-echo "Pass-through, keep-alive both sides, $CONNECTIONS connections, ${DURATION}s x $ROUNDS rounds (medians)"
-printf "%-8s %12s %10s %10s %14s\n" proxy "req/s" "p50 ms" "p99 ms" "cpu us/req"
-for who in nginx bare parapet; do
-    printf "%-8s %12.0f %10.3f %10.3f %14.2f\n" "$who" "$(col $who 1)" "$(col $who 2)" "$(col $who 3)" "$(col $who 4)"
-done
-ratio_of() { awk -v k="$1" '$1 == k { print $2 }' "$OUT/results" | median; }
-echo "CPU per request, one proxy at a time, medians of same-round ratios:"
-echo "  parapet / nginx        $(ratio_of ratio)"
-echo "  bare pingora / nginx   $(ratio_of bare_ratio)"
-echo "  parapet / bare pingora $(ratio_of own_ratio)"
-
-# The issue's figure of merit, measured in pairs: both proxies of a pair on the
-# proxy core and loaded at once (see paired in bench/lib.sh). Each proxy gets about
-# half the core, still enough to keep it busy, so CPU per request is what it is
-# when saturated, and whatever slows the core slows both.
-: > "$OUT/paired"
-for round in $(seq 1 "$PAIR_ROUNDS"); do
-    b_first=$([ $((round % 2)) -eq 0 ] && echo yes || true)
-    for pair in "parapet nginx" "bare nginx" "parapet bare"; do
-        read -r b a <<< "$pair"
-        out=$(paired "$(port_of "$a")" "$(pids_of "$a")" "$(port_of "$b")" "$(pids_of "$b")" "$b_first")
-        echo "$b/$a $out" | awk '{ printf "%s %.3f %s %s\n", $1, $3 / $2, $2, $3 }' >> "$OUT/paired"
-        echo "paired round $round: $(tail -1 "$OUT/paired")" >&2
+# solo_rounds N: N rounds of one proxy at a time, into $OUT/results.
+cpu_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.3f", x[4] / y[4] }'; }
+solo_rounds() {
+    local round n b p ratio
+    : > "$OUT/results"
+    for round in $(seq 1 "$1"); do
+        n=$(run 18090 "${nginx_pids[@]}")
+        b=$(run 18092 "$bare_pid")
+        p=$(run 18091 "$parapet_pid")
+        ratio=$(cpu_ratio "$p" "$n")
+        { echo "nginx $n"; echo "bare $b"; echo "parapet $p"; echo "ratio $ratio";
+          echo "bare_ratio $(cpu_ratio "$b" "$n")"; echo "own_ratio $(cpu_ratio "$p" "$b")"; } >> "$OUT/results"
+        echo "round $round: nginx [$n]  bare [$b]  parapet [$p]  parapet/nginx $ratio" >&2
     done
-done
-paired_col() { awk -v k="$1" -v c="$2" '$1 == k { print $c }' "$OUT/paired" | median; }
-paired_range() { awk -v k="$1" '$1 == k { print $2 }' "$OUT/paired" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f", lo, hi }'; }
-echo
-echo "CPU per request in pairs (both proxies on core $PROXY_CPU at once), ${DURATION}s x $PAIR_ROUNDS rounds (medians)"
-printf "%-16s %8s %12s   %s\n" pair ratio range "CPU us/req of each"
-for k in parapet/nginx bare/nginx parapet/bare; do
-    printf "%-16s %8.2f %12s   %s %.2f, %s %.2f\n" "$k" "$(paired_col "$k" 2)" "$(paired_range "$k")" \
-        "${k%/*}" "$(paired_col "$k" 4)" "${k#*/}" "$(paired_col "$k" 3)"
-done
+}
+col() { awk -v who="$1" -v c="$2" '$1 == who { print $(c + 1) }' "$OUT/results" | median; }
+
+if want passthrough; then
+    start_part passthrough
+    solo_rounds "$ROUNDS"
+    echo
+    echo "Pass-through, keep-alive both sides, $CONNECTIONS connections, ${DURATION}s x $ROUNDS rounds (medians)"
+    printf "%-8s %12s %10s %10s %14s\n" proxy "req/s" "p50 ms" "p99 ms" "cpu us/req"
+    for who in nginx bare parapet; do
+        printf "%-8s %12.0f %10.3f %10.3f %14.2f\n" "$who" "$(col $who 1)" "$(col $who 2)" "$(col $who 3)" "$(col $who 4)"
+    done
+    ratio_of() { awk -v k="$1" '$1 == k { print $2 }' "$OUT/results" | median; }
+    echo "CPU per request, one proxy at a time, medians of same-round ratios:"
+    echo "  parapet / nginx        $(ratio_of ratio)"
+    echo "  bare pingora / nginx   $(ratio_of bare_ratio)"
+    echo "  parapet / bare pingora $(ratio_of own_ratio)"
+
+    # The issue's figure of merit, measured in pairs: both proxies of a pair on the
+    # proxy core and loaded at once (see paired in bench/lib.sh). Each proxy gets about
+    # half the core, still enough to keep it busy, so CPU per request is what it is
+    # when saturated, and whatever slows the core slows both.
+    : > "$OUT/paired"
+    for round in $(seq 1 "$PAIR_ROUNDS"); do
+        b_first=$([ $((round % 2)) -eq 0 ] && echo yes || true)
+        for pair in "parapet nginx" "bare nginx" "parapet bare"; do
+            read -r b a <<< "$pair"
+            out=$(paired "$(port_of "$a")" "$(pids_of "$a")" "$(port_of "$b")" "$(pids_of "$b")" "$b_first")
+            echo "$b/$a $out" | awk '{ printf "%s %.3f %s %s\n", $1, $3 / $2, $2, $3 }' >> "$OUT/paired"
+            echo "paired round $round: $(tail -1 "$OUT/paired")" >&2
+        done
+    done
+    paired_col() { awk -v k="$1" -v c="$2" '$1 == k { print $c }' "$OUT/paired" | median; }
+    paired_range() { awk -v k="$1" '$1 == k { print $2 }' "$OUT/paired" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f", lo, hi }'; }
+    echo
+    echo "CPU per request in pairs (both proxies on core $PROXY_CPU at once), ${DURATION}s x $PAIR_ROUNDS rounds (medians)"
+    printf "%-16s %8s %12s   %s\n" pair ratio range "CPU us/req of each"
+    for k in parapet/nginx bare/nginx parapet/bare; do
+        printf "%-16s %8.2f %12s   %s %.2f, %s %.2f\n" "$k" "$(paired_col "$k" 2)" "$(paired_range "$k")" \
+            "${k%/*}" "$(paired_col "$k" 4)" "${k#*/}" "$(paired_col "$k" 3)"
+    done
+fi
 
 # Latency at fixed rates, open loop: 80% of nginx's median maximum from the rounds
 # above (the issue's figure), then 80% and 50% of Parapet's, rates all three sustain.
@@ -154,14 +194,18 @@ latency_at() {
     echo "p99, parapet / nginx: $(awk -v a="$(lat parapet 3)" -v b="$(lat nginx 3)" 'BEGIN { printf "%.2f", a / b }')"
 }
 lat() { awk -v who="$1" -v c="$2" '$1 == who { print $(c + 1) }' "$OUT/latency" | median; }
-latency_at "$(awk -v r="$(col nginx 1)" 'BEGIN { printf "%d", r * 0.8 }')" "80% of nginx's maximum"
-latency_at "$(awk -v r="$(col parapet 1)" 'BEGIN { printf "%d", r * 0.8 }')" "80% of Parapet's maximum"
-latency_at "$(awk -v r="$(col parapet 1)" 'BEGIN { printf "%d", r * 0.5 }')" "50% of Parapet's maximum"
+if want latency; then
+    start_part latency
+    if ! want passthrough; then
+        echo "latency: the maxima from one solo round each (passthrough not selected)" >&2
+        solo_rounds 1
+    fi
+    latency_at "$(awk -v r="$(col nginx 1)" 'BEGIN { printf "%d", r * 0.8 }')" "80% of nginx's maximum"
+    latency_at "$(awk -v r="$(col parapet 1)" 'BEGIN { printf "%d", r * 0.8 }')" "80% of Parapet's maximum"
+    latency_at "$(awk -v r="$(col parapet 1)" 'BEGIN { printf "%d", r * 0.5 }')" "50% of Parapet's maximum"
+fi
 
 # New TCP connection per request (no client keep-alive), one round each.
-echo
-echo "New connection per request (Connection: close), ${DURATION}s each"
-printf "%-8s %12s %10s %10s %14s\n" proxy "req/s" "p50 ms" "p99 ms" "cpu us/req"
 close_run() {
     local who=$1 port=$2; shift 2
     local before after out reqs
@@ -174,9 +218,15 @@ close_run() {
          /Requests\/sec/ { rps = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
          END { printf "%-8s %12.0f %10.3f %10.3f %14.2f\n", who, rps, p50, p99, t / hz * 1e6 / n }'
 }
-close_run nginx 18090 "${nginx_pids[@]}"
-close_run bare 18092 "$bare_pid"
-close_run parapet 18091 "$parapet_pid"
+if want connections; then
+    start_part connections
+    echo
+    echo "New connection per request (Connection: close), ${DURATION}s each"
+    printf "%-8s %12s %10s %10s %14s\n" proxy "req/s" "p50 ms" "p99 ms" "cpu us/req"
+    close_run nginx 18090 "${nginx_pids[@]}"
+    close_run bare 18092 "$bare_pid"
+    close_run parapet 18091 "$parapet_pid"
+fi
 
 # Memory: RSS added by IDLE idle keep-alive client connections.
 IDLE=${IDLE:-10000}
@@ -193,16 +243,27 @@ idle_run() {
         "$(awk -v a="$after" -v b="$before" -v n="$IDLE" 'BEGIN { print (a - b) * 1024 / n }')"
     sleep 1
 }
-echo
-echo "Memory with $IDLE idle keep-alive client connections"
-printf "%-8s %10s %15s %14s\n" proxy answered "RSS added" "bytes/conn"
-idle_run nginx 18090 "${nginx_pids[@]}"
-idle_run bare 18092 "$bare_pid"
-idle_run parapet 18091 "$parapet_pid"
+if want idle; then
+    start_part idle
+    echo
+    echo "Memory with $IDLE idle keep-alive client connections"
+    printf "%-8s %10s %15s %14s\n" proxy answered "RSS added" "bytes/conn"
+    idle_run nginx 18090 "${nginx_pids[@]}"
+    idle_run bare 18092 "$bare_pid"
+    idle_run parapet 18091 "$parapet_pid"
+fi
 
 # The pinned proxies are done with; the rest starts its own.
-kill "${nginx_pids[@]}" "$bare_pid" "$parapet_pid" 2>/dev/null || true
-sleep 1
+if [ -n "$pinned" ]; then
+    kill "${nginx_pids[@]}" "$bare_pid" "$parapet_pid" 2>/dev/null || true
+    sleep 1
+fi
+
+# The cache part, before scaling replaces the pinned origin (bench/cache.sh).
+if want cache; then
+    start_part cache
+    cache_part
+fi
 
 # Scaling: each proxy unpinned, with 1 and then 2 threads (nginx: worker processes),
 # wrk with 2 threads, the origin with 2 workers; everything shares the 2 cores, as on
@@ -230,9 +291,12 @@ scale() {
     kill "$pid"; wait "$pid" 2>/dev/null || true
     sleep 1
 }
-if [ "$cores" -ge 2 ]; then
+if want scaling && [ "$cores" -lt 2 ]; then
+    echo "(scaling needs 2 cores)" >&2
+elif want scaling; then
+    start_part scaling
     # The origin gets both cores and two workers too, so that it is not the limit.
-    kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+    kill "$origin_pid"; wait "$origin_pid" 2>/dev/null || true
     sed "s/^worker_processes 1;/worker_processes 2;/" bench/nginx-origin.conf > "$OUT/nginx-origin-scale.conf"
     nginx -c "$OUT/nginx-origin-scale.conf" -p "$OUT" & pids+=($!)
     wait_port 18081
@@ -261,7 +325,10 @@ alloc_run() {
         split(b, x, " "); split(a, y, " ")
         printf "%-8s %10d %14.1f %16.1f\n", who, n, (y[1] - x[1]) / n, (y[2] - x[2]) / n }' | tee -a "$OUT/allocs"
 }
-if [ -x "$COUNTING/parapet" ] && [ -x "$COUNTING/examples/bare_pingora" ]; then
+if ! want allocations; then
+    :
+elif [ -x "$COUNTING/parapet" ] && [ -x "$COUNTING/examples/bare_pingora" ]; then
+    start_part allocations
     echo
     echo "Allocations per request (counting build), ${DURATION}s each"
     printf "%-8s %10s %14s %16s\n" proxy requests allocations reallocations
@@ -272,3 +339,4 @@ if [ -x "$COUNTING/parapet" ] && [ -x "$COUNTING/examples/bare_pingora" ]; then
 else
     echo "(no counting build in $COUNTING: make bench builds it)" >&2
 fi
+start_part end
