@@ -19,7 +19,9 @@ pub struct RequestCtx {
     pub client: Client,
     pub route: Option<RouteMatch>,
     pub attempts: Attempts,
-    pub cache: CacheCtx,
+    /// Boxed, and only on caching routes: what it holds would make every request's
+    /// context, and the futures that carry it, larger.
+    pub cache: Option<Box<CacheCtx>>,
     /// Counts the request in `parapet_connections_active` while it lives.
     pub active: Option<ActiveRequest>,
 }
@@ -33,7 +35,7 @@ impl RequestCtx {
             client: Client::default(),
             route: None,
             attempts: Attempts::default(),
-            cache: CacheCtx::default(),
+            cache: None,
             active: None,
         }
     }

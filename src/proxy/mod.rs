@@ -65,7 +65,8 @@ impl Parapet {
     /// `Cache-Status` for a response of a caching route.
     fn cache_status(&self, session: &Session, ctx: &mut RequestCtx) -> Option<Facts> {
         let (shield, _) = self.caching(ctx)?;
-        Some(shield.facts(session, &mut ctx.cache, ctx.attempts.status))
+        let cache = ctx.cache.get_or_insert_default();
+        Some(shield.facts(session, cache, ctx.attempts.status))
     }
 
     /// Answer at the edge with an error page; the request goes no further.
@@ -78,11 +79,22 @@ impl Parapet {
         if status == 400 {
             session.set_keepalive(None);
         }
+        // Boxed: rare, and its state would otherwise size every request's future.
+        Box::pin(self.error_page(session, ctx, status)).await?;
+        Ok(true)
+    }
+
+    /// Parapet's own answer, with `Cache-Status` on a caching route.
+    async fn error_page(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        status: u16,
+    ) -> Result<()> {
         let cache_status = self.cache_status(session, ctx).and_then(|f| f.header());
         let extra = cache_status.map(|v| (&CACHE_STATUS, v));
         let id_header = &self.rt.request_id_header;
-        error_page::send(session, status, &ctx.request_id, id_header, extra).await?;
-        Ok(true)
+        error_page::send(session, status, &ctx.request_id, id_header, extra).await
     }
 
     fn may_retry(&self, session: &Session, ctx: &RequestCtx) -> bool {
@@ -135,7 +147,7 @@ impl ProxyHttp for Parapet {
 
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
         if let Some((shield, _)) = self.caching(ctx) {
-            shield.enable(session, &mut ctx.cache);
+            shield.enable(session, ctx.cache.insert(Box::default()));
         }
         Ok(())
     }
@@ -156,7 +168,10 @@ impl ProxyHttp for Parapet {
         ctx: &mut RequestCtx,
     ) -> Result<Option<ForcedFreshness>> {
         let shield = self.rt.shield.as_ref();
-        Ok(shield.and_then(|s| s.hit_filter(meta, &mut ctx.cache)))
+        Ok(match (shield, ctx.cache.as_deref_mut()) {
+            (Some(shield), Some(cache)) => shield.hit_filter(meta, cache),
+            _ => None,
+        })
     }
 
     /// A request with `only-if-cached` that the cache cannot answer gets a 504.
@@ -166,7 +181,7 @@ impl ProxyHttp for Parapet {
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
         match self.caching(ctx) {
-            Some((shield, _)) if !shield.may_fetch(&ctx.cache) => {
+            Some((shield, _)) if ctx.cache.as_deref().is_some_and(|c| !shield.may_fetch(c)) => {
                 session.cache.disable(NoCacheReason::DeclinedToUpstream);
                 self.refuse(session, ctx, 504).await.map(|_| false)
             }
@@ -183,7 +198,8 @@ impl ProxyHttp for Parapet {
         Ok(match &self.rt.shield {
             Some(shield) => {
                 let key = session.cache.maybe_cache_key().map(|k| k.primary_key());
-                shield.cacheable(resp, key, &ctx.cache)
+                let cache = ctx.cache.get_or_insert_default();
+                shield.cacheable(resp, key, cache)
             }
             None => RespCacheable::Uncacheable(NoCacheReason::NeverEnabled),
         })
@@ -197,7 +213,9 @@ impl ProxyHttp for Parapet {
     ) -> Option<HashBinary> {
         let variance = crate::cache::vary::variance(meta, req);
         // Before any attempt, this is the lookup: a miss now is a variant miss.
-        ctx.cache.variant_lookup |= variance.is_some() && ctx.attempts.count == 0;
+        if let Some(cache) = ctx.cache.as_deref_mut() {
+            cache.variant_lookup |= variance.is_some() && ctx.attempts.count == 0;
+        }
         variance
     }
 
@@ -259,7 +277,7 @@ impl ProxyHttp for Parapet {
     ) -> Result<()> {
         ctx.attempts.answered(resp.status.as_u16());
         if let Some((shield, _)) = self.caching(ctx) {
-            shield.upstream_answered(session, resp, &mut ctx.cache);
+            shield.upstream_answered(session, resp, ctx.cache.get_or_insert_default());
         }
         Ok(())
     }
@@ -275,7 +293,8 @@ impl ProxyHttp for Parapet {
         if let Some((shield, route)) = self.caching(ctx) {
             let req = session.req_header();
             if !matches!(req.method, http::Method::GET | http::Method::HEAD) {
-                shield.invalidate(req, resp, route, ctx.client.scheme).await;
+                // Boxed: this await would otherwise size every request's future.
+                Box::pin(shield.invalidate(req, resp, route, ctx.client.scheme)).await;
             }
             cache_status = self.cache_status(session, ctx);
         }
@@ -346,11 +365,7 @@ impl ProxyHttp for Parapet {
             if ctx.request_id.is_empty() {
                 ctx.request_id = request_id::generate();
             }
-            let cache_status = self.cache_status(session, ctx).and_then(|f| f.header());
-            let extra = cache_status.map(|v| (&CACHE_STATUS, v));
-            let id_header = &self.rt.request_id_header;
-            let sent = error_page::send(session, status, &ctx.request_id, id_header, extra);
-            if let Err(write_error) = sent.await {
+            if let Err(write_error) = self.error_page(session, ctx, status).await {
                 log::debug!("could not send the {status} error page: {write_error}");
             }
         }

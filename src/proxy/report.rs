@@ -45,7 +45,7 @@ pub fn finish(rt: &Runtime, session: &Session, e: Option<&Error>, ctx: &mut Requ
         upstream: ctx.route.map(|r| r.upstream),
         backend: ctx.attempts.backend,
         attempts: ctx.attempts.count,
-        cache: ctx.cache.result,
+        cache: ctx.cache.as_ref().and_then(|c| c.result),
         duration,
         upstream_duration: ctx.attempts.elapsed,
         user_agent: req.headers.get(header::USER_AGENT).map(|u| u.as_bytes()),
