@@ -37,6 +37,12 @@ fn created(finish: MissFinishType) -> usize {
     }
 }
 
+/// A fill of `key` left open, with a fresh meta carrying `etag`.
+async fn open_fill(storage: &'static MemoryStorage, key: &CacheKey, etag: &str) -> MissHandler {
+    let meta = fresh_meta(etag);
+    storage.get_miss_handler(key, &meta, &span()).await.unwrap()
+}
+
 /// A complete fill of `body` in the given chunks; returns the bytes charged.
 async fn store(
     storage: &'static MemoryStorage,
@@ -221,10 +227,7 @@ async fn partial_read_follows_the_writer() {
 async fn a_dropped_writer_fails_its_readers() {
     let storage = leak(1 << 20);
     let key = key("/dropped");
-    let mut miss = storage
-        .get_miss_handler(&key, &fresh_meta("\"d\""), &span())
-        .await
-        .unwrap();
+    let mut miss = open_fill(storage, &key, "\"d\"").await;
     miss.write_body(Bytes::from_static(b"partial"), false)
         .await
         .unwrap();
@@ -250,10 +253,7 @@ async fn a_dropped_writer_fails_its_readers() {
 async fn a_writer_dropped_after_eof_ends_its_readers_cleanly() {
     let storage = leak(1 << 20);
     let key = key("/eof-then-drop");
-    let mut miss = storage
-        .get_miss_handler(&key, &fresh_meta("\"e\""), &span())
-        .await
-        .unwrap();
+    let mut miss = open_fill(storage, &key, "\"e\"").await;
     let (_, mut reader) = storage.lookup(&key, &span()).await.unwrap().unwrap();
     miss.write_body(Bytes::from_static(b"all"), true)
         .await
@@ -273,14 +273,8 @@ async fn a_writer_dropped_after_eof_ends_its_readers_cleanly() {
 async fn lookup_streaming_write_finds_the_writers_own_fill() {
     let storage = leak(1 << 20);
     let key = key("/streaming-write");
-    let mut one = storage
-        .get_miss_handler(&key, &fresh_meta("\"1\""), &span())
-        .await
-        .unwrap();
-    let mut two = storage
-        .get_miss_handler(&key, &fresh_meta("\"2\""), &span())
-        .await
-        .unwrap();
+    let mut one = open_fill(storage, &key, "\"1\"").await;
+    let mut two = open_fill(storage, &key, "\"2\"").await;
     one.write_body(Bytes::from_static(b"one"), true)
         .await
         .unwrap();
@@ -376,10 +370,7 @@ async fn purging_a_fill_keeps_it_from_being_stored() {
     let storage = leak(1 << 20);
     let key = key("/purge-fill");
     let compact = key.to_compact();
-    let mut miss = storage
-        .get_miss_handler(&key, &fresh_meta("\"f\""), &span())
-        .await
-        .unwrap();
+    let mut miss = open_fill(storage, &key, "\"f\"").await;
     let (_, mut reader) = storage.lookup(&key, &span()).await.unwrap().unwrap();
     miss.write_body(Bytes::from_static(b"old"), false)
         .await
@@ -549,10 +540,7 @@ async fn replacing_a_key_does_not_double_count() {
 async fn an_object_too_large_streams_but_is_not_kept() {
     let storage = leak(16 * 1024);
     let key = key("/too-large");
-    let mut miss = storage
-        .get_miss_handler(&key, &fresh_meta("\"l\""), &span())
-        .await
-        .unwrap();
+    let mut miss = open_fill(storage, &key, "\"l\"").await;
     let (_, mut reader) = storage.lookup(&key, &span()).await.unwrap().unwrap();
     for _ in 0..4 {
         miss.write_body(Bytes::from(vec![b'z'; 8 * 1024]), false)
