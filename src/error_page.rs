@@ -29,6 +29,7 @@ pub fn status_for(e: &Error) -> u16 {
 fn reason(status: u16) -> &'static str {
     match status {
         400 => "bad request",
+        403 => "forbidden",
         404 => "not found",
         408 => "request timeout",
         413 => "payload too large",

@@ -9,6 +9,7 @@ use crate::observe::access_log::{self, AccessLog};
 use crate::observe::metrics::{Metrics, RequestMetrics};
 use crate::policy::client_ip::ClientIpPolicy;
 use crate::policy::headers::ResponseHeaderRules;
+use crate::policy::limits::RequestLimits;
 use crate::routing::{Route, RouteTable};
 use crate::upstream::{BackendFamilies, Upstream};
 use http::HeaderName;
@@ -23,6 +24,7 @@ pub struct Runtime {
     pub client_ip: ClientIpPolicy,
     pub request_id_header: HeaderName,
     pub response_headers: ResponseHeaderRules,
+    pub limits: RequestLimits,
     pub metrics: Metrics,
     pub requests: RequestMetrics,
     pub access_log: Option<AccessLog>,
@@ -76,6 +78,7 @@ impl Runtime {
             client_ip: settings.client_ip,
             request_id_header: settings.request_id_header,
             response_headers: settings.response_headers,
+            limits: settings.limits,
             metrics,
             requests,
             access_log,

@@ -9,6 +9,7 @@ use crate::listener::Listener;
 use crate::observe::access_log::Target;
 use crate::policy::client_ip::ClientIpPolicy;
 use crate::policy::headers::ResponseHeaderRules;
+use crate::policy::limits::RequestLimits;
 use crate::routing::Route;
 use crate::upstream::UpstreamSettings;
 use http::HeaderName;
@@ -23,6 +24,7 @@ pub struct Settings {
     pub upstreams: Vec<UpstreamSettings>,
     pub routes: Vec<Route>,
     pub response_headers: ResponseHeaderRules,
+    pub limits: RequestLimits,
     pub admin: Option<AdminSettings>,
     pub access_log: Option<Target>,
     /// The shared cache; `None` when no route caches.

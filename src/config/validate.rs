@@ -11,6 +11,7 @@ use crate::observe::access_log::{AccessLogConfig, Target};
 use crate::observe::request_id;
 use crate::policy::client_ip::ClientIpPolicy;
 use crate::policy::headers::ResponseHeaderRules;
+use crate::policy::limits::RequestLimits;
 use crate::routing::config::{RouteConfig, UpstreamNames};
 use crate::routing::Route;
 use crate::upstream::config::UpstreamConfig;
@@ -31,6 +32,7 @@ pub const SECTIONS: &[&str] = &[
     "admin",
     "access_log",
     "cache",
+    "limits",
 ];
 
 pub(super) fn validate(
@@ -48,6 +50,8 @@ pub(super) fn validate(
     let request_id_header = request_id::header_from_config(request_id, errors);
     let response_headers = section_or_default(get("response_headers"), "response_headers", errors);
     let response_headers = ResponseHeaderRules::from_config(response_headers, errors);
+    let limits = section_or_default(get("limits"), "limits", errors);
+    let limits = RequestLimits::from_config(limits, errors);
 
     let upstream_values: BTreeMap<String, Value> =
         section_or_default(get("upstreams"), "upstreams", errors);
@@ -76,6 +80,7 @@ pub(super) fn validate(
         upstreams,
         routes,
         response_headers,
+        limits,
         admin,
         access_log,
         cache: caching.then_some(cache),

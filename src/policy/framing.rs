@@ -1,4 +1,5 @@
-//! Requests whose framing is ambiguous never reach an origin (SPEC §4: 400).
+//! Requests whose framing is ambiguous, or whose `Host` is missing, repeated or
+//! invalid, never reach an origin (SPEC §4: 400; RFC 9112 §3.2).
 //!
 //! Pingora already rejects invalid header bytes, bad Content-Length values and a
 //! non-chunked final Transfer-Encoding. A request with both Content-Length and
@@ -6,7 +7,8 @@
 //! edge proxy we refuse it instead, because such requests are the raw material of
 //! request smuggling against origins that disagree on which header wins.
 
-use http::header::TRANSFER_ENCODING;
+use http::header::{HOST, TRANSFER_ENCODING};
+use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 
 /// `true` when the request carried both Content-Length and Transfer-Encoding.
@@ -19,6 +21,46 @@ pub fn has_conflicting_length(session: &Session) -> bool {
         .as_downstream()
         .as_http1()
         .is_some_and(|h1| raw_has_content_length(&h1.get_headers_raw_bytes()))
+}
+
+/// `true` when an HTTP/1.1 request has no `Host`, two of them, or one that is not
+/// `host[:port]` (RFC 9112 §3.2: answered 400). HTTP/1.0 may leave it out; an empty
+/// `Host` is valid (a target without authority).
+pub fn has_bad_host(req: &RequestHeader) -> bool {
+    let mut hosts = req.headers.get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(host), None) => !valid_host(host.as_bytes()),
+        (None, _) => req.version == http::Version::HTTP_11,
+        (Some(_), Some(_)) => true,
+    }
+}
+
+/// `uri-host [":" port]`: a reg-name or IPv4 address, or an IPv6 literal in brackets.
+fn valid_host(value: &[u8]) -> bool {
+    let (host, port) = match value.first() {
+        Some(b'[') => match value.iter().position(|b| *b == b']') {
+            Some(end) => (&value[..=end], value.get(end + 1..).unwrap_or_default()),
+            None => return false,
+        },
+        _ => match value.iter().position(|b| *b == b':') {
+            Some(colon) => (&value[..colon], &value[colon..]),
+            None => (value, &[][..]),
+        },
+    };
+    let port_ok = match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
+    let host_ok = match host.first() {
+        Some(b'[') => std::str::from_utf8(&host[1..host.len() - 1])
+            .is_ok_and(|v6| v6.parse::<std::net::Ipv6Addr>().is_ok()),
+        // reg-name: unreserved, pct-encoded and sub-delims.
+        _ => host
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(b)),
+    };
+    port_ok && host_ok
 }
 
 fn raw_has_content_length(raw: &[u8]) -> bool {
@@ -37,5 +79,43 @@ mod tests {
         assert!(raw_has_content_length(raw));
         let raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert!(!raw_has_content_length(raw));
+    }
+
+    #[test]
+    fn hosts_are_checked_as_rfc_9112_says() {
+        let req = |version, hosts: &[&str]| {
+            let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+            r.set_version(version);
+            for h in hosts {
+                r.append_header("Host", *h).unwrap();
+            }
+            has_bad_host(&r)
+        };
+        let v11 = http::Version::HTTP_11;
+        for good in [
+            "example.com",
+            "example.com:8080",
+            "10.0.0.1",
+            "[::1]:80",
+            "[::1]",
+            "",
+            "a_b.test",
+            "example.com:",
+        ] {
+            assert!(!req(v11, &[good]), "{good}");
+        }
+        for bad in [
+            "exa mple.com",
+            "example.com:80x",
+            "[::1",
+            "[nope]",
+            "a/b",
+            "a@b",
+        ] {
+            assert!(req(v11, &[bad]), "{bad}");
+        }
+        assert!(req(v11, &[]), "HTTP/1.1 needs a Host");
+        assert!(!req(http::Version::HTTP_10, &[]), "HTTP/1.0 need not");
+        assert!(req(v11, &["a.test", "b.test"]), "two Host lines");
     }
 }

@@ -19,6 +19,8 @@ pub struct RequestCtx {
     pub client: Client,
     pub route: Option<RouteMatch>,
     pub attempts: Attempts,
+    /// Request body bytes read so far, against `limits.max_request_body_bytes`.
+    pub body_bytes: u64,
     /// Boxed, and only on caching routes: what it holds would make every request's
     /// context, and the futures that carry it, larger.
     pub cache: Option<Box<CacheCtx>>,
@@ -35,6 +37,7 @@ impl RequestCtx {
             client: Client::default(),
             route: None,
             attempts: Attempts::default(),
+            body_bytes: 0,
             cache: None,
             active: None,
         }

@@ -27,6 +27,7 @@ use crate::http_util::head_edit;
 use crate::observe::{request_id, trace};
 use crate::policy::framing;
 use crate::policy::headers;
+use crate::policy::limits;
 use crate::policy::retry::Attempt;
 use crate::runtime::Runtime;
 use crate::upstream::{Outcome, Upstream};
@@ -69,6 +70,19 @@ impl Parapet {
         Some(shield.facts(session, cache, ctx.attempts.status))
     }
 
+    /// The status of a request that must not go anywhere: ambiguous framing, a bad
+    /// `Host`, a head or declared body over the limits.
+    fn malformed(&self, session: &Session) -> Option<u16> {
+        if framing::has_conflicting_length(session) || framing::has_bad_host(session.req_header()) {
+            return Some(400);
+        }
+        match self.rt.limits.check_head(session) {
+            limits::Verdict::Within => None,
+            limits::Verdict::HeadTooLarge => Some(431),
+            limits::Verdict::BodyTooLarge => Some(413),
+        }
+    }
+
     /// Answer at the edge with an error page; the request goes no further.
     async fn refuse(
         &self,
@@ -76,7 +90,8 @@ impl Parapet {
         ctx: &mut RequestCtx,
         status: u16,
     ) -> Result<bool> {
-        if status == 400 {
+        // The rest of a malformed request, or an unread body, cannot be skipped.
+        if matches!(status, 400 | 413 | 431) {
             session.set_keepalive(None);
         }
         // Boxed: rare, and its state would otherwise size every request's future.
@@ -134,15 +149,33 @@ impl ProxyHttp for Parapet {
         let req = session.req_header();
         ctx.request_id = request_id::accept_or_generate(req.headers.get(&rt.request_id_header));
         ctx.client = rt.client_ip.resolve(session);
-        if framing::has_conflicting_length(session) {
-            return self.refuse(session, ctx, 400).await;
+        if let Some(status) = self.malformed(session) {
+            return self.refuse(session, ctx, status).await;
         }
         ctx.route = rt.routes.route_for(req);
-        if ctx.route.is_none() {
+        let Some(route) = ctx.route.and_then(|m| rt.route(m.route)) else {
             return self.refuse(session, ctx, 404).await;
+        };
+        if let Some(status) = route.policies.refusal(&ctx.client) {
+            return self.refuse(session, ctx, status).await;
         }
         ctx.trace = Some(trace::accept_or_start(req.headers.get(&trace::TRACEPARENT)));
         Ok(false)
+    }
+
+    /// Bodies are counted against `limits.max_request_body_bytes` as they stream.
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let len = body.as_ref().map_or(0, |b| b.len());
+        match self.rt.limits.count_body(&mut ctx.body_bytes, len) {
+            Ok(()) => Ok(()),
+            Err(()) => Error::e_explain(ErrorType::HTTPStatus(413), "request body over the limit"),
+        }
     }
 
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {

@@ -5,6 +5,7 @@
 use super::{HostMatch, Route, RoutePolicies};
 use crate::cache::config::{CacheKeyConfig, RouteCache};
 use crate::config::{field, ConfigErrors};
+use crate::policy::access::{AccessConfig, AccessList};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -19,6 +20,8 @@ pub struct RouteConfig {
     #[serde(default)]
     pub cache: bool,
     pub cache_key: Option<CacheKeyConfig>,
+    /// CIDR allow and deny lists on the client IP.
+    pub access: Option<AccessConfig>,
 }
 
 fn default_route_host() -> String {
@@ -52,6 +55,9 @@ impl Route {
             errors.push(field(path, "path_prefix"), "must start with '/'");
         }
         let cache = RouteCache::from_config(config.cache, config.cache_key, path, errors);
+        let access = config
+            .access
+            .and_then(|a| AccessList::from_config(a, &field(path, "access"), errors));
         let upstream = upstreams.valid.iter().position(|u| *u == config.upstream);
         if !upstreams.defined.contains(&config.upstream.as_str()) {
             errors.push(
@@ -68,7 +74,7 @@ impl Route {
             host: host?,
             path_prefix: config.path_prefix,
             upstream: upstream?,
-            policies: RoutePolicies { cache },
+            policies: RoutePolicies { cache, access },
         })
     }
 }

@@ -5,6 +5,8 @@
 pub mod config;
 
 use crate::cache::config::RouteCache;
+use crate::policy::access::AccessList;
+use crate::policy::client_ip::Client;
 use pingora::http::RequestHeader;
 
 /// One route: where its requests go and what applies to them on the way.
@@ -27,6 +29,8 @@ pub struct Route {
 pub struct RoutePolicies {
     /// `cache: true`: the origin shield answers what it may.
     pub cache: Option<RouteCache>,
+    /// `access`: which client addresses may use the route.
+    pub access: Option<AccessList>,
 }
 
 /// How a route matches the request's host (port ignored, ASCII case-insensitive).
@@ -75,6 +79,16 @@ impl HostMatch {
                     && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
             }
         }
+    }
+}
+
+impl RoutePolicies {
+    /// The status a request of `client` is refused with before it goes anywhere.
+    pub fn refusal(&self, client: &Client) -> Option<u16> {
+        if self.access.as_ref().is_some_and(|a| !a.permits(client.ip)) {
+            return Some(403);
+        }
+        None
     }
 }
 

@@ -5,6 +5,7 @@ mod support;
 
 mod cache;
 mod config_check;
+mod edge;
 mod failures;
 mod headers;
 mod health;

@@ -1,0 +1,96 @@
+//! Edge policy: what is refused before it reaches an origin, and with which status.
+
+use crate::support::client::{raw, request};
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_lists_refuse_with_403_before_the_origin() {
+    let o = origin("o").await;
+    let config = Config::single(&[o.addr])
+        .routes(json!([
+            {"path_prefix": "/denied/", "upstream": "app", "access": {"allow": ["0.0.0.0/0"], "deny": ["127.0.0.0/8"]}},
+            {"path_prefix": "/others/", "upstream": "app", "access": {"allow": ["10.0.0.0/8"]}},
+            {"path_prefix": "/mine/", "upstream": "app", "access": {"allow": ["127.0.0.1"]}},
+            {"upstream": "app"}
+        ]))
+        // A trusted proxy on loopback may say who the client is.
+        .section("client_ip", json!({"trusted_proxies": ["127.0.0.1"]}));
+    let proxy = Proxy::start(&config).await;
+    for path in ["/denied/x", "/others/x"] {
+        let resp = proxy.get(path).await;
+        assert_eq!(resp.status(), 403, "{path}");
+        assert!(resp.text().starts_with("403 forbidden\nrequest_id: "), "{}", resp.text());
+    }
+    assert_eq!(proxy.get("/mine/x").await.status(), 200);
+    // The client as a trusted proxy reports it, not the peer, is what the list sees.
+    let via = crate::support::client::get_with(proxy.addr, "/others/x", &["X-Forwarded-For: 10.1.2.3"]).await;
+    assert_eq!(via.status(), 200);
+    let via = crate::support::client::get_with(proxy.addr, "/mine/x", &["X-Forwarded-For: 10.1.2.3"]).await;
+    assert_eq!(via.status(), 403);
+    assert_eq!(o.state.count("/denied"), 0);
+    assert_eq!(o.state.count("/others"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_with_a_bad_host_get_400() {
+    let o = origin("o").await;
+    let proxy = proxy_in_front_of(&o).await;
+    for bad in [
+        &b"GET /h HTTP/1.1\r\n\r\n"[..],
+        &b"GET /h HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n"[..],
+        &b"GET /h HTTP/1.1\r\nHost: a b\r\n\r\n"[..],
+        &b"GET /h HTTP/1.1\r\nHost: a.test:8o\r\n\r\n"[..],
+    ] {
+        let resp = raw(proxy.addr, bad, "GET").await.unwrap();
+        assert_eq!(resp.status(), 400, "{}", String::from_utf8_lossy(bad));
+    }
+    let http10 = raw(proxy.addr, b"GET /h HTTP/1.0\r\n\r\n", "GET").await.unwrap();
+    assert_eq!(http10.status(), 200, "HTTP/1.0 may leave Host out");
+    assert_eq!(o.state.count("/h"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heads_and_bodies_over_the_limits_never_reach_the_origin() {
+    let o = origin("o").await;
+    let config = Config::single(&[o.addr]).section(
+        "limits",
+        json!({"max_request_header_bytes": "8KiB", "max_request_body_bytes": "1MiB"}),
+    );
+    let proxy = Proxy::start(&config).await;
+    // 80 KB of headers.
+    let big = format!("X-Big: {}", "a".repeat(80_000));
+    let resp = raw(proxy.addr, request("GET", "/head", &[&big]).as_bytes(), "GET").await.unwrap();
+    assert_eq!(resp.status(), 431);
+    // 2 MiB declared.
+    let head = request("POST", "/echo-cl", &["Content-Length: 2097152"]);
+    let resp = raw(proxy.addr, head.as_bytes(), "POST").await.unwrap();
+    assert_eq!(resp.status(), 413);
+    assert_eq!(o.state.count("/head") + o.state.count("/echo-cl"), 0);
+    // 2 MiB chunked: the upstream request is cut off, the origin never sees it whole.
+    let mut conn = Conn::open(proxy.addr).await.unwrap();
+    conn.send(request("POST", "/echo-chunked", &["Transfer-Encoding: chunked"]).as_bytes())
+        .await
+        .unwrap();
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut sent = 0;
+    while sent < 2 << 20 {
+        let mut frame = format!("{:x}\r\n", chunk.len()).into_bytes();
+        frame.extend_from_slice(&chunk);
+        frame.extend_from_slice(b"\r\n");
+        if conn.send(&frame).await.is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    let _ = conn.send(b"0\r\n\r\n").await;
+    if let Ok(resp) = conn.response("POST").await {
+        assert_eq!(resp.status(), 413);
+    }
+    // The origin may have seen the request begin, never a complete body.
+    let echoed = o.state.count("/echo-chunked");
+    assert!(echoed <= 1);
+    let small = request("POST", "/echo-small", &["Content-Length: 5"]) + "hello";
+    let resp = raw(proxy.addr, small.as_bytes(), "POST").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().contains("body-bytes: 5"), "{}", resp.text());
+}
