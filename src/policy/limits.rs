@@ -86,13 +86,10 @@ impl RequestLimits {
         }
     }
 
-    /// Count `chunk` against the body limit; `Err` once it is passed.
-    pub fn count_body(&self, seen: &mut u64, chunk: usize) -> Result<(), ()> {
+    /// Count `chunk` against the body limit; whether the body is still within it.
+    pub fn body_within(&self, seen: &mut u64, chunk: usize) -> bool {
         *seen = seen.saturating_add(chunk as u64);
-        match *seen > self.body_bytes {
-            true => Err(()),
-            false => Ok(()),
-        }
+        *seen <= self.body_bytes
     }
 }
 
@@ -132,8 +129,8 @@ mod tests {
         assert_eq!(l.verdict(100, Some(1 << 20)), Verdict::Within);
         assert_eq!(l.verdict(100, Some((1 << 20) + 1)), Verdict::BodyTooLarge);
         let mut seen = 0;
-        assert!(l.count_body(&mut seen, 1 << 19).is_ok());
-        assert!(l.count_body(&mut seen, 1 << 19).is_ok());
-        assert!(l.count_body(&mut seen, 1).is_err());
+        assert!(l.body_within(&mut seen, 1 << 19));
+        assert!(l.body_within(&mut seen, 1 << 19));
+        assert!(!l.body_within(&mut seen, 1));
     }
 }

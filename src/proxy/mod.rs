@@ -13,6 +13,7 @@
 //! fail_to_proxy           -> status and error page
 //! logging                 -> metrics and the access log
 
+mod answer;
 mod attempt;
 mod ctx;
 mod report;
@@ -25,9 +26,8 @@ use crate::cache::Shield;
 use crate::error_page;
 use crate::http_util::head_edit;
 use crate::observe::{request_id, trace};
-use crate::policy::framing;
+use crate::policy::cors::Verdict;
 use crate::policy::headers;
-use crate::policy::limits;
 use crate::policy::retry::Attempt;
 use crate::runtime::Runtime;
 use crate::upstream::{Outcome, Upstream};
@@ -68,48 +68,6 @@ impl Parapet {
         let (shield, _) = self.caching(ctx)?;
         let cache = ctx.cache.get_or_insert_default();
         Some(shield.facts(session, cache, ctx.attempts.status))
-    }
-
-    /// The status of a request that must not go anywhere: ambiguous framing, a bad
-    /// `Host`, a head or declared body over the limits.
-    fn malformed(&self, session: &Session) -> Option<u16> {
-        if framing::has_conflicting_length(session) || framing::has_bad_host(session.req_header()) {
-            return Some(400);
-        }
-        match self.rt.limits.check_head(session) {
-            limits::Verdict::Within => None,
-            limits::Verdict::HeadTooLarge => Some(431),
-            limits::Verdict::BodyTooLarge => Some(413),
-        }
-    }
-
-    /// Answer at the edge with an error page; the request goes no further.
-    async fn refuse(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        status: u16,
-    ) -> Result<bool> {
-        // The rest of a malformed request, or an unread body, cannot be skipped.
-        if matches!(status, 400 | 413 | 431) {
-            session.set_keepalive(None);
-        }
-        // Boxed: rare, and its state would otherwise size every request's future.
-        Box::pin(self.error_page(session, ctx, status)).await?;
-        Ok(true)
-    }
-
-    /// Parapet's own answer, with `Cache-Status` on a caching route.
-    async fn error_page(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        status: u16,
-    ) -> Result<()> {
-        let cache_status = self.cache_status(session, ctx).and_then(|f| f.header());
-        let extra = cache_status.map(|v| (&CACHE_STATUS, v));
-        let id_header = &self.rt.request_id_header;
-        error_page::send(session, status, &ctx.request_id, id_header, extra).await
     }
 
     fn may_retry(&self, session: &Session, ctx: &RequestCtx) -> bool {
@@ -159,6 +117,15 @@ impl ProxyHttp for Parapet {
         if let Some(status) = route.policies.refusal(&ctx.client) {
             return self.refuse(session, ctx, status).await;
         }
+        if let Some(cors) = &route.policies.cors {
+            match cors.classify(&req.headers, &req.method) {
+                Some(Verdict::Preflight(p)) => {
+                    return Box::pin(self.preflight(session, ctx, cors, p)).await
+                }
+                Some(Verdict::Refuse) => return self.refuse(session, ctx, 403).await,
+                _ => {}
+            }
+        }
         ctx.trace = Some(trace::accept_or_start(req.headers.get(&trace::TRACEPARENT)));
         Ok(false)
     }
@@ -172,9 +139,9 @@ impl ProxyHttp for Parapet {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let len = body.as_ref().map_or(0, |b| b.len());
-        match self.rt.limits.count_body(&mut ctx.body_bytes, len) {
-            Ok(()) => Ok(()),
-            Err(()) => Error::e_explain(ErrorType::HTTPStatus(413), "request body over the limit"),
+        match self.rt.limits.body_within(&mut ctx.body_bytes, len) {
+            true => Ok(()),
+            false => Error::e_explain(ErrorType::HTTPStatus(413), "request body over the limit"),
         }
     }
 
@@ -332,10 +299,16 @@ impl ProxyHttp for Parapet {
             cache_status = self.cache_status(session, ctx);
         }
         let status = resp.status;
+        let route = ctx.route.and_then(|m| rt.route(m.route));
+        let cors = route.and_then(|r| r.policies.cors.as_ref());
+        let origin = session.req_header().headers.get(http::header::ORIGIN);
         head_edit::edit_response(resp, |h| {
             headers::strip_response_hop_by_hop(h, status);
             rt.response_headers.apply(h);
             let _ = h.try_insert(rt.request_id_header.clone(), ctx.request_id.clone());
+            if let Some(cors) = cors {
+                cors.apply(origin, h);
+            }
             if let Some(facts) = cache_status {
                 crate::cache::strip_cdn_fields(h);
                 if let Some(value) = facts.header() {

@@ -6,6 +6,7 @@ use super::{HostMatch, Route, RoutePolicies};
 use crate::cache::config::{CacheKeyConfig, RouteCache};
 use crate::config::{field, ConfigErrors};
 use crate::policy::access::{AccessConfig, AccessList};
+use crate::policy::cors::{Cors, CorsConfig};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -22,6 +23,8 @@ pub struct RouteConfig {
     pub cache_key: Option<CacheKeyConfig>,
     /// CIDR allow and deny lists on the client IP.
     pub access: Option<AccessConfig>,
+    /// Cross-origin requests answered at the edge.
+    pub cors: Option<CorsConfig>,
 }
 
 fn default_route_host() -> String {
@@ -58,6 +61,9 @@ impl Route {
         let access = config
             .access
             .and_then(|a| AccessList::from_config(a, &field(path, "access"), errors));
+        let cors = config
+            .cors
+            .and_then(|c| Cors::from_config(c, path, errors));
         let upstream = upstreams.valid.iter().position(|u| *u == config.upstream);
         if !upstreams.defined.contains(&config.upstream.as_str()) {
             errors.push(
@@ -74,7 +80,11 @@ impl Route {
             host: host?,
             path_prefix: config.path_prefix,
             upstream: upstream?,
-            policies: RoutePolicies { cache, access },
+            policies: RoutePolicies {
+                cache,
+                access,
+                cors,
+            },
         })
     }
 }

@@ -7,6 +7,7 @@ pub mod config;
 use crate::cache::config::RouteCache;
 use crate::policy::access::AccessList;
 use crate::policy::client_ip::Client;
+use crate::policy::cors::Cors;
 use pingora::http::RequestHeader;
 
 /// One route: where its requests go and what applies to them on the way.
@@ -31,6 +32,8 @@ pub struct RoutePolicies {
     pub cache: Option<RouteCache>,
     /// `access`: which client addresses may use the route.
     pub access: Option<AccessList>,
+    /// `cors`: preflights answered at the edge, CORS fields on responses.
+    pub cors: Option<Cors>,
 }
 
 /// How a route matches the request's host (port ignored, ASCII case-insensitive).

@@ -94,3 +94,57 @@ async fn heads_and_bodies_over_the_limits_never_reach_the_origin() {
     assert_eq!(resp.status(), 200);
     assert!(resp.text().contains("body-bytes: 5"), "{}", resp.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflights_are_answered_at_the_edge() {
+    use crate::support::client::get_with;
+    let o = origin("o").await;
+    let cors = json!({
+        "allow_origins": ["https://app.example.com"],
+        "allow_methods": ["GET", "PUT"],
+        "allow_headers": ["Content-Type"],
+        "expose_headers": ["X-Request-Id"],
+        "allow_credentials": true,
+        "max_age": "10m"
+    });
+    let open = json!({"allow_origins": ["*"]});
+    let config = Config::single(&[o.addr]).routes(json!([
+        {"path_prefix": "/open/", "upstream": "app", "cors": open},
+        {"upstream": "app", "cors": cors}
+    ]));
+    let proxy = Proxy::start(&config).await;
+    let preflight = |origin: &str, method: &str| {
+        format!(
+            "OPTIONS /api/x HTTP/1.1\r\nHost: test\r\nOrigin: {origin}\r\n\
+             Access-Control-Request-Method: {method}\r\nAccess-Control-Request-Headers: content-type\r\n\r\n"
+        )
+    };
+    let ok = raw(proxy.addr, preflight("https://app.example.com", "PUT").as_bytes(), "OPTIONS")
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 204);
+    assert_eq!(ok.header("access-control-allow-origin"), Some("https://app.example.com"));
+    assert_eq!(ok.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(ok.header("access-control-max-age"), Some("600"));
+    assert!(ok.header("access-control-allow-methods").is_some_and(|m| m.contains("PUT")));
+    for (origin, method) in [("https://evil.example", "PUT"), ("https://app.example.com", "DELETE")] {
+        let no = raw(proxy.addr, preflight(origin, method).as_bytes(), "OPTIONS").await.unwrap();
+        assert_eq!(no.status(), 403, "{origin} {method}");
+        assert_eq!(no.header("access-control-allow-origin"), None);
+    }
+    assert_eq!(o.state.total(), 0, "no preflight reached the origin");
+
+    // Actual requests: the allowed origin echoed, never `*` with credentials, the
+    // origin's own CORS fields replaced, Vary: Origin kept beside the origin's Vary.
+    let path = "/gen/r?set-Access-Control-Allow-Origin=*&set-Vary=Accept-Encoding";
+    let allowed = get_with(proxy.addr, path, &["Origin: https://app.example.com"]).await;
+    assert_eq!(allowed.header("access-control-allow-origin"), Some("https://app.example.com"));
+    assert_eq!(allowed.header("access-control-expose-headers"), Some("X-Request-Id"));
+    let vary = allowed.header("vary").unwrap().to_ascii_lowercase();
+    assert!(vary.contains("accept-encoding") && vary.contains("origin"), "{vary}");
+    let foreign = get_with(proxy.addr, path, &["Origin: https://evil.example"]).await;
+    assert_eq!(foreign.status(), 200, "CORS is not access control");
+    assert_eq!(foreign.header("access-control-allow-origin"), None, "the origin's * is gone");
+    let anyone = get_with(proxy.addr, "/open/x", &["Origin: https://a.test"]).await;
+    assert_eq!(anyone.header("access-control-allow-origin"), Some("*"));
+}

@@ -1,0 +1,75 @@
+//! What Parapet answers itself, before or instead of an origin: refusals of
+//! malformed or unwanted requests, its error pages, and CORS preflights.
+//!
+//! Each answer's await is boxed by its caller's side: these are rare, and their
+//! state would otherwise size the future of every request.
+
+use super::{Parapet, RequestCtx};
+use crate::cache::status::CACHE_STATUS;
+use crate::error_page;
+use crate::policy::cors::{Cors, Preflight};
+use crate::policy::{framing, limits};
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::Result;
+
+impl Parapet {
+    /// The status of a request that must not go anywhere: ambiguous framing, a bad
+    /// `Host`, a head or declared body over the limits.
+    pub(super) fn malformed(&self, session: &Session) -> Option<u16> {
+        if framing::has_conflicting_length(session) || framing::has_bad_host(session.req_header()) {
+            return Some(400);
+        }
+        match self.rt.limits.check_head(session) {
+            limits::Verdict::Within => None,
+            limits::Verdict::HeadTooLarge => Some(431),
+            limits::Verdict::BodyTooLarge => Some(413),
+        }
+    }
+
+    /// Answer at the edge with an error page; the request goes no further.
+    pub(super) async fn refuse(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        status: u16,
+    ) -> Result<bool> {
+        // The rest of a malformed request, or an unread body, cannot be skipped.
+        if matches!(status, 400 | 413 | 431) {
+            session.set_keepalive(None);
+        }
+        // Boxed: rare, and its state would otherwise size every request's future.
+        Box::pin(self.error_page(session, ctx, status)).await?;
+        Ok(true)
+    }
+
+    /// Parapet's own answer, with `Cache-Status` on a caching route.
+    pub(super) async fn error_page(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        status: u16,
+    ) -> Result<()> {
+        let cache_status = self.cache_status(session, ctx).and_then(|f| f.header());
+        let extra = cache_status.map(|v| (&CACHE_STATUS, v));
+        let id_header = &self.rt.request_id_header;
+        error_page::send(session, status, &ctx.request_id, id_header, extra).await
+    }
+
+    /// Answer a CORS preflight from an allowed origin: 204, never forwarded.
+    pub(super) async fn preflight(
+        &self,
+        session: &mut Session,
+        ctx: &RequestCtx,
+        cors: &Cors,
+        preflight: Preflight,
+    ) -> Result<bool> {
+        let mut resp = ResponseHeader::build(204, Some(Cors::PREFLIGHT_FIELDS + 1))?;
+        for (name, value) in cors.preflight_headers(preflight) {
+            resp.insert_header(name.clone(), value.clone())?;
+        }
+        resp.insert_header(self.rt.request_id_header.clone(), ctx.request_id.clone())?;
+        session.write_response_header(Box::new(resp), true).await?;
+        Ok(true)
+    }
+}
