@@ -129,11 +129,15 @@ impl Admin {
                 }
                 let _ = write!(
                     body,
-                    "{{\"address\":\"{}\",\"healthy\":{},\"in_flight\":{},\"last_error\":",
+                    "{{\"address\":\"{}\",\"healthy\":{},",
                     u.address(i),
-                    u.is_healthy(i),
-                    state.in_flight()
+                    u.is_healthy(i)
                 );
+                // Only backends of an upstream with a `circuit_breaker` have a circuit.
+                if let Some(circuit) = state.circuit() {
+                    let _ = write!(body, "\"circuit\":\"{}\",", circuit.as_str());
+                }
+                let _ = write!(body, "\"in_flight\":{},\"last_error\":", state.in_flight());
                 match state.last_error() {
                     Some(e) => json_str(&mut body, e.as_bytes()),
                     None => body.extend_from_slice(b"null"),

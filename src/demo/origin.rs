@@ -17,11 +17,13 @@
 //! - anything else: a small HTML page
 //!
 //! A path may carry any prefix (`/app/slow/10` is `/slow/10`). Every response
-//! carries `X-Origin: NAME`. Counters let tests see what arrived.
+//! carries `X-Origin: NAME`. Counters let tests see what arrived. A test can make
+//! one origin fail (`OriginState::set_failing`): then every path but `/health`
+//! answers the chosen status at once, so the same path works on another origin.
 
 use super::wire::{self, Checksum, Head};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -32,6 +34,8 @@ use tokio::task::{JoinHandle, JoinSet};
 pub struct OriginState {
     pub name: String,
     healthy: AtomicBool,
+    /// The status every request but `/health` gets, or 0 to serve normally.
+    failing: AtomicU16,
     requests: AtomicUsize,
     connections: AtomicUsize,
     seen: Mutex<Vec<String>>,
@@ -57,6 +61,12 @@ impl OriginState {
     pub fn set_healthy(&self, healthy: bool) {
         self.healthy.store(healthy, Ordering::Relaxed);
     }
+
+    /// Answer every request but `/health` with `status` (such as 500), at once and
+    /// still counted; `None` serves normally again.
+    pub fn set_failing(&self, status: Option<u16>) {
+        self.failing.store(status.unwrap_or(0), Ordering::Relaxed);
+    }
 }
 
 /// A running origin; dropping it (or `stop`) closes the port and every connection.
@@ -74,6 +84,7 @@ impl Origin {
         let state = Arc::new(OriginState {
             name: name.to_string(),
             healthy: AtomicBool::new(true),
+            failing: AtomicU16::new(0),
             requests: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
             seen: Mutex::new(Vec::new()),
@@ -165,6 +176,10 @@ async fn respond<W: AsyncWriteExt + Unpin>(
             true => send(w, state, 200, &[], b"ok\n").await,
             false => send(w, state, 503, &[], b"unhealthy\n").await,
         };
+    }
+    let failing = state.failing.load(Ordering::Relaxed);
+    if failing != 0 {
+        return send(w, state, failing, &[], b"failing\n").await;
     }
     if path.starts_with("/echo") {
         let mut body = format!("{}\n", req.head.start_line);

@@ -1,11 +1,14 @@
-//! The live state of one backend: requests in flight, the latest failure, and its
-//! series of `parapet_upstream_attempts_total` and `parapet_backend_healthy`, which
-//! this module registers. The request path reaches it through an `Arc`, so an
-//! attempt can hold its backend until it ends.
+//! The live state of one backend: requests in flight, the latest failure, its
+//! circuit breaker, and its series of `parapet_upstream_attempts_total`,
+//! `parapet_backend_healthy` and `parapet_circuit_open`, which this module
+//! registers. The request path reaches it through an `Arc`, so an attempt can hold
+//! its backend until it ends.
 
+use super::circuit::{CircuitBreaker, CircuitBreakerSettings, CircuitState};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
+use std::time::Instant;
 
 /// Outcome of one upstream attempt, a label of `parapet_upstream_attempts_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +55,7 @@ impl Outcome {
 pub struct BackendFamilies {
     attempts: IntCounterVec,
     healthy: IntGaugeVec,
+    circuit_open: IntGaugeVec,
 }
 
 impl BackendFamilies {
@@ -70,16 +74,39 @@ impl BackendFamilies {
             ),
             &["upstream", "backend"],
         )?;
+        let circuit_open = IntGaugeVec::new(
+            Opts::new(
+                "parapet_circuit_open",
+                "1 while the backend's circuit breaker is open or half-open",
+            ),
+            &["upstream", "backend"],
+        )?;
         registry.register(Box::new(attempts.clone()))?;
         registry.register(Box::new(healthy.clone()))?;
-        Ok(BackendFamilies { attempts, healthy })
+        registry.register(Box::new(circuit_open.clone()))?;
+        Ok(BackendFamilies {
+            attempts,
+            healthy,
+            circuit_open,
+        })
     }
 
     /// A fresh state for `backend` of `upstream`, with its series resolved now, so
-    /// that an attempt increments an atomic and never hashes label values.
-    pub fn state(&self, upstream: &str, backend: &str) -> BackendState {
+    /// that an attempt increments an atomic and never hashes label values. Only a
+    /// backend with a circuit breaker has a `parapet_circuit_open` series.
+    pub fn state(
+        &self,
+        upstream: &str,
+        backend: &str,
+        breaker: Option<CircuitBreakerSettings>,
+    ) -> BackendState {
         let healthy = self.healthy.with_label_values(&[upstream, backend]);
         healthy.set(1);
+        let circuit = breaker.map(|settings| {
+            let gauge = self.circuit_open.with_label_values(&[upstream, backend]);
+            let name = format!("upstream {upstream} backend {backend}");
+            CircuitBreaker::new(settings, gauge, name)
+        });
         BackendState {
             in_flight: AtomicI64::new(0),
             last_error: Mutex::new(None),
@@ -88,6 +115,7 @@ impl BackendFamilies {
                     .with_label_values(&[upstream, backend, o.label()])
             }),
             healthy,
+            circuit,
         }
     }
 }
@@ -99,15 +127,25 @@ pub struct BackendState {
     last_error: Mutex<Option<&'static str>>,
     attempts: [IntCounter; 4],
     healthy: IntGauge,
+    /// None without `circuit_breaker`: then every check below is this `Option`'s.
+    circuit: Option<CircuitBreaker>,
 }
 
 impl BackendState {
-    pub fn begin(&self) {
+    /// An attempt starts here; whether it is the trial of a half-open circuit (the
+    /// one selection just claimed).
+    pub fn begin(&self) -> bool {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.circuit.as_ref().is_some_and(|c| c.take_trial())
     }
 
-    pub fn end(&self) {
+    /// An attempt ends; `trial` when it was the trial and had no outcome, which
+    /// frees the trial for the next request.
+    pub fn end(&self, trial: bool) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(c) = self.circuit.as_ref().filter(|_| trial) {
+            c.trial_abandoned();
+        }
     }
 
     pub fn in_flight(&self) -> i64 {
@@ -131,6 +169,42 @@ impl BackendState {
     pub fn set_healthy(&self, healthy: bool) {
         self.healthy.set(i64::from(healthy));
     }
+
+    /// Tell the circuit breaker how an attempt went: `failed` for a connection
+    /// failure, a timeout, a broken connection or a 5xx answer; `trial` when it was
+    /// the half-open trial.
+    pub fn breaker_hears(&self, failed: bool, trial: bool) {
+        if let Some(c) = &self.circuit {
+            c.heard(failed, trial, Instant::now());
+        }
+    }
+
+    /// Whether the circuit lets selection choose this backend now (always without a
+    /// breaker). Claims nothing.
+    pub fn admits(&self) -> bool {
+        self.circuit
+            .as_ref()
+            .is_none_or(|c| c.is_closed() || c.admits(Instant::now()))
+    }
+
+    /// `admits`, claiming the trial of a half-open circuit for the attempt about to
+    /// begin here: call it only for the backend that will be used.
+    pub fn claim(&self) -> bool {
+        self.circuit
+            .as_ref()
+            .is_none_or(|c| c.is_closed() || c.claim(Instant::now()))
+    }
+
+    /// The circuit's state, when the backend has a breaker.
+    pub fn circuit(&self) -> Option<CircuitState> {
+        self.circuit.as_ref().map(|c| c.state(Instant::now()))
+    }
+
+    /// For tests that drive the circuit with their own clock.
+    #[cfg(test)]
+    pub fn breaker(&self) -> Option<&CircuitBreaker> {
+        self.circuit.as_ref()
+    }
 }
 
 #[cfg(test)]
@@ -142,7 +216,7 @@ mod tests {
     fn attempts_are_counted_by_outcome() {
         let registry = Registry::new();
         let families = BackendFamilies::register(&registry).unwrap();
-        let state = families.state("app", "127.0.0.1:1");
+        let state = families.state("app", "127.0.0.1:1", None);
         let refused = Error::new_up(ErrorType::ConnectRefused);
         state.attempted(Outcome::of(&refused), Some(&refused));
         state.attempted(Outcome::Success, None);
@@ -160,6 +234,36 @@ mod tests {
         assert!(
             text.contains("parapet_backend_healthy{backend=\"127.0.0.1:1\",upstream=\"app\"} 0")
         );
+        assert!(
+            !text.contains("parapet_circuit_open"),
+            "no breaker, no series"
+        );
+        assert_eq!(state.circuit(), None);
+        assert!(state.admits() && state.claim() && !state.begin());
+    }
+
+    #[test]
+    fn a_breaker_has_its_circuit_series() {
+        let registry = Registry::new();
+        let families = BackendFamilies::register(&registry).unwrap();
+        let breaker = CircuitBreakerSettings {
+            consecutive_failures: 1,
+            open_for: std::time::Duration::from_secs(10),
+        };
+        let state = families.state("app", "127.0.0.1:2", Some(breaker));
+        let series = |value: u8| {
+            let mut text = Vec::new();
+            let encoder = prometheus::TextEncoder::new();
+            prometheus::Encoder::encode(&encoder, &registry.gather(), &mut text).unwrap();
+            let line =
+                format!("parapet_circuit_open{{backend=\"127.0.0.1:2\",upstream=\"app\"}} {value}");
+            String::from_utf8(text).unwrap().contains(&line)
+        };
+        assert!(series(0));
+        assert_eq!(state.circuit(), Some(CircuitState::Closed));
+        state.breaker_hears(true, false);
+        assert!(series(1));
+        assert_eq!(state.circuit(), Some(CircuitState::Open));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The selection algorithms of SPEC §2 mapped onto `pingora-load-balancing`:
 //! weighted round robin, weighted random, and ketama for `consistent_hash`.
+//! `least_connections` is our own (see `least_connections`): for it the balancer
+//! only keeps the health checks and readiness, and `Upstream::select` chooses.
 
 use super::config::SelectionConfig;
 use pingora::lb::selection::{BackendIter, BackendSelection, Consistent, Random, RoundRobin};
@@ -15,6 +17,7 @@ pub enum Algorithm {
     RoundRobin,
     Random,
     Ketama,
+    LeastConnections,
 }
 
 impl Algorithm {
@@ -23,6 +26,7 @@ impl Algorithm {
             SelectionConfig::RoundRobin | SelectionConfig::Weighted => Algorithm::RoundRobin,
             SelectionConfig::Random => Algorithm::Random,
             SelectionConfig::ConsistentHash => Algorithm::Ketama,
+            SelectionConfig::LeastConnections => Algorithm::LeastConnections,
         }
     }
 }
@@ -51,7 +55,9 @@ impl Balancer {
         health: Option<HealthCheck>,
     ) -> (Balancer, HealthService) {
         match algorithm {
-            Algorithm::RoundRobin => {
+            // For least_connections the round robin only carries the health checks
+            // and readiness: `Upstream::select` never asks it to choose.
+            Algorithm::RoundRobin | Algorithm::LeastConnections => {
                 let (lb, service) = start::<RoundRobin>(name, backends, health);
                 (Balancer::RoundRobin(lb), service)
             }

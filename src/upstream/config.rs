@@ -3,6 +3,7 @@
 //! load.
 
 use super::balancer::Algorithm;
+use super::circuit::{CircuitBreakerConfig, CircuitBreakerSettings};
 use super::health::{HealthCheckConfig, HealthCheckSettings};
 use super::peer::UpstreamTls;
 use super::HashKey;
@@ -28,6 +29,7 @@ pub struct UpstreamConfig {
     #[serde(default = "default_retries")]
     pub retries: u8,
     pub host_header: Option<String>,
+    pub circuit_breaker: Option<CircuitBreakerConfig>,
 }
 
 fn default_retries() -> u8 {
@@ -36,7 +38,8 @@ fn default_retries() -> u8 {
 
 /// `selection` as written. `round_robin` and `weighted` are the same weighted round
 /// robin (as in nginx and HAProxy, weights are always honoured; `weighted` is kept
-/// as the explicit name).
+/// as the explicit name). `least_connections` picks the backend with the fewest
+/// requests in flight per unit of weight.
 #[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum SelectionConfig {
@@ -45,6 +48,7 @@ pub enum SelectionConfig {
     Weighted,
     Random,
     ConsistentHash,
+    LeastConnections,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +91,8 @@ pub struct UpstreamSettings {
     pub timeouts: Timeouts,
     pub retry: RetryPolicy,
     pub host_header: Option<HeaderValue>,
+    /// None: no breaker, every backend's circuit stays closed.
+    pub circuit_breaker: Option<CircuitBreakerSettings>,
     /// TLS to the backends (none yet: cleartext only).
     pub tls: Option<UpstreamTls>,
 }
@@ -135,6 +141,9 @@ impl UpstreamSettings {
                 .map_err(|_| errors.push(field(path, "host_header"), "not a valid Host value"))
                 .ok()
         });
+        let circuit_breaker = config.circuit_breaker.map(|cb| {
+            CircuitBreakerSettings::from_config(cb, &field(path, "circuit_breaker"), errors)
+        });
         UpstreamSettings {
             name: name.to_string(),
             backends,
@@ -150,6 +159,7 @@ impl UpstreamSettings {
                 retries: config.retries,
             },
             host_header,
+            circuit_breaker,
             tls: None,
         }
     }
@@ -254,13 +264,15 @@ mod tests {
         assert_eq!(s.timeouts.response_header, Duration::from_secs(30));
         assert_eq!(s.backends[0].weight, 1);
         assert!(s.health_check.is_none() && s.host_header.is_none() && s.tls.is_none());
+        assert!(s.circuit_breaker.is_none(), "no breaker unless configured");
     }
 
     #[test]
     fn each_problem_names_its_field() {
         let (s, problems) = settings(
             "{backends: [{address: nope}, {address: '127.0.0.1:81', weight: 0}, {address: '127.0.0.1:81'}],
-              retries: 11, hash_key: client_ip, timeouts: {connect: 0ms}, host_header: \"a\\nb\"}",
+              retries: 11, hash_key: client_ip, timeouts: {connect: 0ms}, host_header: \"a\\nb\",
+              circuit_breaker: {consecutive_failures: 0, open_for: 0s}}",
         );
         assert_eq!(
             problems,
@@ -272,6 +284,8 @@ mod tests {
                 "upstreams.app.hash_key",
                 "upstreams.app.timeouts.connect",
                 "upstreams.app.host_header",
+                "upstreams.app.circuit_breaker.consecutive_failures",
+                "upstreams.app.circuit_breaker.open_for",
             ]
         );
         assert_eq!(s.backends.len(), 1);
@@ -291,6 +305,21 @@ mod tests {
             "{backends: [{address: '127.0.0.1:81'}], selection: consistent_hash, hash_key: cookie}",
         );
         assert_eq!(problems, ["upstreams.app.hash_key"]);
+        let (s, problems) =
+            settings("{backends: [{address: '127.0.0.1:81'}], selection: least_connections}");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(s.algorithm, Algorithm::LeastConnections);
+        let (_, problems) = settings(
+            "{backends: [{address: '127.0.0.1:81'}], selection: least_connections, hash_key: uri}",
+        );
+        assert_eq!(problems, ["upstreams.app.hash_key"]);
+        let (s, problems) = settings(
+            "{backends: [{address: '127.0.0.1:81'}], circuit_breaker: {consecutive_failures: 3, open_for: 1s}}",
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let breaker = s.circuit_breaker.unwrap();
+        assert_eq!(breaker.consecutive_failures, 3);
+        assert_eq!(breaker.open_for, Duration::from_secs(1));
         let (_, problems) = settings("{backends: []}");
         assert_eq!(problems, ["upstreams.app.backends"]);
     }

@@ -1,30 +1,40 @@
 //! Upstream pools: the backends of one `upstreams.NAME`, how one is chosen, how it
-//! is checked, and how we connect to it. Later policies that belong to a backend
-//! (circuit breaker, least connections) live beside these.
+//! is checked, and how we connect to it.
 //!
-//! config   what the operator wrote, validated into `UpstreamSettings`
-//! balancer the selection algorithm on `pingora-load-balancing`
-//! health   active health checks and their configuration
-//! backend  each backend's live state and metric series
-//! peer     how a backend is connected to
+//! A backend is chosen only when it is healthy (active health checks) and its
+//! circuit admits it (passive ejection): either can take it out, and it comes back
+//! when both let it.
+//!
+//! config            what the operator wrote, validated into `UpstreamSettings`
+//! balancer          the selection algorithms on `pingora-load-balancing`
+//! least_connections our own selection: fewest requests in flight per weight
+//! health            active health checks and their configuration
+//! circuit           the circuit breaker of a backend
+//! backend           each backend's live state and metric series
+//! peer              how a backend is connected to
 
 pub mod backend;
 mod balancer;
+pub mod circuit;
 pub mod config;
 pub mod health;
+mod least_connections;
 pub mod peer;
 
 pub use backend::{BackendFamilies, BackendState, Outcome};
 pub use balancer::Algorithm;
+pub use circuit::CircuitState;
 pub use config::UpstreamSettings;
 
 use crate::policy::retry::RetryPolicy;
 use balancer::{Balancer, HealthService};
 use http::{HeaderName, HeaderValue};
+use least_connections::LeastConnections;
 use pingora::http::RequestHeader;
 use pingora::lb::discovery::Static;
 use pingora::lb::{Backend, Backends};
 use pingora::upstreams::peer::HttpPeer;
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -36,9 +46,13 @@ pub struct Upstream {
     pub host_header: Option<HeaderValue>,
     hash_key: HashKey,
     balancer: Balancer,
+    /// `selection: least_connections`; the balancer chooses otherwise.
+    least_connections: Option<LeastConnections>,
     /// Backend addresses in configuration order; a backend's index is its bit in
     /// the per-request set of backends already tried.
     addresses: Vec<SocketAddr>,
+    /// Per backend, as the balancer knows it (for its readiness).
+    backends: Vec<Backend>,
     /// Per backend, the peer with this upstream's timeouts, cloned per attempt.
     peers: Vec<HttpPeer>,
     /// Per backend, its live state and metric series.
@@ -93,16 +107,17 @@ impl Upstream {
         settings: &UpstreamSettings,
         families: &BackendFamilies,
     ) -> pingora::Result<(Upstream, HealthService)> {
-        let set: BTreeSet<Backend> = settings
+        let backends: Vec<Backend> = settings
             .backends
             .iter()
             .map(|b| Backend::new_with_weight(&b.address.to_string(), b.weight as usize))
             .collect::<pingora::Result<_>>()?;
-        let backends = Backends::new(Static::new(set));
+        let set: BTreeSet<Backend> = backends.iter().cloned().collect();
         let addresses = settings.addresses();
+        let breaker = settings.circuit_breaker;
         let states: Vec<_> = addresses
             .iter()
-            .map(|a| Arc::new(families.state(&settings.name, &a.to_string())))
+            .map(|a| Arc::new(families.state(&settings.name, &a.to_string(), breaker)))
             .collect();
         let health = match &settings.health_check {
             Some(hc) => Some(health::build(
@@ -113,8 +128,16 @@ impl Upstream {
             )?),
             None => None,
         };
-        let (balancer, service) =
-            Balancer::build(&settings.name, settings.algorithm, backends, health);
+        let (balancer, service) = Balancer::build(
+            &settings.name,
+            settings.algorithm,
+            Backends::new(Static::new(set)),
+            health,
+        );
+        let least_connections = (settings.algorithm == Algorithm::LeastConnections).then(|| {
+            let weights: Vec<u32> = settings.backends.iter().map(|b| b.weight).collect();
+            LeastConnections::new(&weights)
+        });
         let peers = addresses
             .iter()
             .map(|a| peer::build(*a, settings.tls.as_ref(), settings.timeouts))
@@ -125,7 +148,9 @@ impl Upstream {
             hash_key: settings.hash_key.clone(),
             host_header: settings.host_header.clone(),
             balancer,
+            least_connections,
             addresses,
+            backends,
             peers,
             states,
         };
@@ -143,29 +168,25 @@ impl Upstream {
         }
     }
 
-    /// A healthy backend for `key`, preferring one not in `tried` (a bit per index).
-    /// `None` when no backend is healthy.
+    /// A backend for `key` that is healthy and that its circuit admits, preferring
+    /// one not in `tried` (a bit per index). `None` when there is none. The chosen
+    /// backend's half-open circuit, if it has one, is claimed for this attempt:
+    /// begin the attempt at once (`BackendState::begin`).
     pub fn select(&self, key: &[u8], tried: u64) -> Option<Chosen> {
-        let max = 16 + 4 * self.addresses.len();
-        let untried = self
-            .balancer
-            .select_with(key, max, |b, healthy| healthy && !self.was_tried(b, tried));
-        let backend = match untried {
-            Some(b) => b,
-            None if tried != 0 => self.balancer.select_with(key, max, |_, healthy| healthy)?,
-            None => return None,
-        };
-        let index = self.index_of(&backend)?;
+        let index = match &self.least_connections {
+            Some(lc) => self.least_connected(lc, tried),
+            None => self.balanced(key, tried),
+        }?;
         Some(Chosen {
             index,
             peer: Box::new(self.peers[index].clone()),
         })
     }
 
-    /// Whether a healthy backend outside `tried` exists, i.e. whether a retry can go
-    /// somewhere new.
+    /// Whether a backend outside `tried` is healthy and admitted by its circuit,
+    /// i.e. whether a retry can go somewhere new.
     pub fn has_untried_healthy(&self, tried: u64) -> bool {
-        self.any_ready(|index| tried & tried_bit(index) == 0)
+        (0..self.len()).any(|i| untried(i, tried) && self.is_healthy(i) && self.states[i].admits())
     }
 
     pub fn address(&self, index: usize) -> SocketAddr {
@@ -180,33 +201,69 @@ impl Upstream {
         self.addresses.is_empty()
     }
 
-    /// Whether backend `index` passes its health checks (always, without checks).
+    /// Whether backend `index` passes its health checks (always, without checks)
+    /// and is enabled. Its circuit is another matter (`state(index).circuit()`).
     pub fn is_healthy(&self, index: usize) -> bool {
-        self.any_ready(|i| i == index)
+        self.balancer.backends().ready(&self.backends[index])
     }
 
     pub fn state(&self, index: usize) -> &Arc<BackendState> {
         &self.states[index]
     }
 
-    /// Whether some backend whose index `accept` takes is ready (enabled and healthy).
-    fn any_ready(&self, accept: impl Fn(usize) -> bool) -> bool {
-        let backends = self.balancer.backends();
-        backends
-            .get_backend()
-            .iter()
-            .any(|b| self.index_of(b).is_some_and(&accept) && backends.ready(b))
+    /// The balancer's choice: an untried backend if one is admitted, else any.
+    fn balanced(&self, key: &[u8], tried: u64) -> Option<usize> {
+        let max = 16 + 4 * self.addresses.len();
+        let chosen = Cell::new(None);
+        let select = |untried_only: bool| {
+            self.balancer.select_with(key, max, |backend, healthy| {
+                // Claiming is last: an accepted backend is the one used.
+                let index = self.index_of(backend).filter(|&i| {
+                    healthy && (!untried_only || untried(i, tried)) && self.states[i].claim()
+                });
+                chosen.set(index);
+                index.is_some()
+            })
+        };
+        if select(true).is_none() && (tried == 0 || select(false).is_none()) {
+            return None;
+        }
+        chosen.get()
+    }
+
+    /// The least loaded backend that is healthy and admitted, untried if one is.
+    fn least_connected(&self, lc: &LeastConnections, tried: u64) -> Option<usize> {
+        let health = self.balancer.backends();
+        // Backends whose half-open trial another request claimed since we looked.
+        let mut lost = 0u64;
+        for untried_only in [true, false] {
+            if !untried_only && tried == 0 {
+                break;
+            }
+            while let Some(i) = lc.pick(|i| {
+                let candidate = (!untried_only || untried(i, tried))
+                    && lost & tried_bit(i) == 0
+                    && health.ready(&self.backends[i])
+                    && self.states[i].admits();
+                candidate.then(|| self.states[i].in_flight())
+            }) {
+                if self.states[i].claim() {
+                    return Some(i);
+                }
+                lost |= tried_bit(i);
+            }
+        }
+        None
     }
 
     fn index_of(&self, backend: &Backend) -> Option<usize> {
         let addr = backend.addr.as_inet()?;
         self.addresses.iter().position(|a| a == addr)
     }
+}
 
-    fn was_tried(&self, backend: &Backend, tried: u64) -> bool {
-        self.index_of(backend)
-            .is_some_and(|i| tried & tried_bit(i) != 0)
-    }
+fn untried(index: usize, tried: u64) -> bool {
+    tried & tried_bit(index) == 0
 }
 
 /// The bit of backend `index` in a tried set. Pools over 64 backends share bits,
@@ -218,6 +275,7 @@ pub fn tried_bit(index: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
 
     #[test]
     fn keys_come_from_the_request() {
@@ -244,5 +302,118 @@ mod tests {
         assert_eq!(key_of(&settings), b"u1");
         settings.hash_key = HashKey::Header(HeaderName::from_static("x-none"));
         assert_eq!(key_of(&settings), b"");
+    }
+
+    fn upstream(yaml: &str) -> Upstream {
+        let families = BackendFamilies::register(&prometheus::Registry::new()).unwrap();
+        let mut errors = crate::config::ConfigErrors::default();
+        let config = serde_yaml::from_str(yaml).unwrap();
+        let settings = UpstreamSettings::from_config("app", config, "upstreams.app", &mut errors);
+        assert!(errors.errors.is_empty(), "{errors}");
+        Upstream::build(&settings, &families).unwrap().0
+    }
+
+    /// Select `n` times, each attempt beginning and answering at once.
+    fn chosen(u: &Upstream, n: usize) -> Vec<usize> {
+        (0..n)
+            .map(|_| {
+                let index = u.select(b"", 0).unwrap().index;
+                assert!(!u.state(index).begin(), "no trial");
+                u.state(index).end(false);
+                index
+            })
+            .collect()
+    }
+
+    const THREE: &str =
+        "backends: [{address: '127.0.0.1:1'}, {address: '127.0.0.1:2'}, {address: '127.0.0.1:3'}]";
+
+    #[test]
+    fn least_connections_avoids_the_busy_backend() {
+        let u = upstream(&format!("{{{THREE}, selection: least_connections}}"));
+        assert_eq!(chosen(&u, 6), [0, 1, 2, 0, 1, 2], "idle backends alternate");
+        u.state(0).begin();
+        u.state(2).begin();
+        u.state(2).begin();
+        assert!(chosen(&u, 5).iter().all(|&i| i == 1));
+        // A retry goes to an untried backend even when it is busier...
+        assert_eq!(u.select(b"", tried_bit(1)).unwrap().index, 0);
+        assert!(u.has_untried_healthy(tried_bit(1)));
+        // ...and to the least busy of all when every one was tried.
+        assert_eq!(u.select(b"", 0b111).unwrap().index, 1);
+        assert!(!u.has_untried_healthy(0b111));
+    }
+
+    #[test]
+    fn least_connections_honours_weights() {
+        let u = upstream(
+            "{backends: [{address: '127.0.0.1:1', weight: 3}, {address: '127.0.0.1:2'}],
+              selection: least_connections}",
+        );
+        let idle = chosen(&u, 40);
+        assert_eq!(idle.iter().filter(|&&i| i == 0).count(), 30);
+        // Two in flight on weight 3 weigh less than one on weight 1.
+        u.state(0).begin();
+        u.state(0).begin();
+        u.state(1).begin();
+        assert!(chosen(&u, 4).iter().all(|&i| i == 0));
+    }
+
+    /// Open the circuit of backend `index`, at `at`.
+    fn trip(u: &Upstream, index: usize, at: Instant) {
+        let breaker = u.state(index).breaker().unwrap();
+        breaker.heard(true, false, at);
+        breaker.heard(true, false, at);
+    }
+
+    #[test]
+    fn open_circuits_are_skipped_by_every_selection() {
+        let breaker = "circuit_breaker: {consecutive_failures: 2, open_for: 10s}";
+        for selection in [
+            "round_robin",
+            "random",
+            "consistent_hash",
+            "least_connections",
+        ] {
+            let u = upstream(&format!("{{{THREE}, selection: {selection}, {breaker}}}"));
+            trip(&u, 1, Instant::now());
+            let got = chosen(&u, 30);
+            assert!(!got.contains(&1), "{selection}: {got:?}");
+            assert!(got.contains(&0) || got.contains(&2), "{selection}");
+            assert!(!u.has_untried_healthy(tried_bit(0) | tried_bit(2)));
+            assert_eq!(u.select(b"", tried_bit(0)).unwrap().index, 2, "{selection}");
+            trip(&u, 0, Instant::now());
+            trip(&u, 2, Instant::now());
+            assert!(
+                u.select(b"", 0).is_none(),
+                "{selection}: all open means 503"
+            );
+            assert!(u.is_healthy(1), "health is another matter");
+        }
+    }
+
+    #[test]
+    fn a_half_open_backend_takes_exactly_one_trial() {
+        let breaker = "circuit_breaker: {consecutive_failures: 2, open_for: 10s}";
+        for selection in ["round_robin", "least_connections"] {
+            let u = upstream(&format!("{{{THREE}, selection: {selection}, {breaker}}}"));
+            trip(&u, 1, Instant::now() - Duration::from_secs(20));
+            let mut trials = 0;
+            for _ in 0..9 {
+                let index = u.select(b"", 0).unwrap().index;
+                if u.state(index).begin() {
+                    assert_eq!(index, 1);
+                    trials += 1;
+                }
+                // Nothing ends: the trial stays in flight.
+            }
+            assert_eq!(trials, 1, "{selection}");
+            assert_eq!(u.state(1).in_flight(), 1, "{selection}");
+            // The trial succeeds: the backend is back.
+            u.state(1).breaker_hears(false, true);
+            u.state(1).end(false);
+            assert_eq!(u.state(1).circuit(), Some(CircuitState::Closed));
+            assert!(chosen(&u, 30).contains(&1), "{selection}");
+        }
     }
 }

@@ -11,6 +11,7 @@ mod headers;
 mod health;
 mod observability;
 mod operations;
+mod resilience;
 mod retries;
 mod routing;
 mod streaming;
