@@ -77,13 +77,14 @@ fn body(status: u16, request_id: &HeaderValue, json: bool) -> Bytes {
 }
 
 /// Write a complete error response. The caller has checked that nothing was sent yet.
-/// `extra` is one more field (a caching route's `Cache-Status`).
+/// `extra` are more fields (a caching route's `Cache-Status`, a limited route's
+/// `RateLimit`); a 503's or 429's `Retry-After` given there wins over the default.
 pub async fn send(
     session: &mut Session,
     status: u16,
     request_id: &HeaderValue,
     request_id_header: &HeaderName,
-    extra: Option<(&HeaderName, HeaderValue)>,
+    extra: Vec<(HeaderName, HeaderValue)>,
 ) -> pingora::Result<()> {
     let json = wants_json(session);
     let body = body(status, request_id, json);
@@ -99,8 +100,8 @@ pub async fn send(
     if status == 503 {
         resp.insert_header(header::RETRY_AFTER, RETRY_AFTER_SECS)?;
     }
-    if let Some((name, value)) = extra {
-        resp.insert_header(name.clone(), value)?;
+    for (name, value) in extra {
+        resp.insert_header(name, value)?;
     }
     let head_only = session.req_header().method == http::Method::HEAD;
     session

@@ -10,6 +10,7 @@ use crate::observe::metrics::{Metrics, RequestMetrics};
 use crate::policy::client_ip::ClientIpPolicy;
 use crate::policy::headers::ResponseHeaderRules;
 use crate::policy::limits::RequestLimits;
+use crate::policy::rate_limit::RateLimitMetrics;
 use crate::routing::{Route, RouteTable};
 use crate::upstream::{BackendFamilies, Upstream};
 use http::HeaderName;
@@ -27,6 +28,7 @@ pub struct Runtime {
     pub limits: RequestLimits,
     pub metrics: Metrics,
     pub requests: RequestMetrics,
+    pub ratelimited: RateLimitMetrics,
     pub access_log: Option<AccessLog>,
     /// The cache, when some route caches.
     pub shield: Option<Shield>,
@@ -47,6 +49,13 @@ impl Runtime {
         let requests = RequestMetrics::register(metrics.registry(), &route_labels(&settings))
             .map_err(registering)?;
         let families = BackendFamilies::register(metrics.registry()).map_err(registering)?;
+        let limited: Vec<_> = settings
+            .routes
+            .iter()
+            .map(|r| (r.label.as_str(), r.policies.rate_limit.is_some()))
+            .collect();
+        let ratelimited =
+            RateLimitMetrics::register(metrics.registry(), &limited).map_err(registering)?;
         let shield = match settings.cache {
             Some(cache) => Some(Shield::build(cache, metrics.registry()).map_err(registering)?),
             None => None,
@@ -81,6 +90,7 @@ impl Runtime {
             limits: settings.limits,
             metrics,
             requests,
+            ratelimited,
             access_log,
             shield,
         };

@@ -6,4 +6,5 @@ pub mod cors;
 pub mod framing;
 pub mod headers;
 pub mod limits;
+pub mod rate_limit;
 pub mod retry;

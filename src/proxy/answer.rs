@@ -51,7 +51,15 @@ impl Parapet {
         status: u16,
     ) -> Result<()> {
         let cache_status = self.cache_status(session, ctx).and_then(|f| f.header());
-        let extra = cache_status.map(|v| (&CACHE_STATUS, v));
+        let mut extra: Vec<_> = cache_status
+            .map(|v| (CACHE_STATUS.clone(), v))
+            .into_iter()
+            .collect();
+        let route = ctx.route.and_then(|m| self.rt.route(m.route));
+        let limit = route.and_then(|r| r.policies.rate_limit.as_ref());
+        if let (Some(decision), Some(limit)) = (ctx.rate_limit, limit) {
+            extra.extend(decision.headers(limit));
+        }
         let id_header = &self.rt.request_id_header;
         error_page::send(session, status, &ctx.request_id, id_header, extra).await
     }

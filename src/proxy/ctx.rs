@@ -7,6 +7,7 @@ use crate::cache::CacheCtx;
 use crate::observe::metrics::ActiveRequest;
 use crate::observe::trace::TraceContext;
 use crate::policy::client_ip::Client;
+use crate::policy::rate_limit::Decision;
 use crate::routing::RouteMatch;
 use http::HeaderValue;
 use std::time::Instant;
@@ -19,6 +20,8 @@ pub struct RequestCtx {
     pub client: Client,
     pub route: Option<RouteMatch>,
     pub attempts: Attempts,
+    /// The route's rate limit's verdict, for the `RateLimit` fields of the answer.
+    pub rate_limit: Option<Decision>,
     /// Request body bytes read so far, against `limits.max_request_body_bytes`.
     pub body_bytes: u64,
     /// Boxed, and only on caching routes: what it holds would make every request's
@@ -38,6 +41,7 @@ impl RequestCtx {
             route: None,
             attempts: Attempts::default(),
             body_bytes: 0,
+            rate_limit: None,
             cache: None,
             active: None,
         }

@@ -117,6 +117,14 @@ impl ProxyHttp for Parapet {
         if let Some(status) = route.policies.refusal(&ctx.client) {
             return self.refuse(session, ctx, status).await;
         }
+        if let Some(limit) = &route.policies.rate_limit {
+            let decision = limit.check(ctx.client.ip, &req.headers);
+            ctx.rate_limit = Some(decision);
+            if !decision.allowed {
+                rt.ratelimited.refused(ctx.route.map_or(0, |m| m.route));
+                return self.refuse(session, ctx, 429).await;
+            }
+        }
         if let Some(cors) = &route.policies.cors {
             match cors.classify(&req.headers, &req.method) {
                 Some(Verdict::Preflight(p)) => {
@@ -308,6 +316,14 @@ impl ProxyHttp for Parapet {
             let _ = h.try_insert(rt.request_id_header.clone(), ctx.request_id.clone());
             if let Some(cors) = cors {
                 cors.apply(origin, h);
+            }
+            if let (Some(decision), Some(limit)) = (
+                ctx.rate_limit,
+                route.and_then(|r| r.policies.rate_limit.as_ref()),
+            ) {
+                for (name, value) in decision.headers(limit) {
+                    h.insert(name, value);
+                }
             }
             if let Some(facts) = cache_status {
                 crate::cache::strip_cdn_fields(h);

@@ -7,6 +7,7 @@ use crate::cache::config::{CacheKeyConfig, RouteCache};
 use crate::config::{field, ConfigErrors};
 use crate::policy::access::{AccessConfig, AccessList};
 use crate::policy::cors::{Cors, CorsConfig};
+use crate::policy::rate_limit::{RateLimit, RateLimitConfig};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -25,6 +26,8 @@ pub struct RouteConfig {
     pub access: Option<AccessConfig>,
     /// Cross-origin requests answered at the edge.
     pub cors: Option<CorsConfig>,
+    /// Requests per second and burst.
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 fn default_route_host() -> String {
@@ -61,9 +64,10 @@ impl Route {
         let access = config
             .access
             .and_then(|a| AccessList::from_config(a, &field(path, "access"), errors));
-        let cors = config
-            .cors
-            .and_then(|c| Cors::from_config(c, path, errors));
+        let cors = config.cors.and_then(|c| Cors::from_config(c, path, errors));
+        let rate_limit = config
+            .rate_limit
+            .and_then(|r| RateLimit::from_config(r, path, errors));
         let upstream = upstreams.valid.iter().position(|u| *u == config.upstream);
         if !upstreams.defined.contains(&config.upstream.as_str()) {
             errors.push(
@@ -84,6 +88,7 @@ impl Route {
                 cache,
                 access,
                 cors,
+                rate_limit,
             },
         })
     }

@@ -8,6 +8,7 @@ use crate::cache::config::RouteCache;
 use crate::policy::access::AccessList;
 use crate::policy::client_ip::Client;
 use crate::policy::cors::Cors;
+use crate::policy::rate_limit::RateLimit;
 use pingora::http::RequestHeader;
 
 /// One route: where its requests go and what applies to them on the way.
@@ -34,6 +35,8 @@ pub struct RoutePolicies {
     pub access: Option<AccessList>,
     /// `cors`: preflights answered at the edge, CORS fields on responses.
     pub cors: Option<Cors>,
+    /// `rate_limit`: requests per second and burst, per client (or route, or header).
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// How a route matches the request's host (port ignored, ASCII case-insensitive).

@@ -19,13 +19,21 @@ async fn access_lists_refuse_with_403_before_the_origin() {
     for path in ["/denied/x", "/others/x"] {
         let resp = proxy.get(path).await;
         assert_eq!(resp.status(), 403, "{path}");
-        assert!(resp.text().starts_with("403 forbidden\nrequest_id: "), "{}", resp.text());
+        assert!(
+            resp.text().starts_with("403 forbidden\nrequest_id: "),
+            "{}",
+            resp.text()
+        );
     }
     assert_eq!(proxy.get("/mine/x").await.status(), 200);
     // The client as a trusted proxy reports it, not the peer, is what the list sees.
-    let via = crate::support::client::get_with(proxy.addr, "/others/x", &["X-Forwarded-For: 10.1.2.3"]).await;
+    let via =
+        crate::support::client::get_with(proxy.addr, "/others/x", &["X-Forwarded-For: 10.1.2.3"])
+            .await;
     assert_eq!(via.status(), 200);
-    let via = crate::support::client::get_with(proxy.addr, "/mine/x", &["X-Forwarded-For: 10.1.2.3"]).await;
+    let via =
+        crate::support::client::get_with(proxy.addr, "/mine/x", &["X-Forwarded-For: 10.1.2.3"])
+            .await;
     assert_eq!(via.status(), 403);
     assert_eq!(o.state.count("/denied"), 0);
     assert_eq!(o.state.count("/others"), 1);
@@ -44,7 +52,9 @@ async fn requests_with_a_bad_host_get_400() {
         let resp = raw(proxy.addr, bad, "GET").await.unwrap();
         assert_eq!(resp.status(), 400, "{}", String::from_utf8_lossy(bad));
     }
-    let http10 = raw(proxy.addr, b"GET /h HTTP/1.0\r\n\r\n", "GET").await.unwrap();
+    let http10 = raw(proxy.addr, b"GET /h HTTP/1.0\r\n\r\n", "GET")
+        .await
+        .unwrap();
     assert_eq!(http10.status(), 200, "HTTP/1.0 may leave Host out");
     assert_eq!(o.state.count("/h"), 1);
 }
@@ -59,7 +69,13 @@ async fn heads_and_bodies_over_the_limits_never_reach_the_origin() {
     let proxy = Proxy::start(&config).await;
     // 80 KB of headers.
     let big = format!("X-Big: {}", "a".repeat(80_000));
-    let resp = raw(proxy.addr, request("GET", "/head", &[&big]).as_bytes(), "GET").await.unwrap();
+    let resp = raw(
+        proxy.addr,
+        request("GET", "/head", &[&big]).as_bytes(),
+        "GET",
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status(), 431);
     // 2 MiB declared.
     let head = request("POST", "/echo-cl", &["Content-Length: 2097152"]);
@@ -119,16 +135,30 @@ async fn cors_preflights_are_answered_at_the_edge() {
              Access-Control-Request-Method: {method}\r\nAccess-Control-Request-Headers: content-type\r\n\r\n"
         )
     };
-    let ok = raw(proxy.addr, preflight("https://app.example.com", "PUT").as_bytes(), "OPTIONS")
-        .await
-        .unwrap();
+    let ok = raw(
+        proxy.addr,
+        preflight("https://app.example.com", "PUT").as_bytes(),
+        "OPTIONS",
+    )
+    .await
+    .unwrap();
     assert_eq!(ok.status(), 204);
-    assert_eq!(ok.header("access-control-allow-origin"), Some("https://app.example.com"));
+    assert_eq!(
+        ok.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
     assert_eq!(ok.header("access-control-allow-credentials"), Some("true"));
     assert_eq!(ok.header("access-control-max-age"), Some("600"));
-    assert!(ok.header("access-control-allow-methods").is_some_and(|m| m.contains("PUT")));
-    for (origin, method) in [("https://evil.example", "PUT"), ("https://app.example.com", "DELETE")] {
-        let no = raw(proxy.addr, preflight(origin, method).as_bytes(), "OPTIONS").await.unwrap();
+    assert!(ok
+        .header("access-control-allow-methods")
+        .is_some_and(|m| m.contains("PUT")));
+    for (origin, method) in [
+        ("https://evil.example", "PUT"),
+        ("https://app.example.com", "DELETE"),
+    ] {
+        let no = raw(proxy.addr, preflight(origin, method).as_bytes(), "OPTIONS")
+            .await
+            .unwrap();
         assert_eq!(no.status(), 403, "{origin} {method}");
         assert_eq!(no.header("access-control-allow-origin"), None);
     }
@@ -138,13 +168,150 @@ async fn cors_preflights_are_answered_at_the_edge() {
     // origin's own CORS fields replaced, Vary: Origin kept beside the origin's Vary.
     let path = "/gen/r?set-Access-Control-Allow-Origin=*&set-Vary=Accept-Encoding";
     let allowed = get_with(proxy.addr, path, &["Origin: https://app.example.com"]).await;
-    assert_eq!(allowed.header("access-control-allow-origin"), Some("https://app.example.com"));
-    assert_eq!(allowed.header("access-control-expose-headers"), Some("X-Request-Id"));
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(
+        allowed.header("access-control-expose-headers"),
+        Some("X-Request-Id")
+    );
     let vary = allowed.header("vary").unwrap().to_ascii_lowercase();
-    assert!(vary.contains("accept-encoding") && vary.contains("origin"), "{vary}");
+    assert!(
+        vary.contains("accept-encoding") && vary.contains("origin"),
+        "{vary}"
+    );
     let foreign = get_with(proxy.addr, path, &["Origin: https://evil.example"]).await;
     assert_eq!(foreign.status(), 200, "CORS is not access control");
-    assert_eq!(foreign.header("access-control-allow-origin"), None, "the origin's * is gone");
+    assert_eq!(
+        foreign.header("access-control-allow-origin"),
+        None,
+        "the origin's * is gone"
+    );
     let anyone = get_with(proxy.addr, "/open/x", &["Origin: https://a.test"]).await;
     assert_eq!(anyone.header("access-control-allow-origin"), Some("*"));
+}
+
+/// Parapet with a limited route (`/limited/`, 5 r/s, burst 5, by client IP) and an
+/// unlimited one, trusting loopback to name clients in X-Forwarded-For.
+async fn limited(o: &Origin) -> Proxy {
+    let config = Config::single(&[o.addr])
+        .routes(json!([
+            {"path_prefix": "/limited/", "upstream": "app",
+             "rate_limit": {"requests_per_second": 5, "burst": 5}},
+            {"upstream": "app"}
+        ]))
+        .section("client_ip", json!({"trusted_proxies": ["127.0.0.1"]}));
+    Proxy::start(&config).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_over_the_rate_gets_429s_and_others_are_untouched() {
+    use crate::support::client::get_with;
+    let o = origin("o").await;
+    let proxy = limited(&o).await;
+    let client = |ip: &'static str| format!("X-Forwarded-For: {ip}");
+    let mut conn = Conn::open(proxy.addr).await.unwrap();
+    let mut refused = Vec::new();
+    for _ in 0..30 {
+        let resp = conn
+            .get("/limited/x", &[&client("198.51.100.1")])
+            .await
+            .unwrap();
+        assert!(
+            resp.header("ratelimit-policy").is_some(),
+            "policy on every response"
+        );
+        assert!(resp.header("ratelimit").is_some());
+        if resp.status() == 429 {
+            assert!(resp
+                .header("retry-after")
+                .is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1)));
+            refused.push(());
+        } else {
+            assert_eq!(resp.status(), 200);
+        }
+    }
+    // 30 at once at 5 r/s with a burst of 5: the first 5 pass (and perhaps one more
+    // token comes back while the 30 are sent).
+    assert!(
+        (24..=25).contains(&refused.len()),
+        "{} refused",
+        refused.len()
+    );
+    assert_eq!(
+        o.state.count("/limited/x"),
+        30 - refused.len(),
+        "the origin never saw a refused request"
+    );
+    // Another client, and another route, are untouched.
+    let other = get_with(proxy.addr, "/limited/x", &[&client("198.51.100.2")]).await;
+    assert_eq!(other.status(), 200);
+    let unlimited = get_with(proxy.addr, "/free", &[&client("198.51.100.1")]).await;
+    assert_eq!(unlimited.status(), 200);
+    assert_eq!(unlimited.header("ratelimit-policy"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_under_the_rate_is_never_refused() {
+    let o = origin("o").await;
+    let proxy = limited(&o).await;
+    let mut conn = Conn::open(proxy.addr).await.unwrap();
+    // 4 r/s for 3 seconds.
+    for _ in 0..12 {
+        let started = std::time::Instant::now();
+        let resp = conn
+            .get("/limited/steady", &["X-Forwarded-For: 203.0.113.4"])
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        tokio::time::sleep(std::time::Duration::from_millis(250).saturating_sub(started.elapsed()))
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_distinct_clients_keeps_memory_flat() {
+    let o = origin("o").await;
+    let proxy = limited(&o).await;
+    let rss = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", proxy.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
+            .unwrap()
+    };
+    // Clients named in X-Forwarded-For, from 4 connections at once.
+    let send = async |from: u32, to: u32| {
+        let tasks: Vec<_> = (0..4u32)
+            .map(|lane| {
+                let addr = proxy.addr;
+                tokio::spawn(async move {
+                    let mut conn = Conn::open(addr).await.unwrap();
+                    for i in (from + lane..to).step_by(4) {
+                        let ip = format!(
+                            "X-Forwarded-For: 10.{}.{}.{}",
+                            i >> 16,
+                            (i >> 8) & 255,
+                            i & 255
+                        );
+                        assert_eq!(
+                            conn.get("/limited/flood", &[&ip]).await.unwrap().status(),
+                            200
+                        );
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    };
+    send(0, 2_000).await;
+    let before = rss();
+    send(2_000, 12_000).await;
+    let grown = rss().saturating_sub(before);
+    // 10,000 more keys: a bounded limiter holds a few hundred KiB for them.
+    assert!(grown < 8 * 1024, "RSS grew by {grown} kB");
 }
