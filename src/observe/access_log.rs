@@ -88,6 +88,8 @@ pub struct Record<'a> {
     pub attempts: u8,
     /// What the cache did (`hit`, `miss`, ...); `None` on routes without a cache.
     pub cache: Option<&'static str>,
+    /// The policy that refused the request (`access`, `rate_limit`, `limits`, ...).
+    pub refused_by: Option<&'static str>,
     pub duration: Duration,
     pub upstream_duration: Option<Duration>,
     pub user_agent: Option<&'a [u8]>,

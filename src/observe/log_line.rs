@@ -74,6 +74,8 @@ impl LineFormat {
         put_uint(out, r.attempts.into());
         out.extend_from_slice(b",\"cache\":");
         json_opt(out, r.cache.map(str::as_bytes));
+        out.extend_from_slice(b",\"refused_by\":");
+        json_opt(out, r.refused_by.map(str::as_bytes));
         out.extend_from_slice(b",\"duration_ms\":");
         put_millis(out, r.duration);
         out.extend_from_slice(b",\"upstream_duration_ms\":");
@@ -160,7 +162,7 @@ pub(crate) mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "{\"time\":\"2025-11-25T14:18:15.123Z\",\"request_id\":\"abc\",\"trace_id\":null,\"client_ip\":\"1.2.3.4\",\"method\":\"GET\",\"host\":\"example.com\",\"path\":\"/a?q=x\",\"status\":200,\"bytes_in\":0,\"bytes_out\":5,\"upstream\":\"app\",\"backend\":\"127.0.0.1:1\",\"attempts\":1,\"cache\":\"hit\",\"duration_ms\":1.500,\"upstream_duration_ms\":1.000,\"user_agent\":\"curl\\\\8\"}\n"
+            "{\"time\":\"2025-11-25T14:18:15.123Z\",\"request_id\":\"abc\",\"trace_id\":null,\"client_ip\":\"1.2.3.4\",\"method\":\"GET\",\"host\":\"example.com\",\"path\":\"/a?q=x\",\"status\":200,\"bytes_in\":0,\"bytes_out\":5,\"upstream\":\"app\",\"backend\":\"127.0.0.1:1\",\"attempts\":1,\"cache\":\"hit\",\"refused_by\":null,\"duration_ms\":1.500,\"upstream_duration_ms\":1.000,\"user_agent\":\"curl\\\\8\"}\n"
         );
     }
 
@@ -202,6 +204,7 @@ pub(crate) mod tests {
             backend: Some(0),
             attempts: 1,
             cache: Some("hit"),
+            refused_by: None,
             duration: Duration::from_micros(1500),
             upstream_duration: Some(Duration::from_micros(1000)),
             user_agent: Some(b"curl\\8"),

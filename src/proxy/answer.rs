@@ -15,25 +15,31 @@ use pingora::Result;
 
 impl Parapet {
     /// The status of a request that must not go anywhere: ambiguous framing, a bad
-    /// `Host`, a head or declared body over the limits.
-    pub(super) fn malformed(&self, session: &Session) -> Option<u16> {
-        if framing::has_conflicting_length(session) || framing::has_bad_host(session.req_header()) {
-            return Some(400);
+    /// `Host`, a head or declared body over the limits; and which check said so.
+    pub(super) fn malformed(&self, session: &Session) -> Option<(u16, &'static str)> {
+        if framing::has_conflicting_length(session) {
+            return Some((400, "framing"));
+        }
+        if framing::has_bad_host(session.req_header()) {
+            return Some((400, "host"));
         }
         match self.rt.limits.check_head(session) {
             limits::Verdict::Within => None,
-            limits::Verdict::HeadTooLarge => Some(431),
-            limits::Verdict::BodyTooLarge => Some(413),
+            limits::Verdict::HeadTooLarge => Some((431, "limits")),
+            limits::Verdict::BodyTooLarge => Some((413, "limits")),
         }
     }
 
     /// Answer at the edge with an error page; the request goes no further.
+    /// `by` names the policy that refused, for the access log's `refused_by`.
     pub(super) async fn refuse(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
         status: u16,
+        by: &'static str,
     ) -> Result<bool> {
+        ctx.refused_by = Some(by);
         // The rest of a malformed request, or an unread body, cannot be skipped.
         if matches!(status, 400 | 413 | 431) {
             session.set_keepalive(None);

@@ -20,6 +20,8 @@ pub struct RequestCtx {
     pub client: Client,
     pub route: Option<RouteMatch>,
     pub attempts: Attempts,
+    /// The policy that refused the request, for the access log.
+    pub refused_by: Option<&'static str>,
     /// The route's rate limit's verdict, for the `RateLimit` fields of the answer.
     pub rate_limit: Option<Decision>,
     /// Request body bytes read so far, against `limits.max_request_body_bytes`.
@@ -42,6 +44,7 @@ impl RequestCtx {
             attempts: Attempts::default(),
             body_bytes: 0,
             rate_limit: None,
+            refused_by: None,
             cache: None,
             active: None,
         }

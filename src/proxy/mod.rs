@@ -107,22 +107,22 @@ impl ProxyHttp for Parapet {
         let req = session.req_header();
         ctx.request_id = request_id::accept_or_generate(req.headers.get(&rt.request_id_header));
         ctx.client = rt.client_ip.resolve(session);
-        if let Some(status) = self.malformed(session) {
-            return self.refuse(session, ctx, status).await;
+        if let Some((status, by)) = self.malformed(session) {
+            return self.refuse(session, ctx, status, by).await;
         }
         ctx.route = rt.routes.route_for(req);
         let Some(route) = ctx.route.and_then(|m| rt.route(m.route)) else {
-            return self.refuse(session, ctx, 404).await;
+            return self.refuse(session, ctx, 404, "routing").await;
         };
-        if let Some(status) = route.policies.refusal(&ctx.client) {
-            return self.refuse(session, ctx, status).await;
+        if let Some((status, by)) = route.policies.refusal(&ctx.client) {
+            return self.refuse(session, ctx, status, by).await;
         }
         if let Some(limit) = &route.policies.rate_limit {
             let decision = limit.check(ctx.client.ip, &req.headers);
             ctx.rate_limit = Some(decision);
             if !decision.allowed {
                 rt.ratelimited.refused(ctx.route.map_or(0, |m| m.route));
-                return self.refuse(session, ctx, 429).await;
+                return self.refuse(session, ctx, 429, "rate_limit").await;
             }
         }
         if let Some(cors) = &route.policies.cors {
@@ -130,7 +130,7 @@ impl ProxyHttp for Parapet {
                 Some(Verdict::Preflight(p)) => {
                     return Box::pin(self.preflight(session, ctx, cors, p)).await
                 }
-                Some(Verdict::Refuse) => return self.refuse(session, ctx, 403).await,
+                Some(Verdict::Refuse) => return self.refuse(session, ctx, 403, "cors").await,
                 _ => {}
             }
         }
@@ -191,7 +191,8 @@ impl ProxyHttp for Parapet {
         match self.caching(ctx) {
             Some((shield, _)) if ctx.cache.as_deref().is_some_and(|c| !shield.may_fetch(c)) => {
                 session.cache.disable(NoCacheReason::DeclinedToUpstream);
-                self.refuse(session, ctx, 504).await.map(|_| false)
+                let refused = self.refuse(session, ctx, 504, "only-if-cached").await;
+                refused.map(|_| false)
             }
             _ => Ok(true),
         }

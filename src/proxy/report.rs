@@ -46,6 +46,7 @@ pub fn finish(rt: &Runtime, session: &Session, e: Option<&Error>, ctx: &mut Requ
         backend: ctx.attempts.backend,
         attempts: ctx.attempts.count,
         cache: ctx.cache.as_ref().and_then(|c| c.result),
+        refused_by: ctx.refused_by,
         duration,
         upstream_duration: ctx.attempts.elapsed,
         user_agent: req.headers.get(header::USER_AGENT).map(|u| u.as_bytes()),

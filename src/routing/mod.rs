@@ -89,10 +89,11 @@ impl HostMatch {
 }
 
 impl RoutePolicies {
-    /// The status a request of `client` is refused with before it goes anywhere.
-    pub fn refusal(&self, client: &Client) -> Option<u16> {
+    /// The status a request of `client` is refused with before it goes anywhere,
+    /// and the policy that refused it.
+    pub fn refusal(&self, client: &Client) -> Option<(u16, &'static str)> {
         if self.access.as_ref().is_some_and(|a| !a.permits(client.ip)) {
-            return Some(403);
+            return Some((403, "access"));
         }
         None
     }

@@ -143,3 +143,32 @@ cache:
         "{out}"
     );
 }
+
+#[test]
+fn edge_policy_settings_are_checked_with_their_paths() {
+    let yaml = r#"
+listeners: [{address: "127.0.0.1:1"}]
+upstreams:
+  app:
+    backends: [{address: "127.0.0.1:2"}]
+    circuit_breaker: {consecutive_failures: 0, open_for: 0s}
+routes:
+  - upstream: app
+    rate_limit: {requests_per_second: 0}
+    access: {allow: [10.0.0.0/33]}
+    cors: {allow_origins: ["*"], allow_credentials: true}
+limits: {max_request_body_bytes: 0}
+"#;
+    let (ok, out) = check_config(yaml);
+    assert!(!ok, "{out}");
+    for expected in [
+        "upstreams.app.circuit_breaker.consecutive_failures:",
+        "upstreams.app.circuit_breaker.open_for: must be greater than 0",
+        "routes[0].rate_limit.requests_per_second:",
+        "routes[0].access.allow[0]:",
+        "routes[0].cors.allow_credentials:",
+        "limits.max_request_body_bytes: must be greater than 0",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+}

@@ -315,3 +315,31 @@ async fn a_flood_of_distinct_clients_keeps_memory_flat() {
     // 10,000 more keys: a bounded limiter holds a few hundred KiB for them.
     assert!(grown < 8 * 1024, "RSS grew by {grown} kB");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_logged_with_the_policy_that_refused() {
+    let o = origin("o").await;
+    let log = scratch_dir("refused-log").join("access.log");
+    let config = Config::single(&[o.addr])
+        .routes(json!([
+            {"path_prefix": "/closed/", "upstream": "app", "access": {"deny": ["127.0.0.0/8"]}},
+            {"upstream": "app", "rate_limit": {"requests_per_second": 1, "burst": 1}}
+        ]))
+        .section("access_log", json!({"path": log}));
+    let proxy = Proxy::start(&config).await;
+    assert_eq!(proxy.get("/closed/x").await.status(), 403);
+    assert_eq!(proxy.get("/open").await.status(), 200);
+    assert_eq!(proxy.get("/open").await.status(), 429);
+    let logged = eventually(std::time::Duration::from_secs(5), async || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() >= 3)
+    })
+    .await;
+    assert!(logged);
+    let mut by: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["refused_by"].to_string())
+        .collect();
+    by.sort();
+    assert_eq!(by, ["\"access\"", "\"rate_limit\"", "null"]);
+}
