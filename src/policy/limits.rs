@@ -8,14 +8,22 @@
 //!   it passes the limit the upstream request is aborted (413 when no answer has
 //!   started yet).
 //!
-//! The slowloris timeouts, keep-alive limits and request buffering of SPEC's `limits`
-//! are not built yet: their keys are still refused as unknown.
+//! - `client_body_timeout` (default 30s): the longest wait for the next bytes of a
+//!   request body; a client that stalls longer gets 408 (or, once an answer has
+//!   started, a closed connection), so a slow uploader cannot hold a worker forever.
+//!
+//! `client_header_timeout`, the keep-alive limits and request buffering of SPEC's
+//! `limits` are not built yet: their keys are still refused as unknown. (Pingora
+//! 0.9.1 reads a request head with its own 60 s timeout per read and offers no hook
+//! before the head is parsed, so a deadline for the whole head needs more than a
+//! setting.)
 
-use crate::config::units::Size;
-use crate::config::ConfigErrors;
+use crate::config::units::{Size, Span};
+use crate::config::{require_nonzero, ConfigErrors};
 use http::header::CONTENT_LENGTH;
 use pingora::proxy::Session;
 use serde::Deserialize;
+use std::time::Duration;
 
 /// The `limits` section as written.
 #[derive(Debug, Deserialize)]
@@ -23,6 +31,7 @@ use serde::Deserialize;
 pub struct LimitsConfig {
     pub max_request_header_bytes: Size,
     pub max_request_body_bytes: Size,
+    pub client_body_timeout: Span,
 }
 
 impl Default for LimitsConfig {
@@ -30,6 +39,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_request_header_bytes: Size(64 << 10),
             max_request_body_bytes: Size(100 << 20),
+            client_body_timeout: Span(Duration::from_secs(30)),
         }
     }
 }
@@ -38,6 +48,7 @@ impl Default for LimitsConfig {
 pub struct RequestLimits {
     pub header_bytes: usize,
     pub body_bytes: u64,
+    pub body_timeout: Duration,
 }
 
 /// What a limit says of a request.
@@ -56,9 +67,12 @@ impl RequestLimits {
         if config.max_request_body_bytes.0 == 0 {
             errors.push("limits.max_request_body_bytes", "must be greater than 0");
         }
+        let body_timeout = config.client_body_timeout.0;
+        require_nonzero("limits", &[("client_body_timeout", body_timeout)], errors);
         RequestLimits {
             header_bytes: usize::try_from(config.max_request_header_bytes.0).unwrap_or(usize::MAX),
             body_bytes: config.max_request_body_bytes.0,
+            body_timeout,
         }
     }
 
@@ -111,12 +125,16 @@ mod tests {
         let (l, problems) = limits("{}");
         assert!(problems.is_empty());
         assert_eq!((l.header_bytes, l.body_bytes), (64 << 10, 100 << 20));
-        let (_, problems) = limits("{max_request_header_bytes: 100, max_request_body_bytes: 0}");
+        assert_eq!(l.body_timeout, Duration::from_secs(30));
+        let (_, problems) = limits(
+            "{max_request_header_bytes: 100, max_request_body_bytes: 0, client_body_timeout: 0s}",
+        );
         assert_eq!(
             problems,
             [
                 "limits.max_request_header_bytes",
-                "limits.max_request_body_bytes"
+                "limits.max_request_body_bytes",
+                "limits.client_body_timeout"
             ]
         );
     }

@@ -135,6 +135,8 @@ impl ProxyHttp for Parapet {
             }
         }
         ctx.trace = Some(trace::accept_or_start(req.headers.get(&trace::TRACEPARENT)));
+        // Each wait for more of the body is bounded (the head is read by then).
+        session.set_read_timeout(Some(rt.limits.body_timeout));
         Ok(false)
     }
 

@@ -343,3 +343,28 @@ async fn refusals_are_logged_with_the_policy_that_refused() {
     by.sort();
     assert_eq!(by, ["\"access\"", "\"rate_limit\"", "null"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_is_cut_off_and_real_clients_are_served() {
+    let o = origin("o").await;
+    let config =
+        Config::single(&[o.addr]).section("limits", json!({"client_body_timeout": "500ms"}));
+    let proxy = Proxy::start(&config).await;
+    let mut stalled = Vec::new();
+    for _ in 0..20 {
+        let mut conn = Conn::open(proxy.addr).await.unwrap();
+        let head = request("POST", "/echo-slow", &["Content-Length: 10"]);
+        conn.send(format!("{head}12345").as_bytes()).await.unwrap();
+        stalled.push(conn);
+    }
+    // Meanwhile a real client is answered at once.
+    assert_eq!(proxy.get("/echo-now").await.status(), 200);
+    for mut conn in stalled {
+        // 408, or the connection closed: never a 200, never a hang.
+        let answered =
+            tokio::time::timeout(std::time::Duration::from_secs(10), conn.response("POST")).await;
+        if let Ok(resp) = answered.expect("the stalled upload was never cut off") {
+            assert_eq!(resp.status(), 408, "{}", resp.text());
+        }
+    }
+}
