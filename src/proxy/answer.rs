@@ -7,8 +7,9 @@
 use super::{Parapet, RequestCtx};
 use crate::cache::status::CACHE_STATUS;
 use crate::error_page;
-use crate::policy::cors::{Cors, Preflight};
+use crate::policy::cors::{Cors, Preflight, Verdict};
 use crate::policy::{framing, limits};
+use crate::routing::Route;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
@@ -68,6 +69,36 @@ impl Parapet {
         }
         let id_header = &self.rt.request_id_header;
         error_page::send(session, status, &ctx.request_id, id_header, extra).await
+    }
+
+    /// The route's policies that may answer first: the access list, the rate limit
+    /// and CORS preflights, in that order. `Some` when the request was answered.
+    pub(super) async fn route_policies(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &Route,
+    ) -> Option<Result<bool>> {
+        if let Some((status, by)) = route.policies.refusal(&ctx.client) {
+            return Some(self.refuse(session, ctx, status, by).await);
+        }
+        let req = session.req_header();
+        if let Some(limit) = &route.policies.rate_limit {
+            let decision = limit.check(ctx.client.ip, &req.headers);
+            ctx.rate_limit = Some(decision);
+            if !decision.allowed {
+                self.rt
+                    .ratelimited
+                    .refused(ctx.route.map_or(0, |m| m.route));
+                return Some(self.refuse(session, ctx, 429, "rate_limit").await);
+            }
+        }
+        let cors = route.policies.cors.as_ref()?;
+        match cors.classify(&req.headers, &req.method)? {
+            Verdict::Preflight(p) => Some(Box::pin(self.preflight(session, ctx, cors, p)).await),
+            Verdict::Refuse => Some(self.refuse(session, ctx, 403, "cors").await),
+            Verdict::Actual { .. } => None,
+        }
     }
 
     /// Answer a CORS preflight from an allowed origin: 204, never forwarded.

@@ -26,7 +26,6 @@ use crate::cache::Shield;
 use crate::error_page;
 use crate::http_util::head_edit;
 use crate::observe::{request_id, trace};
-use crate::policy::cors::Verdict;
 use crate::policy::headers;
 use crate::policy::retry::Attempt;
 use crate::runtime::Runtime;
@@ -114,26 +113,10 @@ impl ProxyHttp for Parapet {
         let Some(route) = ctx.route.and_then(|m| rt.route(m.route)) else {
             return self.refuse(session, ctx, 404, "routing").await;
         };
-        if let Some((status, by)) = route.policies.refusal(&ctx.client) {
-            return self.refuse(session, ctx, status, by).await;
+        if let Some(answered) = self.route_policies(session, ctx, route).await {
+            return answered;
         }
-        if let Some(limit) = &route.policies.rate_limit {
-            let decision = limit.check(ctx.client.ip, &req.headers);
-            ctx.rate_limit = Some(decision);
-            if !decision.allowed {
-                rt.ratelimited.refused(ctx.route.map_or(0, |m| m.route));
-                return self.refuse(session, ctx, 429, "rate_limit").await;
-            }
-        }
-        if let Some(cors) = &route.policies.cors {
-            match cors.classify(&req.headers, &req.method) {
-                Some(Verdict::Preflight(p)) => {
-                    return Box::pin(self.preflight(session, ctx, cors, p)).await
-                }
-                Some(Verdict::Refuse) => return self.refuse(session, ctx, 403, "cors").await,
-                _ => {}
-            }
-        }
+        let req = session.req_header();
         ctx.trace = Some(trace::accept_or_start(req.headers.get(&trace::TRACEPARENT)));
         // Each wait for more of the body is bounded (the head is read by then).
         session.set_read_timeout(Some(rt.limits.body_timeout));
@@ -310,23 +293,17 @@ impl ProxyHttp for Parapet {
             cache_status = self.cache_status(session, ctx);
         }
         let status = resp.status;
-        let route = ctx.route.and_then(|m| rt.route(m.route));
-        let cors = route.and_then(|r| r.policies.cors.as_ref());
+        let policies = ctx
+            .route
+            .and_then(|m| rt.route(m.route))
+            .map(|r| &r.policies);
         let origin = session.req_header().headers.get(http::header::ORIGIN);
         head_edit::edit_response(resp, |h| {
             headers::strip_response_hop_by_hop(h, status);
             rt.response_headers.apply(h);
             let _ = h.try_insert(rt.request_id_header.clone(), ctx.request_id.clone());
-            if let Some(cors) = cors {
-                cors.apply(origin, h);
-            }
-            if let (Some(decision), Some(limit)) = (
-                ctx.rate_limit,
-                route.and_then(|r| r.policies.rate_limit.as_ref()),
-            ) {
-                for (name, value) in decision.headers(limit) {
-                    h.insert(name, value);
-                }
+            if let Some(policies) = policies {
+                policies.on_response(h, origin, ctx.rate_limit);
             }
             if let Some(facts) = cache_status {
                 crate::cache::strip_cdn_fields(h);

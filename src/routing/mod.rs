@@ -8,7 +8,7 @@ use crate::cache::config::RouteCache;
 use crate::policy::access::AccessList;
 use crate::policy::client_ip::Client;
 use crate::policy::cors::Cors;
-use crate::policy::rate_limit::RateLimit;
+use crate::policy::rate_limit::{Decision, RateLimit};
 use pingora::http::RequestHeader;
 
 /// One route: where its requests go and what applies to them on the way.
@@ -89,6 +89,24 @@ impl HostMatch {
 }
 
 impl RoutePolicies {
+    /// What the route adds to its responses: CORS fields for `origin`, and the rate
+    /// limit's fields when it decided on this request.
+    pub fn on_response(
+        &self,
+        headers: &mut http::HeaderMap,
+        origin: Option<&http::HeaderValue>,
+        rate_limit: Option<Decision>,
+    ) {
+        if let Some(cors) = &self.cors {
+            cors.apply(origin, headers);
+        }
+        if let (Some(decision), Some(limit)) = (rate_limit, &self.rate_limit) {
+            for (name, value) in decision.headers(limit) {
+                headers.insert(name, value);
+            }
+        }
+    }
+
     /// The status a request of `client` is refused with before it goes anywhere,
     /// and the policy that refused it.
     pub fn refusal(&self, client: &Client) -> Option<(u16, &'static str)> {
