@@ -59,6 +59,20 @@ async fn store(
     created(miss.finish().await.unwrap())
 }
 
+/// The store's object and byte counters agree with what `prefix/0..count` holds.
+async fn counters_match(storage: &'static MemoryStorage, prefix: &str, count: usize) {
+    let (mut held, mut bytes) = (0u64, 0u64);
+    for i in 0..count {
+        let key = key(&format!("{prefix}/{i}"));
+        if let Some((_, hit)) = storage.lookup(&key, &span()).await.unwrap() {
+            held += 1;
+            bytes += hit.get_eviction_weight() as u64;
+        }
+    }
+    assert_eq!(held, storage.objects());
+    assert_eq!(bytes, storage.size_bytes());
+}
+
 async fn read_all(hit: &mut HitHandler) -> Result<Vec<u8>> {
     let mut body = Vec::new();
     while let Some(chunk) = hit.read_body().await? {
@@ -505,19 +519,7 @@ async fn the_size_bound_holds_and_evictions_are_counted() {
     assert_eq!(storage.objects() + storage.evictions(), count as u64);
 
     // The counters match what is actually held.
-    let (mut held, mut bytes) = (0u64, 0u64);
-    for i in 0..count {
-        if let Some((_, hit)) = storage
-            .lookup(&key(&format!("/bound/{i}")), &span())
-            .await
-            .unwrap()
-        {
-            held += 1;
-            bytes += hit.get_eviction_weight() as u64;
-        }
-    }
-    assert_eq!(held, storage.objects());
-    assert_eq!(bytes, storage.size_bytes());
+    counters_match(storage, "/bound", count).await;
 }
 
 #[tokio::test]
@@ -601,17 +603,5 @@ async fn churn(mut seed: u64) {
             storage.size_bytes()
         );
     }
-    let (mut held, mut bytes) = (0u64, 0u64);
-    for i in 0..40 {
-        if let Some((_, hit)) = storage
-            .lookup(&key(&format!("/churn/{i}")), &span())
-            .await
-            .unwrap()
-        {
-            held += 1;
-            bytes += hit.get_eviction_weight() as u64;
-        }
-    }
-    assert_eq!(held, storage.objects());
-    assert_eq!(bytes, storage.size_bytes());
+    counters_match(storage, "/churn", 40).await;
 }
