@@ -11,6 +11,7 @@ use crate::policy::client_ip::ClientIpPolicy;
 use crate::policy::headers::ResponseHeaderRules;
 use crate::policy::limits::RequestLimits;
 use crate::policy::rate_limit::RateLimitMetrics;
+use crate::policy::retry::RetryFamilies;
 use crate::routing::{Route, RouteTable};
 use crate::upstream::{BackendFamilies, Upstream};
 use http::HeaderName;
@@ -49,6 +50,7 @@ impl Runtime {
         let requests = RequestMetrics::register(metrics.registry(), &route_labels(&settings))
             .map_err(registering)?;
         let families = BackendFamilies::register(metrics.registry()).map_err(registering)?;
+        let retry_families = RetryFamilies::register(metrics.registry()).map_err(registering)?;
         let limited: Vec<_> = settings
             .routes
             .iter()
@@ -64,7 +66,7 @@ impl Runtime {
         let mut upstreams = Vec::with_capacity(settings.upstreams.len());
         let mut services = Vec::new();
         for spec in &settings.upstreams {
-            let (upstream, service) = Upstream::build(spec, &families)?;
+            let (upstream, service) = Upstream::build(spec, &families, &retry_families)?;
             upstreams.push(upstream);
             services.extend(service);
         }

@@ -1,6 +1,6 @@
-//! Human-readable units in the configuration: durations (`250ms`, `2s`, `5m`, `1h`)
-//! and sizes (`512`, `64KiB`, `256MiB`, `1GiB`). Parsed once at load; the request path
-//! only ever sees `std::time::Duration` and `u64`.
+//! Human-readable units in the configuration: durations (`250ms`, `2s`, `5m`, `1h`),
+//! sizes (`512`, `64KiB`, `256MiB`, `1GiB`) and shares (`20%`). Parsed once at load;
+//! the request path only ever sees `std::time::Duration`, `u64` and `f64`.
 
 use serde::{Deserialize, Deserializer};
 use std::time::Duration;
@@ -12,6 +12,20 @@ pub struct Span(pub Duration);
 /// A configured size in bytes. Deserializes from an integer or a string with a binary unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size(pub u64);
+
+/// A configured share, written `20%` (or `12.5%`); held as a fraction (0.2).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Percent(pub f64);
+
+pub fn parse_percent(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    let not_percent = || format!("'{text}' is not a percentage like '20%'");
+    let number = text.strip_suffix('%').ok_or_else(not_percent)?;
+    match number.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() => Ok(n / 100.0),
+        _ => Err(not_percent()),
+    }
+}
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -72,6 +86,15 @@ impl<'de> Deserialize<'de> for Span {
     }
 }
 
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(de)?;
+        parse_percent(&text)
+            .map(Percent)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -111,5 +134,13 @@ mod tests {
         assert_eq!(parse_size("256MiB"), Ok(256 << 20));
         assert_eq!(parse_size("1GiB"), Ok(1 << 30));
         assert!(parse_size("12 parsecs").is_err());
+    }
+
+    #[test]
+    fn percentages() {
+        assert_eq!(parse_percent("20%"), Ok(0.2));
+        assert_eq!(parse_percent("12.5 %"), Ok(0.125));
+        assert!(parse_percent("0.2").unwrap_err().contains("like '20%'"));
+        assert!(parse_percent("lots%").is_err());
     }
 }

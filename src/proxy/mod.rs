@@ -6,10 +6,10 @@
 //!   cache_vary_filter, should_serve_stale -> the route's cache (`cache::Shield`)
 //! upstream_peer           -> a healthy backend of the route's upstream (untried on retries)
 //! upstream_request_filter -> forwarding headers, request ID, traceparent, Host rewrite
-//! upstream_response_filter -> the attempt succeeded
+//! upstream_response_filter -> the attempt answered; a status in `retry_on` is retried
 //! response_filter         -> invalidation after unsafe methods, hop-by-hop stripping,
 //!                            response header rules, request ID, Cache-Status
-//! fail_to_connect / error_while_proxy -> the attempt failed; retry policy
+//! fail_to_connect / error_while_proxy -> the attempt failed; retry policy (`retry`)
 //! fail_to_proxy           -> status and error page
 //! logging                 -> metrics and the access log
 
@@ -17,6 +17,7 @@ mod answer;
 mod attempt;
 mod ctx;
 mod report;
+mod retry;
 
 pub use ctx::RequestCtx;
 
@@ -27,9 +28,8 @@ use crate::error_page;
 use crate::http_util::head_edit;
 use crate::observe::{request_id, trace};
 use crate::policy::headers;
-use crate::policy::retry::Attempt;
 use crate::runtime::Runtime;
-use crate::upstream::{Outcome, Upstream};
+use crate::upstream::Upstream;
 use async_trait::async_trait;
 use pingora::cache::key::HashBinary;
 use pingora::cache::RespCacheable;
@@ -37,7 +37,7 @@ use pingora::cache::{CacheKey, CacheMeta, ForcedFreshness, HitHandler, NoCacheRe
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
 use pingora::prelude::HttpPeer;
-use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use std::sync::Arc;
 
@@ -67,24 +67,6 @@ impl Parapet {
         let (shield, _) = self.caching(ctx)?;
         let cache = ctx.cache.get_or_insert_default();
         Some(shield.facts(session, cache, ctx.attempts.status))
-    }
-
-    fn may_retry(&self, session: &Session, ctx: &RequestCtx) -> bool {
-        let Ok(upstream) = self.upstream(ctx) else {
-            return false;
-        };
-        let attempt = Attempt {
-            method: &session.req_header().method,
-            attempts: ctx.attempts.count,
-            body_truncated: session.as_ref().retry_buffer_truncated(),
-            response_started: session.response_written().is_some(),
-        };
-        upstream.retry.may_retry(&attempt)
-    }
-
-    fn has_untried_backend(&self, ctx: &RequestCtx) -> bool {
-        self.upstream(ctx)
-            .is_ok_and(|u| u.has_untried_healthy(ctx.attempts.tried))
     }
 }
 
@@ -238,6 +220,9 @@ impl ProxyHttp for Parapet {
         let chosen = upstream
             .select(key.as_bytes(), ctx.attempts.tried)
             .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no healthy backend"))?;
+        if ctx.attempts.count == 0 {
+            upstream.retry.request_sent();
+        }
         ctx.attempts
             .begin(chosen.index, upstream.state(chosen.index));
         Ok(chosen.peer)
@@ -270,6 +255,7 @@ impl ProxyHttp for Parapet {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.attempts.answered(resp.status.as_u16());
+        self.retry_answer(session, ctx, resp.status.as_u16())?;
         if let Some((shield, _)) = self.caching(ctx) {
             shield.upstream_answered(session, resp, ctx.cache.get_or_insert_default());
         }
@@ -325,9 +311,7 @@ impl ProxyHttp for Parapet {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        ctx.attempts.end(Outcome::of(&e), Some(&e));
-        // Nothing reached the backend, but a POST is still answered at once (SPEC §4).
-        e.set_retry(self.may_retry(session, ctx) && self.has_untried_backend(ctx));
+        self.after_connect_failure(session, ctx, &mut e);
         e
     }
 
@@ -340,20 +324,19 @@ impl ProxyHttp for Parapet {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("peer: {peer}"));
-        let upstream_failed = e.esource() == &ErrorSource::Upstream;
-        if upstream_failed {
-            ctx.attempts.end(Outcome::of(&e), Some(&e));
-        }
-        if !(upstream_failed && self.may_retry(session, ctx)) {
-            e.set_retry(false);
-        } else if self.has_untried_backend(ctx) {
-            e.set_retry(true);
-        } else {
-            // Only the backend just tried is left: go back to it only when the failure
-            // was a stale pooled connection (Pingora's own rule).
-            e.retry.decide_reuse(client_reused);
-        }
+        self.after_failure(session, ctx, &mut e, client_reused);
         e
+    }
+
+    /// An answer dropped to be retried is not worth a warning.
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        _ctx: &RequestCtx,
+        e: &Error,
+        _context: ProxyWarnLogContext,
+    ) -> bool {
+        e.etype() == &retry::RETRY_ANSWER
     }
 
     async fn fail_to_proxy(

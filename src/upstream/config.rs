@@ -9,7 +9,8 @@ use super::peer::UpstreamTls;
 use super::HashKey;
 use crate::config::units::Span;
 use crate::config::{field, header_name, require_nonzero, ConfigErrors};
-use crate::policy::retry::RetryPolicy;
+use crate::policy::retry::config::{RetryBudgetConfig, RetryOnEntry};
+use crate::policy::retry::RetrySettings;
 use http::HeaderValue;
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -28,6 +29,8 @@ pub struct UpstreamConfig {
     pub timeouts: TimeoutsConfig,
     #[serde(default = "default_retries")]
     pub retries: u8,
+    pub retry_on: Option<Vec<RetryOnEntry>>,
+    pub retry_budget: Option<RetryBudgetConfig>,
     pub host_header: Option<String>,
     pub circuit_breaker: Option<CircuitBreakerConfig>,
 }
@@ -89,7 +92,7 @@ pub struct UpstreamSettings {
     pub hash_key: HashKey,
     pub health_check: Option<HealthCheckSettings>,
     pub timeouts: Timeouts,
-    pub retry: RetryPolicy,
+    pub retry: RetrySettings,
     pub host_header: Option<HeaderValue>,
     /// None: no breaker, every backend's circuit stays closed.
     pub circuit_breaker: Option<CircuitBreakerSettings>,
@@ -115,14 +118,18 @@ impl UpstreamSettings {
     /// wrong, so that routes naming this upstream are not reported a second time.
     pub fn from_config(
         name: &str,
-        config: UpstreamConfig,
+        mut config: UpstreamConfig,
         path: &str,
         errors: &mut ConfigErrors,
     ) -> UpstreamSettings {
         let backends = backends_of(&config.backends, path, errors);
-        if config.retries > 10 {
-            errors.push(field(path, "retries"), "must be at most 10");
-        }
+        let retry = RetrySettings::from_config(
+            config.retries,
+            config.retry_on.take(),
+            config.retry_budget.take(),
+            path,
+            errors,
+        );
         let hash_key = hash_key_of(&config, path, errors);
         let t = &config.timeouts;
         require_nonzero(
@@ -155,9 +162,7 @@ impl UpstreamSettings {
                 response_header: t.response_header.0,
                 idle: t.idle.0,
             },
-            retry: RetryPolicy {
-                retries: config.retries,
-            },
+            retry,
             host_header,
             circuit_breaker,
             tls: None,

@@ -26,7 +26,7 @@ pub use balancer::Algorithm;
 pub use circuit::CircuitState;
 pub use config::UpstreamSettings;
 
-use crate::policy::retry::RetryPolicy;
+use crate::policy::retry::{RetryFamilies, RetryPolicy};
 use balancer::{Balancer, HealthService};
 use http::{HeaderName, HeaderValue};
 use least_connections::LeastConnections;
@@ -106,6 +106,7 @@ impl Upstream {
     pub fn build(
         settings: &UpstreamSettings,
         families: &BackendFamilies,
+        retry_families: &RetryFamilies,
     ) -> pingora::Result<(Upstream, HealthService)> {
         let backends: Vec<Backend> = settings
             .backends
@@ -144,7 +145,10 @@ impl Upstream {
             .collect();
         let upstream = Upstream {
             name: settings.name.clone(),
-            retry: settings.retry,
+            retry: RetryPolicy::new(
+                &settings.retry,
+                retry_families.counters(&settings.name, &settings.retry.on),
+            ),
             hash_key: settings.hash_key.clone(),
             host_header: settings.host_header.clone(),
             balancer,
@@ -279,7 +283,6 @@ mod tests {
 
     #[test]
     fn keys_come_from_the_request() {
-        let families = BackendFamilies::register(&prometheus::Registry::new()).unwrap();
         let yaml = "{backends: [{address: '127.0.0.1:1'}], selection: consistent_hash, hash_key: client_ip}";
         let mut errors = crate::config::ConfigErrors::default();
         let mut settings = UpstreamSettings::from_config(
@@ -291,7 +294,7 @@ mod tests {
         let mut req = RequestHeader::build("GET", b"/a?b", None).unwrap();
         req.insert_header("X-User", "u1").unwrap();
         let key_of = |settings: &UpstreamSettings| {
-            let (upstream, _) = Upstream::build(settings, &families).unwrap();
+            let upstream = build(settings);
             let ip = "10.1.2.3".parse().unwrap();
             upstream.key_of(&req, ip).as_bytes().to_vec()
         };
@@ -304,13 +307,22 @@ mod tests {
         assert_eq!(key_of(&settings), b"");
     }
 
+    /// The upstream of `settings`, its metrics in a registry of its own.
+    fn build(settings: &UpstreamSettings) -> Upstream {
+        let registry = prometheus::Registry::new();
+        let families = BackendFamilies::register(&registry).unwrap();
+        let retry_families = RetryFamilies::register(&registry).unwrap();
+        Upstream::build(settings, &families, &retry_families)
+            .unwrap()
+            .0
+    }
+
     fn upstream(yaml: &str) -> Upstream {
-        let families = BackendFamilies::register(&prometheus::Registry::new()).unwrap();
         let mut errors = crate::config::ConfigErrors::default();
         let config = serde_yaml::from_str(yaml).unwrap();
         let settings = UpstreamSettings::from_config("app", config, "upstreams.app", &mut errors);
         assert!(errors.errors.is_empty(), "{errors}");
-        Upstream::build(&settings, &families).unwrap().0
+        build(&settings)
     }
 
     /// Select `n` times, each attempt beginning and answering at once.

@@ -152,6 +152,8 @@ upstreams:
   app:
     backends: [{address: "127.0.0.1:2"}]
     circuit_breaker: {consecutive_failures: 0, open_for: 0s}
+    retry_on: [reset, 404]
+    retry_budget: {ratio: 120%, window: 0s}
 routes:
   - upstream: app
     rate_limit: {requests_per_second: 0}
@@ -164,6 +166,9 @@ limits: {max_request_body_bytes: 0}
     for expected in [
         "upstreams.app.circuit_breaker.consecutive_failures:",
         "upstreams.app.circuit_breaker.open_for: must be greater than 0",
+        "upstreams.app.retry_on[1]: must be connect_error, timeout, reset or a 5xx status",
+        "upstreams.app.retry_budget.ratio: must be between 0% and 100%",
+        "upstreams.app.retry_budget.window: must be greater than 0",
         "routes[0].rate_limit.requests_per_second:",
         "routes[0].access.allow[0]:",
         "routes[0].cors.allow_credentials:",
