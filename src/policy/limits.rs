@@ -12,12 +12,15 @@
 //!   request body; a client that stalls longer gets 408 (or, once an answer has
 //!   started, a closed connection), so a slow uploader cannot hold a worker forever.
 //!
-//! `client_header_timeout`, the keep-alive limits and request buffering of SPEC's
-//! `limits` are not built yet: their keys are still refused as unknown. (Pingora
-//! 0.9.1 reads a request head with its own 60 s timeout per read and offers no hook
-//! before the head is parsed, so a deadline for the whole head needs more than a
-//! setting.)
+//! - `request_buffer` (default 64KiB, at most that): bodies up to it are read whole
+//!   before the upstream request starts (`policy::request_buffer`).
+//!
+//! `client_header_timeout` and the keep-alive limits of SPEC's `limits` are not
+//! built yet: their keys are still refused as unknown. (Pingora 0.9.1 reads a
+//! request head with its own 60 s timeout per read and offers no hook before the
+//! head is parsed, so a deadline for the whole head needs more than a setting.)
 
+use super::request_buffer::{RequestBuffer, MAX_REQUEST_BUFFER};
 use crate::config::units::{Size, Span};
 use crate::config::{require_nonzero, ConfigErrors};
 use http::header::CONTENT_LENGTH;
@@ -32,6 +35,7 @@ pub struct LimitsConfig {
     pub max_request_header_bytes: Size,
     pub max_request_body_bytes: Size,
     pub client_body_timeout: Span,
+    pub request_buffer: Size,
 }
 
 impl Default for LimitsConfig {
@@ -40,6 +44,7 @@ impl Default for LimitsConfig {
             max_request_header_bytes: Size(64 << 10),
             max_request_body_bytes: Size(100 << 20),
             client_body_timeout: Span(Duration::from_secs(30)),
+            request_buffer: Size(MAX_REQUEST_BUFFER),
         }
     }
 }
@@ -49,6 +54,7 @@ pub struct RequestLimits {
     pub header_bytes: usize,
     pub body_bytes: u64,
     pub body_timeout: Duration,
+    pub buffer: RequestBuffer,
 }
 
 /// What a limit says of a request.
@@ -69,10 +75,19 @@ impl RequestLimits {
         }
         let body_timeout = config.client_body_timeout.0;
         require_nonzero("limits", &[("client_body_timeout", body_timeout)], errors);
+        if config.request_buffer.0 > MAX_REQUEST_BUFFER {
+            errors.push(
+                "limits.request_buffer",
+                "must be at most 64KiB (the body is held in Pingora's retry buffer)",
+            );
+        }
         RequestLimits {
             header_bytes: usize::try_from(config.max_request_header_bytes.0).unwrap_or(usize::MAX),
             body_bytes: config.max_request_body_bytes.0,
             body_timeout,
+            buffer: RequestBuffer {
+                limit: config.request_buffer.0.min(MAX_REQUEST_BUFFER) as usize,
+            },
         }
     }
 
@@ -126,15 +141,20 @@ mod tests {
         assert!(problems.is_empty());
         assert_eq!((l.header_bytes, l.body_bytes), (64 << 10, 100 << 20));
         assert_eq!(l.body_timeout, Duration::from_secs(30));
+        assert_eq!(l.buffer.limit, 64 << 10);
+        let (l, _) = limits("{request_buffer: 0}");
+        assert_eq!(l.buffer.limit, 0, "0 turns buffering off");
         let (_, problems) = limits(
-            "{max_request_header_bytes: 100, max_request_body_bytes: 0, client_body_timeout: 0s}",
+            "{max_request_header_bytes: 100, max_request_body_bytes: 0, client_body_timeout: 0s, \
+              request_buffer: 65537}",
         );
         assert_eq!(
             problems,
             [
                 "limits.max_request_header_bytes",
                 "limits.max_request_body_bytes",
-                "limits.client_body_timeout"
+                "limits.client_body_timeout",
+                "limits.request_buffer"
             ]
         );
     }

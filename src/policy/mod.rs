@@ -7,4 +7,5 @@ pub mod framing;
 pub mod headers;
 pub mod limits;
 pub mod rate_limit;
+pub mod request_buffer;
 pub mod retry;

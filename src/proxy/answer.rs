@@ -8,6 +8,7 @@ use super::{Parapet, RequestCtx};
 use crate::cache::status::CACHE_STATUS;
 use crate::error_page;
 use crate::policy::cors::{Cors, Preflight, Verdict};
+use crate::policy::request_buffer::Buffered;
 use crate::policy::{framing, limits};
 use crate::routing::Route;
 use pingora::http::ResponseHeader;
@@ -29,6 +30,34 @@ impl Parapet {
             limits::Verdict::HeadTooLarge => Some((431, "limits")),
             limits::Verdict::BodyTooLarge => Some((413, "limits")),
         }
+    }
+
+    /// Read a body of up to `limits.request_buffer` whole before any backend is
+    /// asked. A client that fails to send it gets the answer its error calls for
+    /// (400 malformed, 408 too slow); one over the body limit gets 413.
+    pub(super) async fn read_ahead(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        let limits = &self.rt.limits;
+        let buffered = limits.buffer.fill(session, limits.body_bytes).await;
+        let read = match buffered {
+            Err(e) => {
+                ctx.refused_by = Some("request_buffer");
+                return Err(e);
+            }
+            Ok(Buffered::Nothing) => 0,
+            Ok(Buffered::Whole(read)) => read,
+            Ok(Buffered::Partial(read, prefix)) => {
+                ctx.body_prefix = prefix;
+                read
+            }
+        };
+        if read > limits.body_bytes {
+            return self.refuse(session, ctx, 413, "limits").await;
+        }
+        Ok(false)
     }
 
     /// Answer at the edge with an error page; the request goes no further.

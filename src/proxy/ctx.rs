@@ -26,6 +26,9 @@ pub struct RequestCtx {
     pub rate_limit: Option<Decision>,
     /// Request body bytes read so far, against `limits.max_request_body_bytes`.
     pub body_bytes: u64,
+    /// Body read ahead that Pingora's retry buffer could not hold: sent upstream
+    /// before the rest (`limits.request_buffer`).
+    pub body_prefix: Option<bytes::Bytes>,
     /// Boxed, and only on caching routes: what it holds would make every request's
     /// context, and the futures that carry it, larger.
     pub cache: Option<Box<CacheCtx>>,
@@ -43,6 +46,7 @@ impl RequestCtx {
             route: None,
             attempts: Attempts::default(),
             body_bytes: 0,
+            body_prefix: None,
             rate_limit: None,
             refused_by: None,
             cache: None,

@@ -102,10 +102,15 @@ impl ProxyHttp for Parapet {
         ctx.trace = Some(trace::accept_or_start(req.headers.get(&trace::TRACEPARENT)));
         // Each wait for more of the body is bounded (the head is read by then).
         session.set_read_timeout(Some(rt.limits.body_timeout));
+        if rt.limits.buffer.wants(session) {
+            // Boxed: its state would otherwise size the future of every request.
+            return Box::pin(self.read_ahead(session, ctx)).await;
+        }
         Ok(false)
     }
 
-    /// Bodies are counted against `limits.max_request_body_bytes` as they stream.
+    /// Bodies are counted against `limits.max_request_body_bytes` as they stream
+    /// (from the start again on each attempt: a retry replays the buffered body).
     async fn request_body_filter(
         &self,
         _session: &mut Session,
@@ -113,6 +118,12 @@ impl ProxyHttp for Parapet {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(prefix) = ctx.body_prefix.take() {
+            *body = Some(match body.take() {
+                Some(rest) => [prefix, rest].concat().into(),
+                None => prefix,
+            });
+        }
         let len = body.as_ref().map_or(0, |b| b.len());
         match self.rt.limits.body_within(&mut ctx.body_bytes, len) {
             true => Ok(()),
@@ -223,6 +234,7 @@ impl ProxyHttp for Parapet {
         if ctx.attempts.count == 0 {
             upstream.retry.request_sent();
         }
+        ctx.body_bytes = 0;
         ctx.attempts
             .begin(chosen.index, upstream.state(chosen.index));
         Ok(chosen.peer)

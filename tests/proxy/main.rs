@@ -14,4 +14,5 @@ mod operations;
 mod resilience;
 mod retries;
 mod routing;
+mod slow_clients;
 mod streaming;
