@@ -10,6 +10,8 @@ pub mod cache;
 /// The YAML file: loading, the dispatcher to each feature's own validation, the
 /// validated settings.
 pub mod config;
+/// Client connections before and between requests: the head deadline.
+pub mod connection;
 /// A small origin server for the demo and the tests; not part of the proxy.
 #[cfg(feature = "demo")]
 pub mod demo;

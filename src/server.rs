@@ -3,6 +3,7 @@
 
 use crate::admin::Admin;
 use crate::config::Settings;
+use crate::connection::header_timeout::HeaderTimeout;
 use crate::listener::Listener;
 use crate::proxy::Parapet;
 use crate::runtime::Runtime;
@@ -39,11 +40,9 @@ pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
     let grace = Duration::from_secs(server.configuration.grace_period_seconds.unwrap_or(300));
     let built = Runtime::build(settings, grace)?;
     let runtime = Arc::new(built.runtime);
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Parapet::new(runtime.clone()),
-        "parapet",
-    );
+    let proxy = pingora::proxy::http_proxy(&server.configuration, Parapet::new(runtime.clone()));
+    let app = HeaderTimeout::new(proxy, runtime.limits.header_timeout);
+    let mut proxy = Service::new("parapet".to_string(), app);
     for listener in &listeners {
         listen(&mut proxy, listener)?;
     }

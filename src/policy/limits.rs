@@ -15,10 +15,11 @@
 //! - `request_buffer` (default 64KiB, at most that): bodies up to it are read whole
 //!   before the upstream request starts (`policy::request_buffer`).
 //!
-//! `client_header_timeout` and the keep-alive limits of SPEC's `limits` are not
-//! built yet: their keys are still refused as unknown. (Pingora 0.9.1 reads a
-//! request head with its own 60 s timeout per read and offers no hook before the
-//! head is parsed, so a deadline for the whole head needs more than a setting.)
+//! - `client_header_timeout` (default 10s): a request head must arrive whole within
+//!   it, or the connection is closed (`connection::header_timeout`).
+//!
+//! The keep-alive limits of SPEC's `limits` are not built yet: their keys are still
+//! refused as unknown.
 
 use super::request_buffer::{RequestBuffer, MAX_REQUEST_BUFFER};
 use crate::config::units::{Size, Span};
@@ -34,6 +35,7 @@ use std::time::Duration;
 pub struct LimitsConfig {
     pub max_request_header_bytes: Size,
     pub max_request_body_bytes: Size,
+    pub client_header_timeout: Span,
     pub client_body_timeout: Span,
     pub request_buffer: Size,
 }
@@ -43,6 +45,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_request_header_bytes: Size(64 << 10),
             max_request_body_bytes: Size(100 << 20),
+            client_header_timeout: Span(Duration::from_secs(10)),
             client_body_timeout: Span(Duration::from_secs(30)),
             request_buffer: Size(MAX_REQUEST_BUFFER),
         }
@@ -53,6 +56,7 @@ impl Default for LimitsConfig {
 pub struct RequestLimits {
     pub header_bytes: usize,
     pub body_bytes: u64,
+    pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub buffer: RequestBuffer,
 }
@@ -73,8 +77,16 @@ impl RequestLimits {
         if config.max_request_body_bytes.0 == 0 {
             errors.push("limits.max_request_body_bytes", "must be greater than 0");
         }
+        let header_timeout = config.client_header_timeout.0;
         let body_timeout = config.client_body_timeout.0;
-        require_nonzero("limits", &[("client_body_timeout", body_timeout)], errors);
+        require_nonzero(
+            "limits",
+            &[
+                ("client_header_timeout", header_timeout),
+                ("client_body_timeout", body_timeout),
+            ],
+            errors,
+        );
         if config.request_buffer.0 > MAX_REQUEST_BUFFER {
             errors.push(
                 "limits.request_buffer",
@@ -84,6 +96,7 @@ impl RequestLimits {
         RequestLimits {
             header_bytes: usize::try_from(config.max_request_header_bytes.0).unwrap_or(usize::MAX),
             body_bytes: config.max_request_body_bytes.0,
+            header_timeout,
             body_timeout,
             buffer: RequestBuffer {
                 limit: config.request_buffer.0.min(MAX_REQUEST_BUFFER) as usize,
@@ -141,18 +154,20 @@ mod tests {
         assert!(problems.is_empty());
         assert_eq!((l.header_bytes, l.body_bytes), (64 << 10, 100 << 20));
         assert_eq!(l.body_timeout, Duration::from_secs(30));
+        assert_eq!(l.header_timeout, Duration::from_secs(10));
         assert_eq!(l.buffer.limit, 64 << 10);
         let (l, _) = limits("{request_buffer: 0}");
         assert_eq!(l.buffer.limit, 0, "0 turns buffering off");
         let (_, problems) = limits(
             "{max_request_header_bytes: 100, max_request_body_bytes: 0, client_body_timeout: 0s, \
-              request_buffer: 65537}",
+              request_buffer: 65537, client_header_timeout: 0s}",
         );
         assert_eq!(
             problems,
             [
                 "limits.max_request_header_bytes",
                 "limits.max_request_body_bytes",
+                "limits.client_header_timeout",
                 "limits.client_body_timeout",
                 "limits.request_buffer"
             ]

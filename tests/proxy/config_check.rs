@@ -159,7 +159,7 @@ routes:
     rate_limit: {requests_per_second: 0}
     access: {allow: [10.0.0.0/33]}
     cors: {allow_origins: ["*"], allow_credentials: true}
-limits: {max_request_body_bytes: 0, request_buffer: 1MiB}
+limits: {max_request_body_bytes: 0, request_buffer: 1MiB, client_header_timeout: 0s}
 "#;
     let (ok, out) = check_config(yaml);
     assert!(!ok, "{out}");
@@ -174,6 +174,7 @@ limits: {max_request_body_bytes: 0, request_buffer: 1MiB}
         "routes[0].cors.allow_credentials:",
         "limits.max_request_body_bytes: must be greater than 0",
         "limits.request_buffer: must be at most 64KiB",
+        "limits.client_header_timeout: must be greater than 0",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }

@@ -127,3 +127,86 @@ async fn a_chunked_body_over_the_limit_within_the_buffer_gets_413() {
     assert_eq!(conn.response("POST").await.unwrap().status(), 413);
     assert_eq!(o.state.connections(), 0);
 }
+
+/// A proxy whose request heads must arrive within 1 s.
+async fn header_deadline(o: &Origin) -> Proxy {
+    let limits = json!({"client_header_timeout": "1s"});
+    Proxy::start(&Config::single(&[o.addr]).section("limits", limits)).await
+}
+
+/// Send `bytes` one at a time, `gap` apart; false once the proxy has closed.
+async fn trickle(conn: &mut Conn, bytes: &[u8], gap: Duration) -> bool {
+    for byte in bytes {
+        if conn.send(&[*byte]).await.is_err() {
+            return false;
+        }
+        tokio::time::sleep(gap).await;
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_connections_are_closed_and_real_clients_served() {
+    let o = origin("o").await;
+    let proxy = header_deadline(&o).await;
+    let started = std::time::Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        let addr = proxy.addr;
+        slow.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await.unwrap();
+            // A header line every 100 ms for up to 10 s: never a gap the per-read
+            // timeout would notice, never the end of the head.
+            let line = b"X-Slow: 1\r\n";
+            let head = request("GET", "/loris", &[]);
+            let head = head.trim_end().as_bytes().to_vec();
+            conn.send(&head[..head.len() - 1]).await.unwrap();
+            for _ in 0..100 {
+                if !trickle(&mut conn, line, Duration::from_millis(9)).await {
+                    return true;
+                }
+            }
+            conn.closed_by_peer().await
+        }));
+    }
+    // Meanwhile a real client is answered at once.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let resp = proxy.get("/echo").await;
+    assert_eq!(resp.status(), 200);
+    for task in slow {
+        assert!(task.await.unwrap(), "a slowloris connection was kept open");
+    }
+    assert!(started.elapsed() < Duration::from_secs(9), "closed late");
+    assert_eq!(o.state.count("/loris"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_is_for_heads_only() {
+    let o = origin("o").await;
+    let proxy = header_deadline(&o).await;
+    let mut conn = Conn::open(proxy.addr).await.unwrap();
+    // A slow head within the deadline is served.
+    let head = request("GET", "/echo", &[]);
+    assert!(trickle(&mut conn, head.as_bytes(), Duration::from_millis(10)).await);
+    assert_eq!(conn.response("GET").await.unwrap().status(), 200);
+    // Idle time between requests is not head time (the keep-alive timeout's).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(conn.get("/echo", &[]).await.unwrap().status(), 200);
+    // Nor is a body's: this one takes twice the deadline.
+    let head = request("POST", "/echo", &["Content-Length: 20"]);
+    conn.send(head.as_bytes()).await.unwrap();
+    assert!(trickle(&mut conn, &[b'x'; 20], Duration::from_millis(100)).await);
+    let resp = conn.response("POST").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().contains("body-bytes: 20\n"));
+    // After 100 Continue the body is still a body.
+    let head = request(
+        "PUT",
+        "/echo",
+        &["Content-Length: 12", "Expect: 100-continue"],
+    );
+    conn.send(head.as_bytes()).await.unwrap();
+    assert_eq!(conn.response("PUT").await.unwrap().status(), 100);
+    assert!(trickle(&mut conn, &[b'y'; 12], Duration::from_millis(150)).await);
+    assert_eq!(conn.response("PUT").await.unwrap().status(), 200);
+}

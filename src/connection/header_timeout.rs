@@ -1,0 +1,365 @@
+//! `limits.client_header_timeout` (default 10s, as nginx's): from the first byte of
+//! a request, its whole head must arrive within the timeout, or the connection is
+//! closed. Pingora 0.9.1 bounds only each read of a head (60 s, the keep-alive
+//! timeout), so a client sending a byte a minute (slowloris) would hold its
+//! connection for ever; and it offers no hook before the head is parsed.
+//!
+//! So the deadline sits under Pingora, in the connection's stream: `HeaderTimeout`
+//! wraps the proxy's `ServerApp` and hands it each HTTP/1 connection inside a
+//! `HeadDeadline`, which watches the bytes go by. Reading the first byte of a
+//! request arms the deadline; the empty line that ends the head disarms it; writing
+//! a final response (not a 1xx) makes the next bytes read a new request's. A read
+//! still waiting at the deadline fails with `TimedOut`, and Pingora closes the
+//! connection: the head is not complete, so no answer can be framed (nginx, too,
+//! closes without one). Between requests Pingora's keep-alive timeout applies.
+//!
+//! HTTP/2 (ALPN or the h2c preface) and connections after a `101 Switching
+//! Protocols` are not HTTP/1 heads: the deadline is off for them.
+
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::tls::TlsRef;
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
+    TimingDigest, UniqueID, UniqueIDType, ALPN,
+};
+use pingora::server::ShutdownWatch;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// A `ServerApp` (the proxy) whose HTTP/1 connections get a head deadline.
+pub struct HeaderTimeout<A> {
+    app: Arc<A>,
+    timeout: Duration,
+}
+
+impl<A> HeaderTimeout<A> {
+    pub fn new(app: A, timeout: Duration) -> Self {
+        HeaderTimeout {
+            app: Arc::new(app),
+            timeout,
+        }
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeaderTimeout<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let stream = match stream.selected_alpn_proto() {
+            Some(ALPN::H2) => stream,
+            _ => Box::new(HeadDeadline::new(stream, self.timeout)),
+        };
+        self.app.process_new(stream, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.app.cleanup().await
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Between requests: waiting for the first byte of the next one.
+    Idle,
+    /// Reading a request head, which must end by the deadline.
+    Head,
+    /// The head is in; the body and the response take what they take.
+    Served,
+    /// Not HTTP/1 heads (h2c, an upgraded connection): no deadline ever again.
+    Off,
+}
+
+/// A client connection whose request heads must each arrive within `timeout`.
+pub struct HeadDeadline {
+    inner: Stream,
+    timeout: Duration,
+    phase: Phase,
+    scan: HeadScan,
+    /// Allocated when first armed: connections that never send a head need none.
+    deadline: Option<Pin<Box<Sleep>>>,
+}
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
+impl HeadDeadline {
+    pub fn new(inner: Stream, timeout: Duration) -> Self {
+        HeadDeadline {
+            inner,
+            timeout,
+            phase: Phase::Idle,
+            scan: HeadScan::default(),
+            deadline: None,
+        }
+    }
+
+    /// Bytes were read: arm the deadline at a request's first byte, disarm it at
+    /// the empty line that ends the head.
+    fn saw(&mut self, bytes: &[u8]) {
+        if self.phase == Phase::Idle && !bytes.is_empty() {
+            if bytes.starts_with(H2_PREFACE) {
+                self.phase = Phase::Off;
+                return;
+            }
+            self.phase = Phase::Head;
+            self.scan = HeadScan::default();
+            let at = Instant::now() + self.timeout;
+            match &mut self.deadline {
+                Some(sleep) => sleep.as_mut().reset(at),
+                None => self.deadline = Some(Box::pin(tokio::time::sleep_until(at))),
+            }
+        }
+        if self.phase == Phase::Head && self.scan.ends_in(bytes) {
+            self.phase = Phase::Served;
+        }
+    }
+
+    /// Bytes are written: a final response ends the request (a 1xx does not, and
+    /// a 101 hands the connection to another protocol).
+    fn writes(&mut self, bytes: &[u8]) {
+        if self.phase == Phase::Served {
+            self.phase = match Written::of(bytes) {
+                Written::Final => Phase::Idle,
+                Written::Interim => Phase::Served,
+                Written::Switching => Phase::Off,
+            };
+        }
+    }
+}
+
+/// The scan for the empty line that ends a head, across reads.
+#[derive(Debug, Default)]
+struct HeadScan {
+    /// A non-empty line was seen.
+    seen_line: bool,
+    /// The current line is empty so far (only `\r` since the last `\n`).
+    line_empty: bool,
+}
+
+impl HeadScan {
+    fn ends_in(&mut self, bytes: &[u8]) -> bool {
+        for &b in bytes {
+            match b {
+                // Empty lines before the request line end nothing (RFC 9112 §2.2).
+                b'\n' if self.line_empty && self.seen_line => return true,
+                b'\n' => self.line_empty = true,
+                b'\r' => {}
+                _ => (self.seen_line, self.line_empty) = (true, false),
+            }
+        }
+        false
+    }
+}
+
+/// What the first write after a head is the start of.
+#[derive(Debug, PartialEq, Eq)]
+enum Written {
+    /// A final response (or its body): the request is answered.
+    Final,
+    /// `100 Continue` and other 1xx: the request goes on.
+    Interim,
+    /// `101 Switching Protocols`: no more HTTP/1 heads on this connection.
+    Switching,
+}
+
+impl Written {
+    fn of(bytes: &[u8]) -> Written {
+        let status = bytes.get(9..12).filter(|_| bytes.starts_with(b"HTTP/1."));
+        match status {
+            Some(b"101") => Written::Switching,
+            Some([b'1', ..]) => Written::Interim,
+            _ => Written::Final,
+        }
+    }
+}
+
+impl AsyncRead for HeadDeadline {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        if let Poll::Ready(read) = Pin::new(&mut this.inner).poll_read(cx, buf) {
+            read?;
+            let (phase, new) = (this.phase, &buf.filled()[before..]);
+            if phase == Phase::Idle || phase == Phase::Head {
+                this.saw(new);
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if this.phase == Phase::Head {
+            if let Some(deadline) = &mut this.deadline {
+                ready!(deadline.as_mut().poll(cx));
+                let message = "the request head did not arrive within client_header_timeout";
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, message)));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl AsyncWrite for HeadDeadline {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let written = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
+        self.writes(&buf[..written]);
+        Poll::Ready(Ok(written))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let written = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
+        if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
+            self.writes(&first[..written.min(first.len())]);
+        }
+        Poll::Ready(Ok(written))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+impl std::fmt::Debug for HeadDeadline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeadDeadline")
+            .field("inner", &self.inner)
+            .field("phase", &self.phase)
+            .finish()
+    }
+}
+
+// What Pingora asks of a stream, passed through to the connection underneath.
+
+#[async_trait]
+impl Shutdown for HeadDeadline {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await
+    }
+}
+
+impl UniqueID for HeadDeadline {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for HeadDeadline {
+    fn get_ssl(&self) -> Option<&TlsRef> {
+        self.inner.get_ssl()
+    }
+    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for HeadDeadline {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for HeadDeadline {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
+        self.inner.set_proxy_digest(digest)
+    }
+}
+
+impl GetSocketDigest for HeadDeadline {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+    fn set_socket_digest(&mut self, digest: SocketDigest) {
+        self.inner.set_socket_digest(digest)
+    }
+}
+
+#[async_trait]
+impl Peek for HeadDeadline {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_ends_at_its_empty_line_however_it_is_split() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        for split in 0..head.len() {
+            let mut scan = HeadScan::default();
+            let (a, b) = head.split_at(split);
+            let ended = scan.ends_in(a) || scan.ends_in(b);
+            assert!(ended, "split at {split}");
+        }
+        assert!(HeadScan::default().ends_in(b"GET / HTTP/1.1\nHost: a\n\n"));
+        assert!(!HeadScan::default().ends_in(b"GET / HTTP/1.1\r\nHost: a\r\n"));
+    }
+
+    #[test]
+    fn leading_empty_lines_do_not_end_a_head() {
+        let mut scan = HeadScan::default();
+        assert!(!scan.ends_in(b"\r\n\r\n\n\n"));
+        assert!(!scan.ends_in(b"GET / HTTP/1.1\r\n"));
+        assert!(scan.ends_in(b"\r\n"));
+    }
+
+    #[test]
+    fn interim_answers_keep_the_request_going() {
+        assert_eq!(
+            Written::of(b"HTTP/1.1 100 Continue\r\n\r\n"),
+            Written::Interim
+        );
+        assert_eq!(
+            Written::of(b"HTTP/1.1 103 Early Hints\r\n"),
+            Written::Interim
+        );
+        assert_eq!(
+            Written::of(b"HTTP/1.1 101 Switching Protocols\r\n"),
+            Written::Switching
+        );
+        assert_eq!(Written::of(b"HTTP/1.1 200 OK\r\n"), Written::Final);
+        assert_eq!(Written::of(b"HTTP/1.0 404 Not Found\r\n"), Written::Final);
+        assert_eq!(Written::of(b"body bytes 101"), Written::Final);
+    }
+}
