@@ -86,8 +86,10 @@ pub struct HeadDeadline {
     timeout: Duration,
     phase: Phase,
     scan: HeadScan,
-    /// Allocated when first armed: connections that never send a head need none.
-    deadline: Option<Pin<Box<Sleep>>>,
+    /// When the head being read must be in.
+    head_deadline: Instant,
+    /// The timer for it, made when a read first has to wait for more of a head.
+    sleep: Option<Pin<Box<Sleep>>>,
 }
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
@@ -99,7 +101,8 @@ impl HeadDeadline {
             timeout,
             phase: Phase::Idle,
             scan: HeadScan::default(),
-            deadline: None,
+            head_deadline: Instant::now(),
+            sleep: None,
         }
     }
 
@@ -111,17 +114,34 @@ impl HeadDeadline {
                 self.phase = Phase::Off;
                 return;
             }
-            self.phase = Phase::Head;
             self.scan = HeadScan::default();
-            let at = Instant::now() + self.timeout;
-            match &mut self.deadline {
-                Some(sleep) => sleep.as_mut().reset(at),
-                None => self.deadline = Some(Box::pin(tokio::time::sleep_until(at))),
+            // Most heads arrive in one read: those never look at a clock.
+            if self.scan.ends_in(bytes) {
+                self.phase = Phase::Served;
+                return;
             }
+            self.phase = Phase::Head;
+            self.head_deadline = Instant::now() + self.timeout;
+            return;
         }
         if self.phase == Phase::Head && self.scan.ends_in(bytes) {
             self.phase = Phase::Served;
         }
+    }
+
+    /// Wait for the head's deadline (with the read); ready once it has passed.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let at = self.head_deadline;
+        let sleep = match &mut self.sleep {
+            Some(sleep) => {
+                if sleep.deadline() != at {
+                    sleep.as_mut().reset(at);
+                }
+                sleep
+            }
+            None => self.sleep.insert(Box::pin(tokio::time::sleep_until(at))),
+        };
+        sleep.as_mut().poll(cx)
     }
 
     /// Bytes are written: a final response ends the request (a 1xx does not, and
@@ -200,11 +220,9 @@ impl AsyncRead for HeadDeadline {
             return Poll::Ready(Ok(()));
         }
         if this.phase == Phase::Head {
-            if let Some(deadline) = &mut this.deadline {
-                ready!(deadline.as_mut().poll(cx));
-                let message = "the request head did not arrive within client_header_timeout";
-                return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, message)));
-            }
+            ready!(this.poll_deadline(cx));
+            let message = "the request head did not arrive within client_header_timeout";
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, message)));
         }
         Poll::Pending
     }

@@ -1,7 +1,10 @@
 //! The request path: one `ProxyHttp` implementation whose hooks each hand one step
 //! of the request to the policy that owns it.
 //!
-//! request_filter          -> request ID, trace context, framing check, route, client identity
+//! request_filter          -> request ID, client identity, framing and limits, route, the
+//!                            route's policies (access, rate limit, CORS), trace context,
+//!                            a small body read ahead (`limits.request_buffer`)
+//! request_body_filter     -> the body limit, counted as the body streams
 //! request_cache_filter .. cache_hit_filter, proxy_upstream_filter, response_cache_filter,
 //!   cache_vary_filter, should_serve_stale -> the route's cache (`cache::Shield`)
 //! upstream_peer           -> a healthy backend of the route's upstream (untried on retries)
@@ -232,7 +235,7 @@ impl ProxyHttp for Parapet {
             .select(key.as_bytes(), ctx.attempts.tried)
             .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no healthy backend"))?;
         if ctx.attempts.count == 0 {
-            upstream.retry.request_sent();
+            upstream.retry.request_sent(ctx.started);
         }
         ctx.body_bytes = 0;
         ctx.attempts

@@ -44,9 +44,9 @@ impl RetryBudget {
         }
     }
 
-    /// A request went to the upstream.
-    pub fn deposit(&self) {
-        self.deposit_at(self.tick());
+    /// A request that arrived at `at` went to the upstream.
+    pub fn deposit(&self, at: Instant) {
+        self.deposit_at(self.tick_of(at));
     }
 
     /// Take a token for one retry; false when the budget is spent.
@@ -55,8 +55,12 @@ impl RetryBudget {
     }
 
     fn tick(&self) -> u64 {
-        let nanos = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        nanos / self.slot_nanos
+        self.tick_of(Instant::now())
+    }
+
+    fn tick_of(&self, at: Instant) -> u64 {
+        let nanos = at.saturating_duration_since(self.epoch).as_nanos();
+        u64::try_from(nanos).unwrap_or(u64::MAX) / self.slot_nanos
     }
 
     fn deposit_at(&self, tick: u64) {
@@ -149,7 +153,7 @@ mod tests {
     #[test]
     fn the_clock_drives_the_same_counts() {
         let b = RetryBudget::new(1.0, 0, Duration::from_secs(60));
-        b.deposit();
+        b.deposit(Instant::now());
         assert!(b.withdraw());
         assert!(!b.withdraw());
     }

@@ -77,9 +77,10 @@ impl RetryPolicy {
         }
     }
 
-    /// A request is going to the upstream: it adds to the budget.
-    pub fn request_sent(&self) {
-        self.budget.deposit();
+    /// A request that arrived at `at` is going to the upstream: it adds to the
+    /// budget.
+    pub fn request_sent(&self, at: std::time::Instant) {
+        self.budget.deposit(at);
     }
 
     /// Whether an answer with `status` is worth asking for again.
@@ -294,7 +295,7 @@ mod tests {
     fn the_budget_bounds_retries_and_counts_its_refusals() {
         let (policy, registry) = policy(1, retry_on("[connect_error, 503]"), 0);
         for _ in 0..10 {
-            policy.request_sent();
+            policy.request_sent(std::time::Instant::now());
         }
         let get = attempt(&Method::GET, 1);
         let retried = (0..5)
