@@ -5,6 +5,7 @@
 use crate::admin::AdminSettings;
 use crate::cache::Shield;
 use crate::config::Settings;
+use crate::listener::ListenerPolicies;
 use crate::observe::access_log::{self, AccessLog};
 use crate::observe::metrics::{Metrics, RequestMetrics};
 use crate::policy::client_ip::ClientIpPolicy;
@@ -21,6 +22,7 @@ use pingora::{Error, ErrorType};
 use std::time::Duration;
 
 pub struct Runtime {
+    pub listeners: ListenerPolicies,
     pub routes: RouteTable,
     pub upstreams: Vec<Upstream>,
     pub client_ip: ClientIpPolicy,
@@ -84,6 +86,7 @@ impl Runtime {
             log
         });
         let runtime = Runtime {
+            listeners: ListenerPolicies::new(&settings.listeners),
             routes: RouteTable::new(settings.routes),
             upstreams,
             client_ip: settings.client_ip,

@@ -7,6 +7,8 @@ use crate::connection::header_timeout::HeaderTimeout;
 use crate::listener::Listener;
 use crate::proxy::Parapet;
 use crate::runtime::Runtime;
+use pingora::apps::HttpServerOptions;
+use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::Opt;
 use pingora::server::Server;
 use pingora::services::listening::Service;
@@ -31,7 +33,7 @@ pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
         check_addresses_free(settings.listeners.iter().map(|l| l.address).chain(admin))?;
     }
     opt.conf = None;
-    let listeners = std::mem::take(&mut settings.listeners);
+    let listeners = settings.listeners.clone();
     let server_conf = std::mem::take(&mut settings.server);
     let mut server = Server::new_with_opt_and_conf(opt, server_conf);
     let bootstrap = server.bootstrap_as_a_service();
@@ -40,13 +42,27 @@ pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
     let grace = Duration::from_secs(server.configuration.grace_period_seconds.unwrap_or(300));
     let built = Runtime::build(settings, grace)?;
     let runtime = Arc::new(built.runtime);
-    let proxy = pingora::proxy::http_proxy(&server.configuration, Parapet::new(runtime.clone()));
-    let app = HeaderTimeout::new(proxy, runtime.limits.header_timeout);
-    let mut proxy = Service::new("parapet".to_string(), app);
-    for listener in &listeners {
-        listen(&mut proxy, listener)?;
+    // Cleartext HTTP/2 by prior knowledge is a setting of the whole service in
+    // Pingora: h2c listeners get a service of their own.
+    let (h2c, others): (Vec<_>, Vec<_>) = listeners.iter().partition(|l| l.h2c);
+    for (name, group, h2c) in [("parapet", others, false), ("parapet-h2c", h2c, true)] {
+        if group.is_empty() {
+            continue;
+        }
+        let mut proxy =
+            pingora::proxy::http_proxy(&server.configuration, Parapet::new(runtime.clone()));
+        if h2c {
+            let mut options = HttpServerOptions::default();
+            options.h2c = true;
+            proxy.server_options = Some(options);
+        }
+        let app = HeaderTimeout::new(proxy, runtime.limits.header_timeout);
+        let mut service = Service::new(name.to_string(), app);
+        for listener in group {
+            listen(&mut service, listener)?;
+        }
+        server.add_service(service).add_dependency(&bootstrap);
     }
-    server.add_service(proxy).add_dependency(&bootstrap);
     if let Some(admin) = built.admin {
         let app = Admin::new(runtime, admin.token);
         let mut service = Service::new("admin".to_string(), app);
@@ -57,19 +73,21 @@ pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
     Ok(server)
 }
 
-/// Add one listener to the proxy service.
+/// Add one listener to a proxy service: TLS with its certificates chosen by SNI
+/// (HTTP/2 offered by ALPN when asked), or cleartext.
 fn listen<A>(service: &mut Service<A>, listener: &Listener) -> pingora::Result<()> {
-    if listener.tls.is_some() || listener.http2 || listener.h2c {
-        // Validation accepts none of these yet.
-        return pingora::Error::e_explain(
-            pingora::ErrorType::InternalError,
-            format!(
-                "listener {}: TLS and HTTP/2 are not built",
-                listener.address
-            ),
-        );
+    let address = listener.address.to_string();
+    match &listener.tls {
+        Some(tls) => {
+            let mut settings = TlsSettings::intermediate("", "")?;
+            settings.set_cert_resolver(tls.certificates.clone());
+            if tls.http2 {
+                settings.enable_h2();
+            }
+            service.add_tls_with_settings(&address, None, settings);
+        }
+        None => service.add_tcp(&address),
     }
-    service.add_tcp(&listener.address.to_string());
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! Human-readable units in the configuration: durations (`250ms`, `2s`, `5m`, `1h`),
+//! Human-readable units in the configuration: durations (`250ms`, `2s`, `5m`, `1h`, `180d`),
 //! sizes (`512`, `64KiB`, `256MiB`, `1GiB`) and shares (`20%`). Parsed once at load;
 //! the request path only ever sees `std::time::Duration`, `u64` and `f64`.
 
@@ -31,7 +31,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("'{text}' has no unit (use ms, s, m or h, e.g. '2s')"))?;
+        .ok_or_else(|| format!("'{text}' has no unit (use ms, s, m, h or d, e.g. '2s')"))?;
     let (number, unit) = text.split_at(split);
     let value: u64 = number
         .parse()
@@ -41,9 +41,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => value.checked_mul(1_000),
         "m" => value.checked_mul(60_000),
         "h" => value.checked_mul(3_600_000),
+        "d" => value.checked_mul(86_400_000),
         _ => {
             return Err(format!(
-                "'{text}': unknown unit '{unit}' (use ms, s, m or h)"
+                "'{text}': unknown unit '{unit}' (use ms, s, m, h or d)"
             ))
         }
     };
@@ -122,6 +123,7 @@ mod tests {
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("180d"), Ok(Duration::from_secs(180 * 86400)));
         assert!(parse_duration("2").unwrap_err().contains("no unit"));
         assert!(parse_duration("2 weeks").is_err());
         assert!(parse_duration("s").is_err());

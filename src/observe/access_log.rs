@@ -78,6 +78,9 @@ pub struct Record<'a> {
     pub trace_id: Option<&'a [u8; 32]>,
     pub client_ip: IpAddr,
     pub method: &'a str,
+    /// `http` or `https`, and the client's HTTP version (`HTTP/1.1`, `HTTP/2.0`).
+    pub scheme: &'static str,
+    pub protocol: &'static str,
     pub host: Option<&'a [u8]>,
     pub path: &'a str,
     pub status: u16,

@@ -56,7 +56,11 @@ impl LineFormat {
         put_ip(out, r.client_ip);
         out.extend_from_slice(b"\",\"method\":");
         json_str(out, r.method.as_bytes());
-        out.extend_from_slice(b",\"host\":");
+        out.extend_from_slice(b",\"scheme\":\"");
+        out.extend_from_slice(r.scheme.as_bytes());
+        out.extend_from_slice(b"\",\"protocol\":\"");
+        out.extend_from_slice(r.protocol.as_bytes());
+        out.extend_from_slice(b"\",\"host\":");
         json_opt(out, r.host);
         out.extend_from_slice(b",\"path\":");
         json_str(out, r.path.as_bytes());
@@ -162,7 +166,7 @@ pub(crate) mod tests {
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "{\"time\":\"2025-11-25T14:18:15.123Z\",\"request_id\":\"abc\",\"trace_id\":null,\"client_ip\":\"1.2.3.4\",\"method\":\"GET\",\"host\":\"example.com\",\"path\":\"/a?q=x\",\"status\":200,\"bytes_in\":0,\"bytes_out\":5,\"upstream\":\"app\",\"backend\":\"127.0.0.1:1\",\"attempts\":1,\"cache\":\"hit\",\"refused_by\":null,\"duration_ms\":1.500,\"upstream_duration_ms\":1.000,\"user_agent\":\"curl\\\\8\"}\n"
+            "{\"time\":\"2025-11-25T14:18:15.123Z\",\"request_id\":\"abc\",\"trace_id\":null,\"client_ip\":\"1.2.3.4\",\"method\":\"GET\",\"scheme\":\"https\",\"protocol\":\"HTTP/2.0\",\"host\":\"example.com\",\"path\":\"/a?q=x\",\"status\":200,\"bytes_in\":0,\"bytes_out\":5,\"upstream\":\"app\",\"backend\":\"127.0.0.1:1\",\"attempts\":1,\"cache\":\"hit\",\"refused_by\":null,\"duration_ms\":1.500,\"upstream_duration_ms\":1.000,\"user_agent\":\"curl\\\\8\"}\n"
         );
     }
 
@@ -195,6 +199,8 @@ pub(crate) mod tests {
             trace_id: None,
             client_ip: "1.2.3.4".parse().unwrap(),
             method: "GET",
+            scheme: "https",
+            protocol: "HTTP/2.0",
             host: Some(b"example.com"),
             path: "/a?q=x",
             status: 200,

@@ -10,7 +10,8 @@ use crate::error_page;
 use crate::policy::cors::{Cors, Preflight, Verdict};
 use crate::policy::request_buffer::Buffered;
 use crate::policy::{framing, limits};
-use crate::routing::Route;
+use crate::routing::{self, Route};
+use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
@@ -58,6 +59,32 @@ impl Parapet {
             return self.refuse(session, ctx, 413, "limits").await;
         }
         Ok(false)
+    }
+
+    /// `redirect_https` on a cleartext listener: 301 to the same host (without its
+    /// port, as nginx's `$host`), path and query over https.
+    pub(super) async fn redirect_to_https(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<bool> {
+        let req = session.req_header();
+        let host = routing::strip_port(routing::host_of(req));
+        let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        let location = [b"https://", host, target.as_bytes()].concat();
+        let Ok(location) = HeaderValue::from_bytes(&location) else {
+            return self.refuse(session, ctx, 400, "host").await;
+        };
+        if host.is_empty() {
+            return self.refuse(session, ctx, 400, "host").await;
+        }
+        ctx.refused_by = Some("redirect_https");
+        let mut resp = ResponseHeader::build(301, Some(3))?;
+        resp.insert_header(http::header::LOCATION, location)?;
+        resp.insert_header(http::header::CONTENT_LENGTH, 0)?;
+        resp.insert_header(self.rt.request_id_header.clone(), ctx.request_id.clone())?;
+        session.write_response_header(Box::new(resp), true).await?;
+        Ok(true)
     }
 
     /// Answer at the edge with an error page; the request goes no further.

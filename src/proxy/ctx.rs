@@ -18,6 +18,8 @@ pub struct RequestCtx {
     pub request_id: HeaderValue,
     pub trace: Option<TraceContext>,
     pub client: Client,
+    /// `Strict-Transport-Security` of the TLS listener the request came in on.
+    pub hsts: Option<HeaderValue>,
     pub route: Option<RouteMatch>,
     pub attempts: Attempts,
     /// The policy that refused the request, for the access log.
@@ -43,6 +45,7 @@ impl RequestCtx {
             request_id: HeaderValue::from_static(""),
             trace: None,
             client: Client::default(),
+            hsts: None,
             route: None,
             attempts: Attempts::default(),
             body_bytes: 0,

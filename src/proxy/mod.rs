@@ -94,6 +94,13 @@ impl ProxyHttp for Parapet {
         if let Some((status, by)) = self.malformed(session) {
             return self.refuse(session, ctx, status, by).await;
         }
+        if let Some(listener) = rt.listeners.of(session) {
+            ctx.hsts = listener.hsts.cloned();
+            if listener.redirect_https {
+                return Box::pin(self.redirect_to_https(session, ctx)).await;
+            }
+        }
+        let req = session.req_header();
         ctx.route = rt.routes.route_for(req);
         let Some(route) = ctx.route.and_then(|m| rt.route(m.route)) else {
             return self.refuse(session, ctx, 404, "routing").await;
@@ -302,6 +309,9 @@ impl ProxyHttp for Parapet {
         head_edit::edit_response(resp, |h| {
             headers::strip_response_hop_by_hop(h, status);
             rt.response_headers.apply(h);
+            if let Some(hsts) = &ctx.hsts {
+                let _ = h.try_insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+            }
             let _ = h.try_insert(rt.request_id_header.clone(), ctx.request_id.clone());
             if let Some(policies) = policies {
                 policies.on_response(h, origin, ctx.rate_limit);

@@ -37,7 +37,9 @@ pub fn finish(rt: &Runtime, session: &Session, e: Option<&Error>, ctx: &mut Requ
         trace_id: ctx.trace.as_ref().map(|t| &t.trace_id),
         client_ip: ctx.client.ip,
         method: req.method.as_str(),
-        host: req.headers.get(header::HOST).map(|h| h.as_bytes()),
+        scheme: ctx.client.scheme.as_str(),
+        protocol: protocol(req.version),
+        host: Some(crate::routing::host_of(req)).filter(|h| !h.is_empty()),
         path: req.uri.path_and_query().map_or("/", |p| p.as_str()),
         status,
         bytes_in: session.body_bytes_read() as u64,
@@ -51,4 +53,14 @@ pub fn finish(rt: &Runtime, session: &Session, e: Option<&Error>, ctx: &mut Requ
         upstream_duration: ctx.attempts.elapsed,
         user_agent: req.headers.get(header::USER_AGENT).map(|u| u.as_bytes()),
     });
+}
+
+fn protocol(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
 }

@@ -172,7 +172,7 @@ pub fn host_of(req: &RequestHeader) -> &[u8] {
         .unwrap_or_default()
 }
 
-fn strip_port(host: &[u8]) -> &[u8] {
+pub fn strip_port(host: &[u8]) -> &[u8] {
     if host.first() == Some(&b'[') {
         // [v6]:port
         return match host.iter().position(|b| *b == b']') {

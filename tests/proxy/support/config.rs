@@ -20,6 +20,8 @@ pub use serde_json::json;
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     sections: Map<String, Value>,
+    /// Listeners beside the one each process gets.
+    listeners: Vec<Value>,
 }
 
 impl Config {
@@ -59,6 +61,12 @@ impl Config {
         self.section("routes", routes)
     }
 
+    /// Add a listener (`{address, tls, h2c, ...}`) beside the process's own.
+    pub fn listener(mut self, listener: Value) -> Config {
+        self.listeners.push(listener);
+        self
+    }
+
     /// Set a whole top-level key (a Parapet section or a Pingora server key).
     pub fn section(mut self, key: &str, value: Value) -> Config {
         self.sections.insert(key.to_string(), value);
@@ -75,7 +83,13 @@ impl Config {
             .section("upgrade_sock", json!(format!("{d}/upgrade.sock")))
             .section("grace_period_seconds", json!(grace_seconds))
             .section("graceful_shutdown_timeout_seconds", json!(1))
-            .section("listeners", json!([{ "address": listen.to_string() }]))
+            .with_listener(listen)
+    }
+
+    fn with_listener(mut self, listen: SocketAddr) -> Config {
+        let mut all = vec![json!({ "address": listen.to_string() })];
+        all.append(&mut self.listeners);
+        self.section("listeners", Value::Array(all))
     }
 
     fn entry(mut self, section: &str, name: &str, value: Value) -> Config {

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod config;
 pub mod process;
+pub mod tls;
 
 pub use client::{get, Conn, Response};
 pub use config::{backends, json, Config};

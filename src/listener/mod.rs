@@ -1,0 +1,251 @@
+//! The proxy's listening sockets (SPEC §2 `listeners`): what each entry may say,
+//! and the typed listener the server binds: cleartext or TLS (`tls`), HTTP/2 by
+//! ALPN or by prior knowledge (`h2c`), and what a listener adds to its answers
+//! (`hsts`, `redirect_https`).
+
+pub mod tls;
+
+use crate::config::units::Span;
+use crate::config::{field, section, ConfigErrors};
+use http::HeaderValue;
+use pingora::proxy::Session;
+use serde::Deserialize;
+use serde_yaml::Value;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tls::{Certificates, TlsEntry};
+
+/// One entry of `listeners` as the operator wrote it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerEntry {
+    pub address: String,
+    pub tls: Option<TlsEntry>,
+    #[serde(default)]
+    pub h2c: bool,
+    pub hsts: Option<Span>,
+    #[serde(default)]
+    pub redirect_https: bool,
+}
+
+/// A listening socket as the server binds it.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub address: SocketAddr,
+    /// Terminate TLS with these certificates.
+    pub tls: Option<ListenerTls>,
+    /// Accept cleartext HTTP/2 with prior knowledge (beside HTTP/1.1).
+    pub h2c: bool,
+    /// `Strict-Transport-Security` for the answers of a TLS listener.
+    pub hsts: Option<HeaderValue>,
+    /// Answer every request of a cleartext listener with a 301 to https.
+    pub redirect_https: bool,
+}
+
+/// A TLS listener's certificates, chosen by SNI, and whether it offers HTTP/2.
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    pub certificates: Arc<Certificates>,
+    pub http2: bool,
+}
+
+/// What a listener adds to the answers of its requests, found per request by the
+/// local address the connection came in on (only when some listener has any).
+#[derive(Debug, Default)]
+pub struct ListenerPolicies {
+    /// (address, hsts, redirect_https) of each listener that has either.
+    with_policy: Vec<(SocketAddr, Option<HeaderValue>, bool)>,
+}
+
+/// The policy of the listener a request came in on.
+pub struct ListenerPolicy<'a> {
+    pub hsts: Option<&'a HeaderValue>,
+    pub redirect_https: bool,
+}
+
+impl ListenerPolicies {
+    pub fn new(listeners: &[Listener]) -> ListenerPolicies {
+        let with_policy = listeners
+            .iter()
+            .filter(|l| l.hsts.is_some() || l.redirect_https)
+            .map(|l| (l.address, l.hsts.clone(), l.redirect_https))
+            .collect();
+        ListenerPolicies { with_policy }
+    }
+
+    pub fn of(&self, session: &Session) -> Option<ListenerPolicy<'_>> {
+        if self.with_policy.is_empty() {
+            return None;
+        }
+        let local = session.server_addr()?.as_inet()?;
+        self.with_policy
+            .iter()
+            .find(|(a, _, _)| {
+                a.port() == local.port() && (a.ip().is_unspecified() || a.ip() == local.ip())
+            })
+            .map(|(_, hsts, redirect_https)| ListenerPolicy {
+                hsts: hsts.as_ref(),
+                redirect_https: *redirect_https,
+            })
+    }
+}
+
+/// The scheme a request arrived with, for `X-Forwarded-Proto` and the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    /// From the connection the request came on: TLS or not.
+    pub fn of(session: &Session) -> Scheme {
+        match session.digest().is_some_and(|d| d.ssl_digest.is_some()) {
+            true => Scheme::Https,
+            false => Scheme::Http,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+impl Listener {
+    /// Every entry of `listeners` (each deserialized on its own, so one mistake
+    /// does not hide the next); at least one is required, no address twice.
+    pub fn list_from_config(values: &[Value], errors: &mut ConfigErrors) -> Vec<Listener> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (i, value) in values.iter().enumerate() {
+            let path = format!("listeners[{i}]");
+            let Some(entry) = section::<ListenerEntry>(value, &path, errors) else {
+                continue;
+            };
+            let at = field(&path, "address");
+            match entry.address.parse::<SocketAddr>() {
+                Err(_) => errors.push(at, format!("'{}' is not an IP:port address", entry.address)),
+                Ok(addr) if !seen.insert(addr) => {
+                    errors.push(at, format!("'{addr}' is already used by another listener"))
+                }
+                Ok(address) => out.extend(Listener::from_entry(address, entry, &path, errors)),
+            }
+        }
+        if values.is_empty() {
+            errors.push("listeners", "at least one listener is required");
+        }
+        out
+    }
+
+    /// The listener of one entry whose address is good; `path` is the entry's.
+    fn from_entry(
+        address: SocketAddr,
+        entry: ListenerEntry,
+        path: &str,
+        errors: &mut ConfigErrors,
+    ) -> Option<Listener> {
+        let tls = entry.tls.map(|t| {
+            let at = field(path, "tls");
+            let certificates = Certificates::load(&t.certificates, &at, errors);
+            (certificates, t.http2)
+        });
+        let is_tls = tls.is_some();
+        let mut misplaced = |key: &str, set: bool, message: &str| {
+            if set {
+                errors.push(field(path, key), message);
+            }
+        };
+        misplaced(
+            "h2c",
+            entry.h2c && is_tls,
+            "for cleartext listeners (TLS ones offer HTTP/2 with tls.http2)",
+        );
+        misplaced(
+            "hsts",
+            entry.hsts.is_some() && !is_tls,
+            "only on a TLS listener",
+        );
+        misplaced(
+            "redirect_https",
+            entry.redirect_https && is_tls,
+            "only on a cleartext listener",
+        );
+        let hsts = entry.hsts.map(|span| {
+            let header = format!("max-age={}", span.0.as_secs());
+            HeaderValue::from_str(&header).unwrap_or(HeaderValue::from_static("max-age=0"))
+        });
+        let tls = match tls {
+            Some((Some(certificates), http2)) => Some(ListenerTls {
+                certificates: Arc::new(certificates),
+                http2,
+            }),
+            Some((None, _)) => return None,
+            None => None,
+        };
+        Some(Listener {
+            address,
+            tls,
+            h2c: entry.h2c,
+            hsts,
+            redirect_https: entry.redirect_https,
+        })
+    }
+
+    /// A plain HTTP/1.1 listener.
+    pub fn cleartext(address: SocketAddr) -> Listener {
+        Listener {
+            address,
+            tls: None,
+            h2c: false,
+            hsts: None,
+            redirect_https: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listeners(yaml: &str) -> (Vec<Listener>, Vec<String>) {
+        let values: Vec<Value> = serde_yaml::from_str(yaml).unwrap();
+        let mut errors = ConfigErrors::default();
+        let out = Listener::list_from_config(&values, &mut errors);
+        let problems = errors.paths();
+        (out, problems)
+    }
+
+    #[test]
+    fn addresses_become_cleartext_listeners() {
+        let (out, problems) = listeners("[{address: '127.0.0.1:80'}, {address: '[::1]:81'}]");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(out[0].address, "127.0.0.1:80".parse().unwrap());
+        assert!(out[0].tls.is_none() && !out[0].h2c && !out[0].redirect_https);
+        assert_eq!(out[1].address, "[::1]:81".parse().unwrap());
+    }
+
+    #[test]
+    fn bad_and_repeated_addresses_are_named() {
+        let (out, problems) = listeners(
+            "[{address: 'localhost:80'}, {address: '127.0.0.1:80'}, {address: '127.0.0.1:80'}]",
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(problems, ["listeners[0].address", "listeners[2].address"]);
+    }
+
+    #[test]
+    fn misplaced_keys_and_empty_lists_are_refused() {
+        let (out, problems) = listeners(
+            "[{address: '127.0.0.1:80', h2c: true, redirect_https: true}, \
+              {address: '127.0.0.1:81', hsts: 180d}, {address: '127.0.0.1:82', bogus: 1}]",
+        );
+        assert!(out[0].h2c && out[0].redirect_https);
+        assert_eq!(problems, ["listeners[1].hsts", "listeners[2].bogus"]);
+        let (_, problems) = listeners("[]");
+        assert_eq!(problems, ["listeners"]);
+    }
+}

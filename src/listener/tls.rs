@@ -1,0 +1,204 @@
+//! TLS on a listener (SPEC §2 `listeners[].tls`): its certificates, read and
+//! checked once at load (so `parapet -t` reports a missing, unreadable, non-PEM,
+//! mismatched or expired file by its field), and chosen per handshake by SNI.
+//!
+//! Pingora's rustls listener (PINGORA-NOTES §1) speaks TLS 1.2 and 1.3 only, with
+//! rustls's cipher suites (AEAD only: the TLS 1.3 suites and ECDHE with AES-GCM or
+//! ChaCha20-Poly1305, a subset of Mozilla's "intermediate"), and resumes sessions
+//! from rustls's in-memory cache. None of that is settable there, so none of it is
+//! a setting here.
+
+use crate::config::{field, ConfigErrors};
+use pingora::tls::sign::CertifiedKey;
+use pingora::tls::{ClientHello, CryptoProvider, ResolvesServerCert};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+/// `listeners[].tls` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsEntry {
+    pub certificates: Vec<CertificateEntry>,
+    /// Offer HTTP/2 by ALPN (default true), beside HTTP/1.1.
+    #[serde(default = "yes")]
+    pub http2: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateEntry {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A listener's loaded certificates: the first is the default, also for clients
+/// that send no SNI; otherwise the name sent picks the certificate that lists it
+/// (exactly, or under a `*.` wildcard), falling back to the default.
+#[derive(Debug)]
+pub struct Certificates {
+    default: Arc<CertifiedKey>,
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    /// By the suffix after `*.`.
+    wildcard: HashMap<String, Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.for_name(hello.server_name()).clone())
+    }
+}
+
+impl Certificates {
+    fn for_name(&self, name: Option<&str>) -> &Arc<CertifiedKey> {
+        let Some(name) = name.map(str::to_ascii_lowercase) else {
+            return &self.default;
+        };
+        let parent = name.split_once('.').map(|(_, rest)| rest);
+        self.exact
+            .get(&name)
+            .or_else(|| parent.and_then(|p| self.wildcard.get(p)))
+            .unwrap_or(&self.default)
+    }
+
+    /// Load every entry; `path` is the `tls` section's. None when any failed.
+    pub fn load(
+        entries: &[CertificateEntry],
+        path: &str,
+        errors: &mut ConfigErrors,
+    ) -> Option<Certificates> {
+        if entries.is_empty() {
+            errors.push(
+                field(path, "certificates"),
+                "at least one certificate is required",
+            );
+            return None;
+        }
+        let mut loaded = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let at = format!("{path}.certificates[{i}]");
+            match load_one(entry) {
+                Ok(one) => loaded.push(one),
+                Err((key, message)) => errors.push(field(&at, key), message),
+            }
+        }
+        if loaded.len() < entries.len() {
+            return None;
+        }
+        let mut out = Certificates {
+            default: loaded[0].0.clone(),
+            exact: HashMap::new(),
+            wildcard: HashMap::new(),
+        };
+        // The first certificate listing a name keeps it.
+        for (key, names) in loaded {
+            for name in names {
+                let map = match name.strip_prefix("*.") {
+                    Some(_) => &mut out.wildcard,
+                    None => &mut out.exact,
+                };
+                let name = name.strip_prefix("*.").unwrap_or(&name).to_string();
+                map.entry(name).or_insert_with(|| key.clone());
+            }
+        }
+        Some(out)
+    }
+}
+
+/// A certificate with its key, and the names it serves.
+type Loaded = (Arc<CertifiedKey>, Vec<String>);
+
+/// The field at fault (`cert` or `key`) and what is wrong with it.
+type Fault = (&'static str, String);
+
+fn load_one(entry: &CertificateEntry) -> Result<Loaded, Fault> {
+    let (cert, key) = (&entry.cert, &entry.key);
+    readable(cert).map_err(|m| ("cert", m))?;
+    readable(key).map_err(|m| ("key", m))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<_, _>>())
+        .map_err(|e| {
+            (
+                "cert",
+                format!("{}: not a PEM certificate ({e})", cert.display()),
+            )
+        })?;
+    let Some(leaf) = chain.first() else {
+        return Err((
+            "cert",
+            format!("{}: no certificate in the file", cert.display()),
+        ));
+    };
+    let names = names_and_validity(leaf, cert).map_err(|m| ("cert", m))?;
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        (
+            "key",
+            format!("{}: not a PEM private key ({e})", key.display()),
+        )
+    })?;
+    pingora::tls::install_default_crypto_provider();
+    let provider = CryptoProvider::get_default()
+        .ok_or(("key", "no TLS crypto provider installed".to_string()))?;
+    let certified = CertifiedKey::from_der(chain, private, provider).map_err(|e| {
+        let why = format!(
+            "{}: does not go with {} ({e})",
+            key.display(),
+            cert.display()
+        );
+        ("key", why)
+    })?;
+    Ok((Arc::new(certified), names))
+}
+
+fn readable(path: &Path) -> Result<(), String> {
+    std::fs::File::open(path)
+        .map(drop)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// The DNS names a certificate serves (its SANs, else its CN), lowercased;
+/// an error when it is expired or not yet valid.
+fn names_and_validity(leaf: &CertificateDer<'_>, file: &Path) -> Result<Vec<String>, String> {
+    let (_, parsed) = X509Certificate::from_der(leaf.as_ref())
+        .map_err(|e| format!("{}: not an X.509 certificate ({e})", file.display()))?;
+    let validity = parsed.validity();
+    if !validity.is_valid() {
+        let now = x509_parser::time::ASN1Time::now();
+        let (when, what) = match validity.not_after < now {
+            true => (validity.not_after, "expired on"),
+            false => (validity.not_before, "is not valid before"),
+        };
+        return Err(format!("{}: {what} {when}", file.display()));
+    }
+    let mut names: Vec<String> = parsed
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    GeneralName::DNSName(dns) => Some(dns.to_ascii_lowercase()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() {
+        let cn = parsed.subject().iter_common_name().next();
+        names.extend(
+            cn.and_then(|cn| cn.as_str().ok())
+                .map(str::to_ascii_lowercase),
+        );
+    }
+    Ok(names)
+}
