@@ -5,10 +5,12 @@ use crate::admin::Admin;
 use crate::config::Settings;
 use crate::connection::header_timeout::HeaderTimeout;
 use crate::listener::Listener;
+use crate::policy::limits::RequestLimits;
 use crate::proxy::Parapet;
 use crate::runtime::Runtime;
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
+use pingora::protocols::http::v2::server::{default_h2_options, H2Options};
 use pingora::server::configuration::Opt;
 use pingora::server::Server;
 use pingora::services::listening::Service;
@@ -56,6 +58,7 @@ pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
             options.h2c = true;
             proxy.server_options = Some(options);
         }
+        proxy.h2_options = Some(http2_options(&runtime.limits));
         let app = HeaderTimeout::new(proxy, runtime.limits.header_timeout);
         let mut service = Service::new(name.to_string(), app);
         for listener in group {
@@ -71,6 +74,15 @@ pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
     }
     server.add_services(built.services);
     Ok(server)
+}
+
+/// HTTP/2 to clients: Pingora's bounded defaults with `limits`' stream count and
+/// head size (as the header list size).
+fn http2_options(limits: &RequestLimits) -> H2Options {
+    let mut options = default_h2_options();
+    options.max_concurrent_streams(limits.http2_streams);
+    options.max_header_list_size(u32::try_from(limits.header_bytes).unwrap_or(u32::MAX));
+    options
 }
 
 /// Add one listener to a proxy service: TLS with its certificates chosen by SNI

@@ -12,6 +12,9 @@
 //!   request body; a client that stalls longer gets 408 (or, once an answer has
 //!   started, a closed connection), so a slow uploader cannot hold a worker forever.
 //!
+//! - `http2_max_concurrent_streams` (default 100, Pingora's): streams one HTTP/2
+//!   client may have open at once; `max_request_header_bytes` also bounds an HTTP/2
+//!   header list (the client is told both in its SETTINGS).
 //! - `request_buffer` (default 64KiB, at most that): bodies up to it are read whole
 //!   before the upstream request starts (`policy::request_buffer`).
 //!
@@ -38,6 +41,7 @@ pub struct LimitsConfig {
     pub client_header_timeout: Span,
     pub client_body_timeout: Span,
     pub request_buffer: Size,
+    pub http2_max_concurrent_streams: u32,
 }
 
 impl Default for LimitsConfig {
@@ -48,6 +52,7 @@ impl Default for LimitsConfig {
             client_header_timeout: Span(Duration::from_secs(10)),
             client_body_timeout: Span(Duration::from_secs(30)),
             request_buffer: Size(MAX_REQUEST_BUFFER),
+            http2_max_concurrent_streams: 100,
         }
     }
 }
@@ -59,6 +64,7 @@ pub struct RequestLimits {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub buffer: RequestBuffer,
+    pub http2_streams: u32,
 }
 
 /// What a limit says of a request.
@@ -87,6 +93,9 @@ impl RequestLimits {
             ],
             errors,
         );
+        if config.http2_max_concurrent_streams == 0 {
+            errors.push("limits.http2_max_concurrent_streams", "must be at least 1");
+        }
         if config.request_buffer.0 > MAX_REQUEST_BUFFER {
             errors.push(
                 "limits.request_buffer",
@@ -101,6 +110,7 @@ impl RequestLimits {
             buffer: RequestBuffer {
                 limit: config.request_buffer.0.min(MAX_REQUEST_BUFFER) as usize,
             },
+            http2_streams: config.http2_max_concurrent_streams,
         }
     }
 
@@ -155,6 +165,7 @@ mod tests {
         assert_eq!((l.header_bytes, l.body_bytes), (64 << 10, 100 << 20));
         assert_eq!(l.body_timeout, Duration::from_secs(30));
         assert_eq!(l.header_timeout, Duration::from_secs(10));
+        assert_eq!(l.http2_streams, 100);
         assert_eq!(l.buffer.limit, 64 << 10);
         let (l, _) = limits("{request_buffer: 0}");
         assert_eq!(l.buffer.limit, 0, "0 turns buffering off");

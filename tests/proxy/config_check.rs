@@ -159,7 +159,7 @@ routes:
     rate_limit: {requests_per_second: 0}
     access: {allow: [10.0.0.0/33]}
     cors: {allow_origins: ["*"], allow_credentials: true}
-limits: {max_request_body_bytes: 0, request_buffer: 1MiB, client_header_timeout: 0s}
+limits: {max_request_body_bytes: 0, request_buffer: 1MiB, client_header_timeout: 0s, http2_max_concurrent_streams: 0}
 "#;
     let (ok, out) = check_config(yaml);
     assert!(!ok, "{out}");
@@ -175,6 +175,7 @@ limits: {max_request_body_bytes: 0, request_buffer: 1MiB, client_header_timeout:
         "limits.max_request_body_bytes: must be greater than 0",
         "limits.request_buffer: must be at most 64KiB",
         "limits.client_header_timeout: must be greater than 0",
+        "limits.http2_max_concurrent_streams: must be at least 1",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }

@@ -259,3 +259,36 @@ fn bad_certificates_are_named_by_parapet_t() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_limits_are_announced_and_kept() {
+    let o = origin("o").await;
+    let h2c = free_addr();
+    let limits = json!({"http2_max_concurrent_streams": 7, "max_request_header_bytes": "4KiB"});
+    let config = Config::single(&[o.addr])
+        .listener(json!({"address": h2c.to_string(), "h2c": true}))
+        .section("limits", limits);
+    let proxy = Proxy::start(&config).await;
+    proxy.wait_accepting(h2c).await;
+    let tcp = tokio::net::TcpStream::connect(h2c).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    // Once an answer came, the server's SETTINGS have too.
+    let req = http::Request::get("http://c.test/ok").body(()).unwrap();
+    let (response, _) = client.send_request(req, true).unwrap();
+    assert_eq!(response.await.unwrap().status(), 200);
+    assert_eq!(client.current_max_send_streams(), 7);
+    // A header list over the limit never reaches the origin.
+    let big = "x".repeat(8 << 10);
+    let req = http::Request::get("http://c.test/echo")
+        .header("x-big", big)
+        .body(())
+        .unwrap();
+    let (response, _) = client.send_request(req, true).unwrap();
+    match response.await {
+        Ok(resp) => assert!(resp.status().as_u16() >= 400, "{}", resp.status()),
+        Err(e) => assert!(e.is_reset() || e.is_go_away() || e.is_io(), "{e}"),
+    }
+    assert_eq!(o.state.count("/echo"), 0);
+}
