@@ -292,3 +292,63 @@ async fn http2_limits_are_announced_and_kept() {
     }
     assert_eq!(o.state.count("/echo"), 0);
 }
+
+/// HTTPS GETs, a new connection each, until `stop`; (answered 200, failed).
+async fn https_load(
+    addr: SocketAddr,
+    ca: Vec<u8>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (usize, usize) {
+    let (mut ok, mut failed) = (0, 0);
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) && ok + failed < 5000 {
+        let answered = async {
+            let conn = tls::connect(addr, &ca, "a.test", true, &[b"http/1.1"])
+                .await
+                .ok()?;
+            Some(get_over(conn, "a.test", "/echo").await.status())
+        };
+        match answered.await {
+            Some(200) => ok += 1,
+            _ => failed += 1,
+        }
+    }
+    (ok, failed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_serves_the_new_certificate_and_drops_nothing() {
+    let o = origin("o").await;
+    let dir = scratch_dir("rotate");
+    let ca = TestCa::new();
+    let old = ca.leaf(&dir, "site", &["a.test"], false);
+    let tls_addr = free_addr();
+    let listener = json!({
+        "address": tls_addr.to_string(),
+        "tls": {"certificates": [{"cert": old.cert, "key": old.key}]},
+    });
+    let config = Config::single(&[o.addr]).listener(listener);
+    let mut daemon = process::Daemon::start(free_port(), 1, &config).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn(https_load(tls_addr, ca.der(), stop.clone()));
+    let served = async || {
+        let conn = tls::connect(tls_addr, &ca.der(), "a.test", true, &[]).await;
+        conn.map(|c| tls::served(&c)).unwrap_or_default()
+    };
+    assert_eq!(served().await, old.der);
+
+    // Rotate: new files in place, then the reload operators run.
+    let new = ca.leaf(&dir, "site", &["a.test"], false);
+    let (ok, out) = daemon.reload().await;
+    assert!(ok, "{out}\n{}", daemon.log());
+    let rotated = eventually(std::time::Duration::from_secs(10), async || {
+        served().await == new.der
+    })
+    .await;
+    assert!(rotated, "the new certificate is not served");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (answered, failed) = load.await.unwrap();
+    assert_eq!(failed, 0, "{answered} answered");
+    assert!(answered > 20, "too little load: {answered}");
+    let _ = std::fs::remove_dir_all(dir);
+}
