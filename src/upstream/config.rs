@@ -5,7 +5,7 @@
 use super::balancer::Algorithm;
 use super::circuit::{CircuitBreakerConfig, CircuitBreakerSettings};
 use super::health::{HealthCheckConfig, HealthCheckSettings};
-use super::peer::UpstreamTls;
+use super::peer::{UpstreamTls, UpstreamTlsConfig};
 use super::HashKey;
 use crate::config::units::Span;
 use crate::config::{field, header_name, require_nonzero, ConfigErrors};
@@ -33,6 +33,9 @@ pub struct UpstreamConfig {
     pub retry_budget: Option<RetryBudgetConfig>,
     pub host_header: Option<String>,
     pub circuit_breaker: Option<CircuitBreakerConfig>,
+    pub tls: Option<UpstreamTlsConfig>,
+    #[serde(default)]
+    pub http2: bool,
 }
 
 fn default_retries() -> u8 {
@@ -96,8 +99,10 @@ pub struct UpstreamSettings {
     pub host_header: Option<HeaderValue>,
     /// None: no breaker, every backend's circuit stays closed.
     pub circuit_breaker: Option<CircuitBreakerSettings>,
-    /// TLS to the backends (none yet: cleartext only).
+    /// TLS to the backends.
     pub tls: Option<UpstreamTls>,
+    /// HTTP/2 to the backends.
+    pub http2: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +156,9 @@ impl UpstreamSettings {
         let circuit_breaker = config.circuit_breaker.map(|cb| {
             CircuitBreakerSettings::from_config(cb, &field(path, "circuit_breaker"), errors)
         });
+        let tls = config
+            .tls
+            .and_then(|tls| UpstreamTls::from_config(tls, &field(path, "tls"), errors));
         UpstreamSettings {
             name: name.to_string(),
             backends,
@@ -165,7 +173,8 @@ impl UpstreamSettings {
             retry,
             host_header,
             circuit_breaker,
-            tls: None,
+            tls,
+            http2: config.http2,
         }
     }
 

@@ -5,6 +5,7 @@
 
 use super::backend::BackendState;
 use super::balancer::HealthCheck;
+use super::peer::UpstreamTls;
 use crate::config::units::Span;
 use crate::config::{field, require_nonzero, ConfigErrors};
 use async_trait::async_trait;
@@ -138,12 +139,14 @@ impl HealthCheckSettings {
 }
 
 /// The check of upstream `name`, whose backends (in configuration order) are
-/// `addresses` with their `states`.
+/// `addresses` with their `states`. An HTTP check speaks TLS to an upstream
+/// reached over TLS, verified as its requests are.
 pub fn build(
     name: &str,
     addresses: Vec<SocketAddr>,
     states: Vec<Arc<BackendState>>,
     settings: &HealthCheckSettings,
+    tls: Option<&UpstreamTls>,
 ) -> pingora::Result<HealthCheck> {
     let observer = Box::new(ReportHealthChanges {
         upstream: name.to_string(),
@@ -165,7 +168,14 @@ pub fn build(
             host,
             expect_status,
         } => {
-            let mut check = HttpHealthCheck::new(host, false);
+            let mut check = HttpHealthCheck::new(host, tls.is_some());
+            if let Some(tls) = tls {
+                let options = &mut check.peer_template.options;
+                check.peer_template.sni = tls.sni.clone();
+                options.verify_cert = tls.verify;
+                options.verify_hostname = tls.verify;
+                options.ca = tls.ca.clone();
+            }
             let mut req = RequestHeader::build("GET", path.as_bytes(), None)?;
             req.insert_header("Host", host)?;
             req.insert_header("User-Agent", "parapet-health-check")?;

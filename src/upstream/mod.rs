@@ -126,6 +126,7 @@ impl Upstream {
                 addresses.clone(),
                 states.clone(),
                 hc,
+                settings.tls.as_ref(),
             )?),
             None => None,
         };
@@ -141,7 +142,7 @@ impl Upstream {
         });
         let peers = addresses
             .iter()
-            .map(|a| peer::build(*a, settings.tls.as_ref(), settings.timeouts))
+            .map(|a| peer::build(*a, settings.tls.as_ref(), settings.http2, settings.timeouts))
             .collect();
         let upstream = Upstream {
             name: settings.name.clone(),

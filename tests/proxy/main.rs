@@ -17,3 +17,4 @@ mod routing;
 mod slow_clients;
 mod streaming;
 mod tls;
+mod upstream_tls;

@@ -21,6 +21,7 @@ pub struct Leaf {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub der: Vec<u8>,
+    pub key_der: Vec<u8>,
 }
 
 impl TestCa {
@@ -62,6 +63,7 @@ impl TestCa {
             cert: dir.join(format!("{tag}.pem")),
             key: dir.join(format!("{tag}.key")),
             der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
         };
         std::fs::write(&leaf.cert, cert.pem()).unwrap();
         std::fs::write(&leaf.key, key.serialize_pem()).unwrap();
@@ -108,4 +110,45 @@ pub fn served(stream: &TlsStream<TcpStream>) -> Vec<u8> {
 /// The protocol ALPN chose.
 pub fn alpn(stream: &TlsStream<TcpStream>) -> Option<Vec<u8>> {
     stream.get_ref().1.alpn_protocol().map(|p| p.to_vec())
+}
+
+/// An HTTPS origin with `leaf`'s certificate that answers every request 200 with
+/// `X-Origin: tls`; returns its address and the count of requests it answered.
+pub async fn tls_origin(leaf: &Leaf) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncWriteExt, BufReader};
+    use tokio_rustls::rustls::pki_types::PrivateKeyDer;
+    use tokio_rustls::rustls::ServerConfig;
+    let chain = vec![CertificateDer::from(leaf.der.clone())];
+    let key = leaf.key_der.clone();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, PrivateKeyDer::try_from(key).unwrap())
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let answered = count.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, answered) = (acceptor.clone(), answered.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut io = BufReader::new(tls);
+                while let Ok(Some(_head)) = parapet::demo::wire::read_head(&mut io).await {
+                    answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-Origin: tls\r\n\r\nok\n";
+                    if io.get_mut().write_all(resp).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, count)
 }
