@@ -23,6 +23,8 @@ use std::time::Duration;
 
 pub struct Runtime {
     pub listeners: ListenerPolicies,
+    /// Some route compresses its answers: Pingora's compression module is added.
+    pub compresses: bool,
     pub routes: RouteTable,
     pub upstreams: Vec<Upstream>,
     pub client_ip: ClientIpPolicy,
@@ -85,8 +87,13 @@ impl Runtime {
             services.push(Box::new(background_service("access log", writer)) as Box<_>);
             log
         });
+        let compresses = settings
+            .routes
+            .iter()
+            .any(|r| r.policies.compression.is_some());
         let runtime = Runtime {
             listeners: ListenerPolicies::new(&settings.listeners),
+            compresses,
             routes: RouteTable::new(settings.routes),
             upstreams,
             client_ip: settings.client_ip,

@@ -9,7 +9,8 @@
 //! - `/gen...?set-NAME=VALUE&...`: a generated response for cache tests: each
 //!   `set-` parameter becomes a response header (percent-decoded), `status=N` and
 //!   `delay=MS` set the status and a delay, `short=N` promises N more bytes than it
-//!   sends and hangs up, and the body names how many `/gen`
+//!   sends and hangs up, `pad=N` adds N bytes of `x` to the body, and the body names
+//!   how many `/gen`
 //!   requests for its path came so far (and the request's `Accept-Encoding`), so every fetch
 //!   is told apart (`X-Gen: N` says the same, on 304s too). A request whose
 //!   `If-None-Match` matches the `ETag` to send, or whose `If-Modified-Since`
@@ -259,7 +260,7 @@ async fn generated<W: AsyncWriteExt + Unpin>(
 ) -> std::io::Result<()> {
     let query = req.target.split_once('?').map_or("", |(_, q)| q);
     let mut headers: Vec<(String, String)> = Vec::new();
-    let (mut status, mut delay, mut short) = (200u16, 0u64, 0usize);
+    let (mut status, mut delay, mut short, mut pad) = (200u16, 0u64, 0usize, 0usize);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value = percent_decode(value);
@@ -271,6 +272,8 @@ async fn generated<W: AsyncWriteExt + Unpin>(
             delay = value.parse().unwrap_or(0);
         } else if name == "short" {
             short = value.parse().unwrap_or(0);
+        } else if name == "pad" {
+            pad = value.parse::<usize>().unwrap_or(0).min(1 << 20);
         }
     }
     if delay > 0 {
@@ -294,10 +297,11 @@ async fn generated<W: AsyncWriteExt + Unpin>(
     if not_modified {
         return send(w, state, 304, &refs, b"").await;
     }
-    let body = format!(
+    let mut body = format!(
         "gen {n} ae={}\n",
         req.head.get("accept-encoding").unwrap_or("-")
     );
+    body.extend(std::iter::repeat_n('x', pad));
     if short > 0 {
         // Promise `short` more bytes than come, then hang up.
         let mut out = format!(

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod client_ip;
+pub mod compression;
 pub mod cors;
 pub mod framing;
 pub mod headers;

@@ -113,6 +113,9 @@ impl Parapet {
         ctx: &mut RequestCtx,
         status: u16,
     ) -> Result<()> {
+        if ctx.compressing {
+            super::encoding::stop_compression(session);
+        }
         let cache_status = self.cache_status(session, ctx).and_then(|f| f.header());
         let mut extra: Vec<_> = cache_status
             .map(|v| (CACHE_STATUS.clone(), v))

@@ -22,6 +22,8 @@ pub struct RequestCtx {
     pub hsts: Option<HeaderValue>,
     pub route: Option<RouteMatch>,
     pub attempts: Attempts,
+    /// The route compresses and the client takes one of its codings.
+    pub compressing: bool,
     /// The policy that refused the request, for the access log.
     pub refused_by: Option<&'static str>,
     /// The route's rate limit's verdict, for the `RateLimit` fields of the answer.
@@ -51,6 +53,7 @@ impl RequestCtx {
             body_bytes: 0,
             body_prefix: None,
             rate_limit: None,
+            compressing: false,
             refused_by: None,
             cache: None,
             active: None,

@@ -19,6 +19,7 @@
 mod answer;
 mod attempt;
 mod ctx;
+mod encoding;
 mod report;
 mod retry;
 
@@ -38,6 +39,7 @@ use pingora::cache::key::HashBinary;
 use pingora::cache::RespCacheable;
 use pingora::cache::{CacheKey, CacheMeta, ForcedFreshness, HitHandler, NoCacheReason};
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::compression::ResponseCompressionBuilder;
 use pingora::modules::http::HttpModules;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
@@ -81,9 +83,13 @@ impl ProxyHttp for Parapet {
         RequestCtx::new()
     }
 
-    /// No response compression at the edge: skip Pingora's default module, which
-    /// would otherwise run (disabled) on every request.
-    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
+    /// Pingora's compression module only when some route compresses (it starts
+    /// disabled, and `encoding` turns it on per request); otherwise no module runs.
+    fn init_downstream_modules(&self, modules: &mut HttpModules) {
+        if self.rt.compresses {
+            modules.add_module(ResponseCompressionBuilder::enable(0));
+        }
+    }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let rt = &self.rt;
@@ -107,6 +113,9 @@ impl ProxyHttp for Parapet {
         };
         if let Some(answered) = self.route_policies(session, ctx, route).await {
             return answered;
+        }
+        if let Some(policy) = &route.policies.compression {
+            self.start_compression(session, ctx, policy);
         }
         let req = session.req_header();
         ctx.trace = Some(trace::accept_or_start(req.headers.get(&trace::TRACEPARENT)));
@@ -299,6 +308,9 @@ impl ProxyHttp for Parapet {
                 Box::pin(shield.invalidate(req, resp, route, ctx.client.scheme)).await;
             }
             cache_status = self.cache_status(session, ctx);
+        }
+        if ctx.compressing {
+            self.settle_compression(session, ctx, resp);
         }
         let status = resp.status;
         let policies = ctx

@@ -6,6 +6,7 @@ use super::{HostMatch, Route, RoutePolicies};
 use crate::cache::config::{CacheKeyConfig, RouteCache};
 use crate::config::{field, ConfigErrors};
 use crate::policy::access::{AccessConfig, AccessList};
+use crate::policy::compression::{Compression, CompressionConfig};
 use crate::policy::cors::{Cors, CorsConfig};
 use crate::policy::rate_limit::{RateLimit, RateLimitConfig};
 use serde::Deserialize;
@@ -28,6 +29,8 @@ pub struct RouteConfig {
     pub cors: Option<CorsConfig>,
     /// Requests per second and burst.
     pub rate_limit: Option<RateLimitConfig>,
+    /// Answers compressed at the edge.
+    pub compression: Option<CompressionConfig>,
 }
 
 fn default_route_host() -> String {
@@ -68,6 +71,9 @@ impl Route {
         let rate_limit = config
             .rate_limit
             .and_then(|r| RateLimit::from_config(r, path, errors));
+        let compression = config
+            .compression
+            .and_then(|c| Compression::from_config(c, path, errors));
         let upstream = upstreams.valid.iter().position(|u| *u == config.upstream);
         if !upstreams.defined.contains(&config.upstream.as_str()) {
             errors.push(
@@ -89,6 +95,7 @@ impl Route {
                 access,
                 cors,
                 rate_limit,
+                compression,
             },
         })
     }

@@ -7,6 +7,7 @@ pub mod config;
 use crate::cache::config::RouteCache;
 use crate::policy::access::AccessList;
 use crate::policy::client_ip::Client;
+use crate::policy::compression::Compression;
 use crate::policy::cors::Cors;
 use crate::policy::rate_limit::{Decision, RateLimit};
 use pingora::http::RequestHeader;
@@ -37,6 +38,8 @@ pub struct RoutePolicies {
     pub cors: Option<Cors>,
     /// `rate_limit`: requests per second and burst, per client (or route, or header).
     pub rate_limit: Option<RateLimit>,
+    /// `compression`: answers compressed at the edge.
+    pub compression: Option<Compression>,
 }
 
 /// How a route matches the request's host (port ignored, ASCII case-insensitive).

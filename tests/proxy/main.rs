@@ -4,6 +4,7 @@
 mod support;
 
 mod cache;
+mod compression;
 mod config_check;
 mod edge;
 mod failures;
