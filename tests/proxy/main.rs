@@ -12,6 +12,7 @@ mod headers;
 mod health;
 mod observability;
 mod operations;
+mod protocol_abuse;
 mod resilience;
 mod retries;
 mod routing;
