@@ -18,12 +18,15 @@
 #   cache        Parapet's cache against nginx's proxy_cache: CPU per hit in pairs
 #                (1 KiB and 100 KiB), origin offload under a Zipf load, and what the
 #                cache costs a route that does not cache (bench/cache.sh);
+#   tls          TLS and HTTP/2 against nginx in pairs: HTTPS keep-alive, new
+#                handshakes, HTTP/2 at 100 streams (bench/tls.sh);
 #   scaling      req/s unpinned with 1 and 2 threads (nginx: worker processes);
 #   allocations  allocations per request, from the counting build (target/alloc-count).
 # Bounded: about ROUNDS x 3 x (DURATION + 1) + PAIR_ROUNDS x 3 x DURATION
 # + 3 x LAT_ROUNDS x 3 x (LAT_DURATION + 1) + 3 x DURATION + 3 x ~20
 # + 4 x SCALE_ROUNDS x (DURATION + 1) + 2 x (DURATION + 2) seconds, about 8.5 minutes
-# with the defaults, plus about 3 minutes for the cache part (see bench/cache.sh).
+# with the defaults, plus about 3 minutes for the cache part (see bench/cache.sh) and
+# 1.5 minutes for the TLS part (bench/tls.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +43,7 @@ BARE=${BARE:-target/release/examples/bare_pingora}
 OPEN_LOOP=${OPEN_LOOP:-target/release/examples/open_loop}
 COUNTING=${COUNTING:-target/alloc-count}
 PARAPET_CONF=${PARAPET_CONF:-bench/parapet.yaml}
-ALL_PARTS="passthrough latency connections idle cache scaling allocations"
+ALL_PARTS="passthrough latency connections idle cache tls scaling allocations"
 PARTS=${PARTS:-all}
 PARTS=${PARTS// /,}
 for name in ${PARTS//,/ }; do
@@ -65,6 +68,8 @@ if [ "$cores" -ge 2 ]; then PROXY_CPU=0; LOAD_CPU=1; else PROXY_CPU=0; LOAD_CPU=
 source bench/lib.sh
 # shellcheck source=bench/cache.sh
 source bench/cache.sh
+# shellcheck source=bench/tls.sh
+source bench/tls.sh
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -263,6 +268,12 @@ fi
 if want cache; then
     start_part cache
     cache_part
+fi
+
+# The TLS part, on the same pinned origin (bench/tls.sh).
+if want tls; then
+    start_part tls
+    tls_part
 fi
 
 # Scaling: each proxy unpinned, with 1 and then 2 threads (nginx: worker processes),
