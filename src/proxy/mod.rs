@@ -116,13 +116,17 @@ impl ProxyHttp for Parapet {
 
     /// Bodies are counted against `limits.max_request_body_bytes` as they stream
     /// (from the start again on each attempt: a retry replays the buffered body).
+    /// After a 101 what streams is a WebSocket's frames, which no body limit bounds.
     async fn request_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<bytes::Bytes>,
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if session.was_upgraded() {
+            return Ok(());
+        }
         if let Some(prefix) = ctx.body_prefix.take() {
             *body = Some(match body.take() {
                 Some(rest) => [prefix, rest].concat().into(),
