@@ -16,3 +16,4 @@ mod retries;
 mod routing;
 mod slow_clients;
 mod streaming;
+mod websocket;
