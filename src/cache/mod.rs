@@ -104,10 +104,13 @@ impl Shield {
         self.storage
     }
 
-    /// `request_cache_filter`: GET and HEAD requests use the cache.
+    /// `request_cache_filter`: GET and HEAD requests use the cache, but not a
+    /// WebSocket handshake: a stored page must not answer it, nor may it wait for
+    /// another request's fetch.
     pub fn enable(&self, session: &mut Session, ctx: &mut CacheCtx) {
         let req = session.req_header();
-        if !matches!(req.method, http::Method::GET | http::Method::HEAD) {
+        let cached = matches!(req.method, http::Method::GET | http::Method::HEAD);
+        if !cached || crate::policy::websocket::is_handshake(req) {
             return;
         }
         ctx.directives = RequestDirectives::of(req);

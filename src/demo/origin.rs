@@ -6,6 +6,8 @@
 //! - `/bytes/N`: N bytes of a known pattern (see `wire::pattern_byte`)
 //! - `/close`: closes the connection without answering
 //! - `/hop`: a response carrying hop-by-hop headers a proxy must strip
+//! - `/ws`: a WebSocket echo (`demo::websocket`); the connection is the socket's
+//!   from the 101 on
 //! - `/gen...?set-NAME=VALUE&...`: a generated response for cache tests: each
 //!   `set-` parameter becomes a response header (percent-decoded), `status=N` and
 //!   `delay=MS` set the status and a delay, `short=N` promises N more bytes than it
@@ -22,6 +24,7 @@
 //! one origin fail (`OriginState::set_failing`): then every path but `/health`
 //! answers the chosen status at once, so the same path works on another origin.
 
+use super::websocket;
 use super::wire::{self, Checksum, Head};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
@@ -138,8 +141,13 @@ async fn serve(stream: TcpStream, state: Arc<OriginState>) {
         let Ok(body_bytes) = wire::read_body(&mut read, framing, |b| sum.update(b)).await else {
             return;
         };
-        if behaviour_path(&target) == "/close" {
-            return;
+        match behaviour_path(target.split('?').next().unwrap_or_default()) {
+            "/close" => return,
+            "/ws" => {
+                let _ = websocket::serve(read, write, &head, &state.name).await;
+                return;
+            }
+            _ => {}
         }
         let request = Request {
             method: &method,
@@ -242,8 +250,8 @@ async fn respond<W: AsyncWriteExt + Unpin>(
 /// The part of a path that picks a behaviour: paths may carry any prefix (such as
 /// a route's `path_prefix`), so `/app/slow/10` behaves as `/slow/10`.
 fn behaviour_path(path: &str) -> &str {
-    const KEYWORDS: [&str; 8] = [
-        "/health", "/echo", "/slow/", "/status/", "/bytes/", "/close", "/hop", "/gen",
+    const KEYWORDS: [&str; 9] = [
+        "/health", "/echo", "/slow/", "/status/", "/bytes/", "/close", "/hop", "/gen", "/ws",
     ];
     KEYWORDS
         .iter()
@@ -263,7 +271,7 @@ async fn generated<W: AsyncWriteExt + Unpin>(
     let (mut status, mut delay, mut short, mut pad) = (200u16, 0u64, 0usize, 0usize);
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = percent_decode(value);
+        let value = wire::percent_decode(value);
         if let Some(header) = name.strip_prefix("set-") {
             headers.push((header.to_string(), value));
         } else if name == "status" {
@@ -319,30 +327,6 @@ async fn generated<W: AsyncWriteExt + Unpin>(
     }
     let head_only = req.method == "HEAD";
     send_with(w, state, status, &refs, body.as_bytes(), head_only).await
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
-            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
-                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn send<W: AsyncWriteExt + Unpin>(

@@ -1,6 +1,6 @@
 //! Just enough HTTP/1.1 framing for the demo origin and the tests' raw client:
-//! read a head, read a body (Content-Length, chunked or until close), and a cheap
-//! checksum to prove a streamed body arrived intact.
+//! read a head, read a body (Content-Length, chunked or until close), a cheap
+//! checksum to prove a streamed body arrived intact, and decode a query value.
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
 
@@ -201,4 +201,29 @@ pub fn fill_pattern(buf: &mut [u8], offset: u64) {
     for (i, b) in buf.iter_mut().enumerate() {
         *b = pattern_byte(offset + i as u64);
     }
+}
+
+/// A query value with `%XX` escapes and `+` decoded; invalid escapes stay as written.
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -102,6 +102,8 @@ impl AsRef<[u8]> for IpText {
 
 /// Strip the origin's hop-by-hop response fields. `Connection` itself is rewritten
 /// by Pingora when the response is written, but the fields it names are ours to drop.
+/// A 101 keeps `Upgrade` and gets `Connection: Upgrade`: the client's connection
+/// switches too, and Pingora writes no `Connection` on a 1xx.
 pub fn strip_response_hop_by_hop(headers: &mut HeaderMap, status: http::StatusCode) {
     // One pass over the few names present finds which of these fields the response
     // has (usually only `Connection`), so that only those are looked up and removed.
@@ -112,13 +114,17 @@ pub fn strip_response_hop_by_hop(headers: &mut HeaderMap, status: http::StatusCo
         }
     }
     // A 101's Upgrade says what the connection switches to: it stays.
-    present[6] &= status != http::StatusCode::SWITCHING_PROTOCOLS;
+    let switching = status == http::StatusCode::SWITCHING_PROTOCOLS;
+    present[6] &= !switching;
     if present[0] {
         if let Some(connection) = headers.get(header::CONNECTION).cloned() {
             for token in connection.as_bytes().split(|b| *b == b',') {
                 let token = token.trim_ascii();
-                // The usual values name no other header: skip parsing them.
-                if token.eq_ignore_ascii_case(b"keep-alive") || token.eq_ignore_ascii_case(b"close")
+                // The usual values name no other header (`upgrade` names one that is
+                // hop-by-hop anyway, or a 101's, which stays): skip parsing them.
+                if token.eq_ignore_ascii_case(b"keep-alive")
+                    || token.eq_ignore_ascii_case(b"close")
+                    || token.eq_ignore_ascii_case(b"upgrade")
                 {
                     continue;
                 }
@@ -132,6 +138,10 @@ pub fn strip_response_hop_by_hop(headers: &mut HeaderMap, status: http::StatusCo
         if found {
             headers.remove(*name);
         }
+    }
+    if switching {
+        // RFC 9110 §7.8: a sender of `Upgrade` names it in `Connection`.
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     }
 }
 
@@ -258,10 +268,22 @@ mod tests {
 
     #[test]
     fn a_switching_protocols_answer_keeps_its_upgrade() {
-        let mut resp = map(&[("upgrade", "websocket"), ("keep-alive", "timeout=5")]);
+        let mut resp = map(&[
+            ("connection", "Upgrade, X-Secret"),
+            ("x-secret", "1"),
+            ("upgrade", "websocket"),
+            ("keep-alive", "timeout=5"),
+            ("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        ]);
         strip_response_hop_by_hop(&mut resp, http::StatusCode::SWITCHING_PROTOCOLS);
         assert_eq!(resp.get("upgrade").unwrap(), "websocket");
-        assert!(resp.get("keep-alive").is_none());
+        assert_eq!(resp.get("connection").unwrap(), "Upgrade");
+        assert!(resp.get("keep-alive").is_none() && resp.get("x-secret").is_none());
+        assert!(resp.get("sec-websocket-accept").is_some());
+        // Without an origin `Connection` the client is still told.
+        let mut resp = map(&[("upgrade", "websocket")]);
+        strip_response_hop_by_hop(&mut resp, http::StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(resp.get("connection").unwrap(), "Upgrade");
     }
 
     #[test]

@@ -10,3 +10,4 @@ pub mod limits;
 pub mod rate_limit;
 pub mod request_buffer;
 pub mod retry;
+pub mod websocket;

@@ -7,9 +7,11 @@
 //! request_body_filter     -> the body limit, counted as the body streams
 //! request_cache_filter .. cache_hit_filter, proxy_upstream_filter, response_cache_filter,
 //!   cache_vary_filter, should_serve_stale -> the route's cache (`cache::Shield`)
-//! upstream_peer           -> a healthy backend of the route's upstream (untried on retries)
+//! upstream_peer           -> a healthy backend of the route's upstream (untried on retries);
+//!                            a WebSocket handshake's origin side outlasts its idle timeout
 //! upstream_request_filter -> forwarding headers, request ID, traceparent, Host rewrite
-//! upstream_response_filter -> the attempt answered; a status in `retry_on` is retried
+//! upstream_response_filter -> the attempt answered; a status in `retry_on` is retried;
+//!                            after a 101 the client side idles up to `websocket_idle`
 //! response_filter         -> invalidation after unsafe methods, hop-by-hop stripping,
 //!                            response header rules, request ID, Cache-Status
 //! fail_to_connect / error_while_proxy -> the attempt failed; retry policy (`retry`)
@@ -130,13 +132,17 @@ impl ProxyHttp for Parapet {
 
     /// Bodies are counted against `limits.max_request_body_bytes` as they stream
     /// (from the start again on each attempt: a retry replays the buffered body).
+    /// After a 101 what streams is a WebSocket's frames, which no body limit bounds.
     async fn request_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<bytes::Bytes>,
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if session.was_upgraded() {
+            return Ok(());
+        }
         if let Some(prefix) = ctx.body_prefix.take() {
             *body = Some(match body.take() {
                 Some(rest) => [prefix, rest].concat().into(),
@@ -247,9 +253,12 @@ impl ProxyHttp for Parapet {
     ) -> Result<Box<HttpPeer>> {
         let upstream = self.upstream(ctx)?;
         let key = upstream.key_of(session.req_header(), ctx.client.ip);
-        let chosen = upstream
+        let mut chosen = upstream
             .select(key.as_bytes(), ctx.attempts.tried)
             .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no healthy backend"))?;
+        upstream
+            .websocket
+            .fit_peer(session.req_header(), &mut chosen.peer);
         if ctx.attempts.count == 0 {
             upstream.retry.request_sent(ctx.started);
         }
@@ -287,6 +296,9 @@ impl ProxyHttp for Parapet {
     ) -> Result<()> {
         ctx.attempts.answered(resp.status.as_u16());
         self.retry_answer(session, ctx, resp.status.as_u16())?;
+        if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            self.upstream(ctx)?.websocket.on_switch(session);
+        }
         if let Some((shield, _)) = self.caching(ctx) {
             shield.upstream_answered(session, resp, ctx.cache.get_or_insert_default());
         }
@@ -397,10 +409,13 @@ impl ProxyHttp for Parapet {
         }
     }
 
-    /// Clients that go away and failures we answered on purpose (404, 503) are not
-    /// errors of the proxy: they are reported at debug level only.
-    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, e: &Error) -> bool {
-        let quiet = matches!(e.etype(), ErrorType::HTTPStatus(_)) || error_page::status_for(e) == 0;
+    /// Clients that go away, failures we answered on purpose (404, 503) and the end
+    /// of a WebSocket (an idle timeout, a side that vanished) are not errors of the
+    /// proxy: they are reported at debug level only.
+    fn suppress_error_log(&self, session: &Session, _ctx: &RequestCtx, e: &Error) -> bool {
+        let quiet = matches!(e.etype(), ErrorType::HTTPStatus(_))
+            || error_page::status_for(e) == 0
+            || session.was_upgraded();
         if quiet {
             log::debug!("request ended: {e}");
         }

@@ -75,6 +75,7 @@ pub struct TimeoutsConfig {
     pub connect: Span,
     pub response_header: Span,
     pub idle: Span,
+    pub websocket_idle: Span,
 }
 
 impl Default for TimeoutsConfig {
@@ -83,6 +84,7 @@ impl Default for TimeoutsConfig {
             connect: Span(Duration::from_secs(2)),
             response_header: Span(Duration::from_secs(30)),
             idle: Span(Duration::from_secs(60)),
+            websocket_idle: Span(Duration::from_secs(60)),
         }
     }
 }
@@ -115,7 +117,10 @@ pub struct BackendSettings {
 pub struct Timeouts {
     pub connect: Duration,
     pub response_header: Duration,
+    /// Pooled keep-alive connections to a backend.
     pub idle: Duration,
+    /// A WebSocket with no frame either way (`policy::websocket`).
+    pub websocket_idle: Duration,
 }
 
 impl UpstreamSettings {
@@ -142,6 +147,7 @@ impl UpstreamSettings {
             &[
                 ("connect", t.connect.0),
                 ("response_header", t.response_header.0),
+                ("websocket_idle", t.websocket_idle.0),
             ],
             errors,
         );
@@ -169,6 +175,7 @@ impl UpstreamSettings {
                 connect: t.connect.0,
                 response_header: t.response_header.0,
                 idle: t.idle.0,
+                websocket_idle: t.websocket_idle.0,
             },
             retry,
             host_header,
@@ -276,6 +283,7 @@ mod tests {
         assert_eq!(s.retry.retries, 1);
         assert_eq!(s.timeouts.connect, Duration::from_secs(2));
         assert_eq!(s.timeouts.response_header, Duration::from_secs(30));
+        assert_eq!(s.timeouts.websocket_idle, Duration::from_secs(60));
         assert_eq!(s.backends[0].weight, 1);
         assert!(s.health_check.is_none() && s.host_header.is_none() && s.tls.is_none());
         assert!(s.circuit_breaker.is_none(), "no breaker unless configured");
@@ -285,7 +293,7 @@ mod tests {
     fn each_problem_names_its_field() {
         let (s, problems) = settings(
             "{backends: [{address: nope}, {address: '127.0.0.1:81', weight: 0}, {address: '127.0.0.1:81'}],
-              retries: 11, hash_key: client_ip, timeouts: {connect: 0ms}, host_header: \"a\\nb\",
+              retries: 11, hash_key: client_ip, timeouts: {connect: 0ms, websocket_idle: 0s}, host_header: \"a\\nb\",
               circuit_breaker: {consecutive_failures: 0, open_for: 0s}}",
         );
         assert_eq!(
@@ -297,6 +305,7 @@ mod tests {
                 "upstreams.app.retries",
                 "upstreams.app.hash_key",
                 "upstreams.app.timeouts.connect",
+                "upstreams.app.timeouts.websocket_idle",
                 "upstreams.app.host_header",
                 "upstreams.app.circuit_breaker.consecutive_failures",
                 "upstreams.app.circuit_breaker.open_for",

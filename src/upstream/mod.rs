@@ -27,6 +27,7 @@ pub use circuit::CircuitState;
 pub use config::UpstreamSettings;
 
 use crate::policy::retry::{RetryFamilies, RetryPolicy};
+use crate::policy::websocket::WebSocketIdle;
 use balancer::{Balancer, HealthService};
 use http::{HeaderName, HeaderValue};
 use least_connections::LeastConnections;
@@ -44,6 +45,7 @@ pub struct Upstream {
     pub name: String,
     pub retry: RetryPolicy,
     pub host_header: Option<HeaderValue>,
+    pub websocket: WebSocketIdle,
     hash_key: HashKey,
     balancer: Balancer,
     /// `selection: least_connections`; the balancer chooses otherwise.
@@ -152,6 +154,7 @@ impl Upstream {
             ),
             hash_key: settings.hash_key.clone(),
             host_header: settings.host_header.clone(),
+            websocket: WebSocketIdle::new(&settings.timeouts),
             balancer,
             least_connections,
             addresses,

@@ -20,3 +20,4 @@ mod slow_clients;
 mod streaming;
 mod tls;
 mod upstream_tls;
+mod websocket;

@@ -1,5 +1,7 @@
-//! A raw HTTP/1.1 client: exact bytes out, exact head back.
+//! A raw HTTP/1.1 client: exact bytes out, exact head back (and, after a 101,
+//! WebSocket frames).
 
+use parapet::demo::websocket::{self, Frame};
 use parapet::demo::wire::{self, Checksum, Head};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -84,6 +86,11 @@ impl Conn {
     pub async fn get(&mut self, path: &str, headers: &[&str]) -> std::io::Result<Response> {
         self.send(request("GET", path, headers).as_bytes()).await?;
         self.response("GET").await
+    }
+
+    /// The next WebSocket frame, after a 101; `None` once the proxy has closed.
+    pub async fn frame(&mut self) -> std::io::Result<Option<Frame>> {
+        websocket::read_frame(&mut self.read).await
     }
 
     /// Whether the proxy closes this connection, sending nothing more, within 5 s.
