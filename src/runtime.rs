@@ -5,6 +5,7 @@
 use crate::admin::AdminSettings;
 use crate::cache::Shield;
 use crate::config::Settings;
+use crate::connection::caps::ConnectionGates;
 use crate::listener::ListenerPolicies;
 use crate::observe::access_log::{self, AccessLog};
 use crate::observe::metrics::{Metrics, RequestMetrics};
@@ -19,10 +20,13 @@ use http::HeaderName;
 use pingora::services::background::background_service;
 use pingora::services::ServiceWithDependents;
 use pingora::{Error, ErrorType};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct Runtime {
     pub listeners: ListenerPolicies,
+    /// The listeners' connection caps and the count of open connections.
+    pub connections: Arc<ConnectionGates>,
     /// Some route compresses its answers: Pingora's compression module is added.
     pub compresses: bool,
     pub routes: RouteTable,
@@ -54,6 +58,8 @@ impl Runtime {
         let requests = RequestMetrics::register(metrics.registry(), &route_labels(&settings))
             .map_err(registering)?;
         let families = BackendFamilies::register(metrics.registry()).map_err(registering)?;
+        let connections = ConnectionGates::register(metrics.registry(), &settings.listeners)
+            .map_err(registering)?;
         let retry_families = RetryFamilies::register(metrics.registry()).map_err(registering)?;
         let limited: Vec<_> = settings
             .routes
@@ -93,6 +99,7 @@ impl Runtime {
             .any(|r| r.policies.compression.is_some());
         let runtime = Runtime {
             listeners: ListenerPolicies::new(&settings.listeners),
+            connections: Arc::new(connections),
             compresses,
             routes: RouteTable::new(settings.routes),
             upstreams,

@@ -3,14 +3,16 @@
 
 use crate::admin::Admin;
 use crate::config::Settings;
-use crate::connection::header_timeout::HeaderTimeout;
+use crate::connection::ConnectionGate;
 use crate::listener::Listener;
 use crate::policy::limits::RequestLimits;
 use crate::proxy::Parapet;
 use crate::runtime::Runtime;
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::ListenerConfig;
 use pingora::protocols::http::v2::server::{default_h2_options, H2Options};
+use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::Opt;
 use pingora::server::Server;
 use pingora::services::listening::Service;
@@ -53,13 +55,13 @@ pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
         }
         let mut proxy =
             pingora::proxy::http_proxy(&server.configuration, Parapet::new(runtime.clone()));
-        if h2c {
-            let mut options = HttpServerOptions::default();
-            options.h2c = true;
-            proxy.server_options = Some(options);
-        }
+        let mut options = HttpServerOptions::default();
+        options.h2c = h2c;
+        options.keepalive_request_limit = runtime.limits.keepalive_reuses;
+        proxy.server_options = Some(options);
         proxy.h2_options = Some(http2_options(&runtime.limits));
-        let app = HeaderTimeout::new(proxy, runtime.limits.header_timeout);
+        let limits = &runtime.limits;
+        let app = ConnectionGate::new(proxy, limits.header_timeout, runtime.connections.clone());
         let mut service = Service::new(name.to_string(), app);
         for listener in group {
             listen(&mut service, listener)?;
@@ -88,18 +90,20 @@ fn http2_options(limits: &RequestLimits) -> H2Options {
 /// Add one listener to a proxy service: TLS with its certificates chosen by SNI
 /// (HTTP/2 offered by ALPN when asked), or cleartext.
 fn listen<A>(service: &mut Service<A>, listener: &Listener) -> pingora::Result<()> {
-    let address = listener.address.to_string();
-    match &listener.tls {
-        Some(tls) => {
-            let mut settings = TlsSettings::intermediate("", "")?;
-            settings.set_cert_resolver(tls.certificates.clone());
-            if tls.http2 {
-                settings.enable_h2();
-            }
-            service.add_tls_with_settings(&address, None, settings);
+    let buffer = L4BufferSettings {
+        read: Some(listener.read_buffer),
+        write: None,
+    };
+    let mut config = ListenerConfig::tcp(listener.address.to_string()).l4_buffer(buffer);
+    if let Some(tls) = &listener.tls {
+        let mut settings = TlsSettings::intermediate("", "")?;
+        settings.set_cert_resolver(tls.certificates.clone());
+        if tls.http2 {
+            settings.enable_h2();
         }
-        None => service.add_tcp(&address),
+        config = config.tls(settings);
     }
+    service.add_listener(config);
     Ok(())
 }
 

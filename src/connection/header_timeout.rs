@@ -4,10 +4,11 @@
 //! timeout), so a client sending a byte a minute (slowloris) would hold its
 //! connection for ever; and it offers no hook before the head is parsed.
 //!
-//! So the deadline sits under Pingora, in the connection's stream: `HeaderTimeout`
-//! wraps the proxy's `ServerApp` and hands it each HTTP/1 connection inside a
-//! `HeadDeadline`, which watches the bytes go by. Reading the first byte of a
-//! request arms the deadline; the empty line that ends the head disarms it; writing
+//! So the deadline sits under Pingora, in the connection's stream: the connection
+//! gate (`connection::ConnectionGate`) hands the proxy each HTTP/1 connection inside
+//! a `HeadDeadline`, which watches the bytes go by. A new connection's deadline
+//! runs from its accept, so one that never sends a byte is closed too; on a
+//! keep-alive connection reading the first byte of a request arms it; the empty line that ends the head disarms it; writing
 //! a final response (not a 1xx) makes the next bytes read a new request's. A read
 //! still waiting at the deadline fails with `TimedOut`, and Pingora closes the
 //! connection: the head is not complete, so no answer can be framed (nginx, too,
@@ -17,14 +18,12 @@
 //! Protocols` are not HTTP/1 heads: the deadline is off for them.
 
 use async_trait::async_trait;
-use pingora::apps::ServerApp;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::TlsRef;
 use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
     TimingDigest, UniqueID, UniqueIDType, ALPN,
 };
-use pingora::server::ShutdownWatch;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -34,43 +33,14 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// A `ServerApp` (the proxy) whose HTTP/1 connections get a head deadline.
-pub struct HeaderTimeout<A> {
-    app: Arc<A>,
-    timeout: Duration,
-}
-
-impl<A> HeaderTimeout<A> {
-    pub fn new(app: A, timeout: Duration) -> Self {
-        HeaderTimeout {
-            app: Arc::new(app),
-            timeout,
-        }
-    }
-}
-
-#[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeaderTimeout<A> {
-    async fn process_new(
-        self: &Arc<Self>,
-        stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
-        let stream = match stream.selected_alpn_proto() {
-            Some(ALPN::H2) => stream,
-            _ => Box::new(HeadDeadline::new(stream, self.timeout)),
-        };
-        self.app.process_new(stream, shutdown).await
-    }
-
-    async fn cleanup(&self) {
-        self.app.cleanup().await
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Between requests: waiting for the first byte of the next one.
+    /// A new connection, before its first byte: the head's deadline runs from
+    /// the accept (as nginx's `client_header_timeout`), so a connection that sends
+    /// nothing is closed too.
+    Fresh,
+    /// Between requests: waiting for the first byte of the next one (the
+    /// keep-alive timeout's, Pingora's).
     Idle,
     /// Reading a request head, which must end by the deadline.
     Head,
@@ -99,9 +69,9 @@ impl HeadDeadline {
         HeadDeadline {
             inner,
             timeout,
-            phase: Phase::Idle,
+            phase: Phase::Fresh,
             scan: HeadScan::default(),
-            head_deadline: Instant::now(),
+            head_deadline: Instant::now() + timeout,
             sleep: None,
         }
     }
@@ -109,7 +79,8 @@ impl HeadDeadline {
     /// Bytes were read: arm the deadline at a request's first byte, disarm it at
     /// the empty line that ends the head.
     fn saw(&mut self, bytes: &[u8]) {
-        if self.phase == Phase::Idle && !bytes.is_empty() {
+        let waiting = matches!(self.phase, Phase::Fresh | Phase::Idle);
+        if waiting && !bytes.is_empty() {
             if bytes.starts_with(H2_PREFACE) {
                 self.phase = Phase::Off;
                 return;
@@ -120,8 +91,10 @@ impl HeadDeadline {
                 self.phase = Phase::Served;
                 return;
             }
+            if self.phase == Phase::Idle {
+                self.head_deadline = Instant::now() + self.timeout;
+            }
             self.phase = Phase::Head;
-            self.head_deadline = Instant::now() + self.timeout;
             return;
         }
         if self.phase == Phase::Head && self.scan.ends_in(bytes) {
@@ -214,12 +187,12 @@ impl AsyncRead for HeadDeadline {
         if let Poll::Ready(read) = Pin::new(&mut this.inner).poll_read(cx, buf) {
             read?;
             let (phase, new) = (this.phase, &buf.filled()[before..]);
-            if phase == Phase::Idle || phase == Phase::Head {
+            if matches!(phase, Phase::Fresh | Phase::Idle | Phase::Head) {
                 this.saw(new);
             }
             return Poll::Ready(Ok(()));
         }
-        if this.phase == Phase::Head {
+        if matches!(this.phase, Phase::Fresh | Phase::Head) {
             ready!(this.poll_deadline(cx));
             let message = "the request head did not arrive within client_header_timeout";
             return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, message)));

@@ -1,6 +1,57 @@
-//! What Parapet does with a client connection before and between its requests.
+//! What Parapet does with a client connection before and between its requests:
+//! the connection gate wraps the proxy's `ServerApp`, so every accepted connection
+//! passes through it first.
 //!
+//! caps            listeners' connection caps, and the count of open connections
 //! header_timeout  `limits.client_header_timeout`: a request head must arrive whole
-//!                 in time, or the connection is closed (slowloris)
+//!                 in time, from the accept or the request's first byte (slowloris)
 
+pub mod caps;
 pub mod header_timeout;
+
+use async_trait::async_trait;
+use caps::ConnectionGates;
+use header_timeout::HeadDeadline;
+use pingora::apps::ServerApp;
+use pingora::protocols::{Stream, ALPN};
+use pingora::server::ShutdownWatch;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The proxy (`app`) behind the caps and the head deadline.
+pub struct ConnectionGate<A> {
+    app: Arc<A>,
+    header_timeout: Duration,
+    gates: Arc<ConnectionGates>,
+}
+
+impl<A> ConnectionGate<A> {
+    pub fn new(app: A, header_timeout: Duration, gates: Arc<ConnectionGates>) -> Self {
+        ConnectionGate {
+            app: Arc::new(app),
+            header_timeout,
+            gates,
+        }
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionGate<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        // Over a cap: closed at once, before a byte is read.
+        let _admitted = self.gates.admit(&stream)?;
+        let stream = match stream.selected_alpn_proto() {
+            Some(ALPN::H2) => stream,
+            _ => Box::new(HeadDeadline::new(stream, self.header_timeout)),
+        };
+        self.app.process_new(stream, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.app.cleanup().await
+    }
+}

@@ -5,7 +5,7 @@
 
 pub mod tls;
 
-use crate::config::units::Span;
+use crate::config::units::{Size, Span};
 use crate::config::{field, section, ConfigErrors};
 use http::HeaderValue;
 use pingora::proxy::Session;
@@ -27,6 +27,9 @@ pub struct ListenerEntry {
     pub hsts: Option<Span>,
     #[serde(default)]
     pub redirect_https: bool,
+    pub read_buffer: Option<Size>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<u32>,
 }
 
 /// A listening socket as the server binds it.
@@ -41,7 +44,15 @@ pub struct Listener {
     pub hsts: Option<HeaderValue>,
     /// Answer every request of a cleartext listener with a 301 to https.
     pub redirect_https: bool,
+    /// Bytes each connection reads from its socket at once (Pingora's L4 buffer).
+    pub read_buffer: usize,
+    /// Connections beyond these are closed at accept.
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<u32>,
 }
+
+/// The read buffer of a connection unless a listener says otherwise.
+pub const DEFAULT_READ_BUFFER: usize = 64 << 10;
 
 /// A TLS listener's certificates, chosen by SNI, and whether it offers HTTP/2.
 #[derive(Debug, Clone)]
@@ -174,6 +185,19 @@ impl Listener {
             entry.redirect_https && is_tls,
             "only on a cleartext listener",
         );
+        let at_least_one = "must be at least 1";
+        misplaced(
+            "max_connections",
+            entry.max_connections == Some(0),
+            at_least_one,
+        );
+        let per_ip = entry.max_connections_per_ip;
+        misplaced("max_connections_per_ip", per_ip == Some(0), at_least_one);
+        let read_buffer = entry
+            .read_buffer
+            .map_or(DEFAULT_READ_BUFFER as u64, |s| s.0);
+        let bad_buffer = !(1024..=(1 << 20)).contains(&read_buffer);
+        misplaced("read_buffer", bad_buffer, "must be between 1KiB and 1MiB");
         let hsts = entry.hsts.map(|span| {
             let header = format!("max-age={}", span.0.as_secs());
             HeaderValue::from_str(&header).unwrap_or(HeaderValue::from_static("max-age=0"))
@@ -192,6 +216,9 @@ impl Listener {
             h2c: entry.h2c,
             hsts,
             redirect_https: entry.redirect_https,
+            read_buffer: read_buffer as usize,
+            max_connections: entry.max_connections,
+            max_connections_per_ip: entry.max_connections_per_ip,
         })
     }
 
@@ -203,6 +230,9 @@ impl Listener {
             h2c: false,
             hsts: None,
             redirect_https: false,
+            read_buffer: DEFAULT_READ_BUFFER,
+            max_connections: None,
+            max_connections_per_ip: None,
         }
     }
 }

@@ -52,7 +52,7 @@ pub struct RequestMetrics {
     active: IntGauge,
 }
 
-/// A request counted in `parapet_connections_active` until this is dropped.
+/// A request counted in `parapet_requests_active` until this is dropped.
 pub struct ActiveRequest(IntGauge);
 
 impl Drop for ActiveRequest {
@@ -83,7 +83,7 @@ impl RequestMetrics {
                 10.0, 30.0,
             ]),
         )?;
-        let active = IntGauge::new("parapet_connections_active", "Client requests in progress")?;
+        let active = IntGauge::new("parapet_requests_active", "Client requests in progress")?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(active.clone()))?;
@@ -139,11 +139,11 @@ mod tests {
         m.request_done(Some(0), 502, Duration::from_millis(2));
         m.request_done(None, 404, Duration::from_millis(2));
         let text = String::from_utf8(metrics.render()).unwrap();
-        assert!(text.contains("parapet_connections_active 1"), "{text}");
+        assert!(text.contains("parapet_requests_active 1"), "{text}");
         drop(active);
         assert!(String::from_utf8(metrics.render())
             .unwrap()
-            .contains("parapet_connections_active 0"));
+            .contains("parapet_requests_active 0"));
         assert!(
             text.contains(r#"parapet_requests_total{route="*/",status="200",upstream="app"} 7"#),
             "{text}"

@@ -21,8 +21,9 @@
 //! - `client_header_timeout` (default 10s): a request head must arrive whole within
 //!   it, or the connection is closed (`connection::header_timeout`).
 //!
-//! The keep-alive limits of SPEC's `limits` are not built yet: their keys are still
-//! refused as unknown.
+//! - `client_keepalive_timeout` (default 60s): an idle keep-alive connection is
+//!   closed after it; `keepalive_requests` (default 1000, as nginx; 0 for no limit):
+//!   the answer to the last request a connection may carry has `Connection: close`.
 
 use super::request_buffer::{RequestBuffer, MAX_REQUEST_BUFFER};
 use crate::config::units::{Size, Span};
@@ -42,6 +43,8 @@ pub struct LimitsConfig {
     pub client_body_timeout: Span,
     pub request_buffer: Size,
     pub http2_max_concurrent_streams: u32,
+    pub client_keepalive_timeout: Span,
+    pub keepalive_requests: u32,
 }
 
 impl Default for LimitsConfig {
@@ -53,6 +56,8 @@ impl Default for LimitsConfig {
             client_body_timeout: Span(Duration::from_secs(30)),
             request_buffer: Size(MAX_REQUEST_BUFFER),
             http2_max_concurrent_streams: 100,
+            client_keepalive_timeout: Span(Duration::from_secs(60)),
+            keepalive_requests: 1000,
         }
     }
 }
@@ -65,6 +70,11 @@ pub struct RequestLimits {
     pub body_timeout: Duration,
     pub buffer: RequestBuffer,
     pub http2_streams: u32,
+    /// Whole seconds, as Pingora keeps it (at least 1).
+    pub keepalive_timeout: u64,
+    /// How often a connection may be reused after its first request (Pingora's
+    /// count): `keepalive_requests` - 1. None: no limit.
+    pub keepalive_reuses: Option<u32>,
 }
 
 /// What a limit says of a request.
@@ -82,6 +92,9 @@ impl RequestLimits {
         }
         if config.max_request_body_bytes.0 == 0 {
             errors.push("limits.max_request_body_bytes", "must be greater than 0");
+        }
+        if config.client_keepalive_timeout.0 < Duration::from_secs(1) {
+            errors.push("limits.client_keepalive_timeout", "must be at least 1s");
         }
         let header_timeout = config.client_header_timeout.0;
         let body_timeout = config.client_body_timeout.0;
@@ -111,6 +124,8 @@ impl RequestLimits {
                 limit: config.request_buffer.0.min(MAX_REQUEST_BUFFER) as usize,
             },
             http2_streams: config.http2_max_concurrent_streams,
+            keepalive_timeout: config.client_keepalive_timeout.0.as_secs().max(1),
+            keepalive_reuses: config.keepalive_requests.checked_sub(1),
         }
     }
 
@@ -166,6 +181,9 @@ mod tests {
         assert_eq!(l.body_timeout, Duration::from_secs(30));
         assert_eq!(l.header_timeout, Duration::from_secs(10));
         assert_eq!(l.http2_streams, 100);
+        assert_eq!((l.keepalive_timeout, l.keepalive_reuses), (60, Some(999)));
+        let (l, _) = limits("{keepalive_requests: 0}");
+        assert_eq!(l.keepalive_reuses, None, "0: no limit");
         assert_eq!(l.buffer.limit, 64 << 10);
         let (l, _) = limits("{request_buffer: 0}");
         assert_eq!(l.buffer.limit, 0, "0 turns buffering off");

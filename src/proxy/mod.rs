@@ -96,6 +96,11 @@ impl ProxyHttp for Parapet {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let rt = &self.rt;
         ctx.active = Some(rt.requests.begin());
+        // Idle keep-alive connections close after `limits.client_keepalive_timeout`
+        // (unless keep-alive is already off: the client's choice, or a shutdown).
+        if session.get_keepalive().is_some() {
+            session.set_keepalive(Some(rt.limits.keepalive_timeout));
+        }
         let req = session.req_header();
         ctx.request_id = request_id::accept_or_generate(req.headers.get(&rt.request_id_header));
         ctx.client = rt.client_ip.resolve(session);

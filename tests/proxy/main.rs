@@ -6,6 +6,7 @@ mod support;
 mod cache;
 mod compression;
 mod config_check;
+mod connections;
 mod edge;
 mod failures;
 mod headers;
