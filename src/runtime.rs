@@ -6,6 +6,7 @@ use crate::admin::AdminSettings;
 use crate::cache::Shield;
 use crate::config::Settings;
 use crate::connection::caps::ConnectionGates;
+use crate::connection::handoff::{Handoff, HandoffWatch};
 use crate::listener::ListenerPolicies;
 use crate::observe::access_log::{self, AccessLog};
 use crate::observe::metrics::{Metrics, RequestMetrics};
@@ -27,6 +28,8 @@ pub struct Runtime {
     pub listeners: ListenerPolicies,
     /// The listeners' connection caps and the count of open connections.
     pub connections: Arc<ConnectionGates>,
+    /// Set once a graceful upgrade hands the listeners over.
+    pub handoff: Arc<Handoff>,
     /// Some route compresses its answers: Pingora's compression module is added.
     pub compresses: bool,
     pub routes: RouteTable,
@@ -74,7 +77,9 @@ impl Runtime {
         };
 
         let mut upstreams = Vec::with_capacity(settings.upstreams.len());
-        let mut services = Vec::new();
+        let handoff = Arc::new(Handoff::default());
+        let watch = background_service("hand-off watch", HandoffWatch(handoff.clone()));
+        let mut services: Vec<Box<dyn ServiceWithDependents>> = vec![Box::new(watch)];
         for spec in &settings.upstreams {
             let (upstream, service) = Upstream::build(spec, &families, &retry_families)?;
             upstreams.push(upstream);
@@ -100,6 +105,7 @@ impl Runtime {
         let runtime = Runtime {
             listeners: ListenerPolicies::new(&settings.listeners),
             connections: Arc::new(connections),
+            handoff,
             compresses,
             routes: RouteTable::new(settings.routes),
             upstreams,

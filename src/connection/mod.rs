@@ -3,10 +3,12 @@
 //! passes through it first.
 //!
 //! caps            listeners' connection caps, and the count of open connections
+//! handoff         from a graceful upgrade's SIGQUIT on, answers close their connection
 //! header_timeout  `limits.client_header_timeout`: a request head must arrive whole
 //!                 in time, from the accept or the request's first byte (slowloris)
 
 pub mod caps;
+pub mod handoff;
 pub mod header_timeout;
 
 use async_trait::async_trait;

@@ -97,8 +97,11 @@ impl ProxyHttp for Parapet {
         let rt = &self.rt;
         ctx.active = Some(rt.requests.begin());
         // Idle keep-alive connections close after `limits.client_keepalive_timeout`
-        // (unless keep-alive is already off: the client's choice, or a shutdown).
-        if session.get_keepalive().is_some() {
+        // (unless keep-alive is already off: the client's choice, or a shutdown),
+        // and every connection closes after its answer once an upgrade hands over.
+        if rt.handoff.started() {
+            session.set_keepalive(None);
+        } else if session.get_keepalive().is_some() {
             session.set_keepalive(Some(rt.limits.keepalive_timeout));
         }
         let req = session.req_header();

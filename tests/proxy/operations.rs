@@ -79,10 +79,18 @@ async fn one_request(
     if !(reuse && conn.is_some()) {
         *conn = Some(Conn::open(addr).await?);
     }
-    match conn.as_mut() {
-        Some(c) => c.get("/echo", &[]).await.map(|r| r.status()),
-        None => Err(std::io::ErrorKind::NotConnected.into()),
+    let Some(c) = conn.as_mut() else {
+        return Err(std::io::ErrorKind::NotConnected.into());
+    };
+    let resp = c.get("/echo", &[]).await?;
+    // As real clients do: a connection the answer closes is not used again.
+    if resp
+        .header("connection")
+        .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+    {
+        *conn = None;
     }
+    Ok(resp.status())
 }
 
 impl Load {
@@ -98,8 +106,13 @@ impl Load {
                     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                         let reuse = i % 2 == 0;
                         let mut result = one_request(&mut conn, addr, reuse).await;
+                        // Only a client that opens a connection per request gets
+                        // a second try (a connection the old instance accepted as
+                        // it stopped can close unanswered); a keep-alive client
+                        // must never need one: the hand-off closes its connection
+                        // at an answer.
                         if let Err(e) = &result {
-                            if closed_unanswered(e) {
+                            if closed_unanswered(e) && !reuse {
                                 let note = format!("client {i} (keep-alive: {reuse}) retried: {e}");
                                 {
                                     let mut t = tally.lock().unwrap();
