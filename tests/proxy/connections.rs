@@ -17,18 +17,12 @@ async fn edge(
     caps: serde_json::Value,
 ) -> (Proxy, SocketAddr, SocketAddr) {
     let capped = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut listener = json!({"address": capped.to_string()});
-    if let (Some(l), Some(caps)) = (listener.as_object_mut(), caps.as_object()) {
-        l.extend(caps.clone());
-    }
+    let listener = merged(json!({"address": capped.to_string()}), caps);
     let config = Config::single(&[o.addr])
         .section("limits", limits)
-        .section("admin", json!({"address": admin.to_string()}))
         .listener(listener);
-    let proxy = Proxy::start(&config).await;
+    let (proxy, admin) = proxy_with_admin(config).await;
     proxy.wait_accepting(capped).await;
-    proxy.wait_accepting(admin).await;
     (proxy, capped, admin)
 }
 

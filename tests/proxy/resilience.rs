@@ -9,18 +9,11 @@ use std::time::{Duration, Instant};
 /// Upstream `app` over `a` and `b` with `extra` keys, a catch-all route, and the
 /// admin listener.
 async fn two_backends(a: &Origin, b: &Origin, extra: serde_json::Value) -> (Proxy, SocketAddr) {
-    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut upstream = json!({"backends": backends(&[a.addr, b.addr]), "retries": 0});
-    if let (Some(upstream), Some(extra)) = (upstream.as_object_mut(), extra.as_object()) {
-        upstream.extend(extra.clone());
-    }
+    let upstream = json!({"backends": backends(&[a.addr, b.addr]), "retries": 0});
     let config = Config::new()
-        .upstream("app", upstream)
-        .route(json!({"upstream": "app"}))
-        .section("admin", json!({"address": admin.to_string()}));
-    let proxy = Proxy::start(&config).await;
-    proxy.wait_accepting(admin).await;
-    (proxy, admin)
+        .upstream("app", merged(upstream, extra))
+        .route(json!({"upstream": "app"}));
+    proxy_with_admin(config).await
 }
 
 /// The `circuit` of backend `addr` in `/status`.

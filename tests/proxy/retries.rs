@@ -128,19 +128,12 @@ async fn retrying(
     retry_on: serde_json::Value,
     extra: serde_json::Value,
 ) -> (Proxy, std::net::SocketAddr) {
-    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut upstream =
+    let upstream =
         json!({"backends": backends(&[a.addr, b.addr]), "retries": 1, "retry_on": retry_on});
-    if let (Some(upstream), Some(extra)) = (upstream.as_object_mut(), extra.as_object()) {
-        upstream.extend(extra.clone());
-    }
     let config = Config::new()
-        .upstream("app", upstream)
-        .route(json!({"upstream": "app"}))
-        .section("admin", json!({"address": admin.to_string()}));
-    let proxy = Proxy::start(&config).await;
-    proxy.wait_accepting(admin).await;
-    (proxy, admin)
+        .upstream("app", merged(upstream, extra))
+        .route(json!({"upstream": "app"}));
+    proxy_with_admin(config).await
 }
 
 /// The value of one series in `/metrics`, 0 when it is absent.

@@ -29,16 +29,14 @@ pub async fn edge(o: &Origin, extra: serde_json::Value) -> Edge {
     let a = ca.leaf(&dir, "a", &["a.test"], false);
     let b = ca.leaf(&dir, "b", &["b.test", "*.b.test"], false);
     let tls_addr = free_addr();
-    let mut listener = json!({
+    let listener = json!({
         "address": tls_addr.to_string(),
         "tls": {"certificates": [
             {"cert": a.cert, "key": a.key},
             {"cert": b.cert, "key": b.key},
         ]},
     });
-    if let (Some(l), Some(extra)) = (listener.as_object_mut(), extra.as_object()) {
-        l.extend(extra.clone());
-    }
+    let listener = merged(listener, extra);
     let proxy = Proxy::start(&Config::single(&[o.addr]).listener(listener)).await;
     proxy.wait_accepting(tls_addr).await;
     Edge {

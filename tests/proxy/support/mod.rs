@@ -121,6 +121,24 @@ impl Drop for Proxy {
     }
 }
 
+/// `base` (a JSON object) with the keys of `extra` added or replaced.
+pub fn merged(mut base: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    if let (Some(base), Some(extra)) = (base.as_object_mut(), extra.as_object()) {
+        base.extend(extra.clone());
+    }
+    base
+}
+
+/// Start `config` with an admin listener too; the proxy and the admin address,
+/// once both accept.
+pub async fn proxy_with_admin(config: Config) -> (Proxy, SocketAddr) {
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let config = config.section("admin", config::json!({"address": admin.to_string()}));
+    let proxy = Proxy::start(&config).await;
+    proxy.wait_accepting(admin).await;
+    (proxy, admin)
+}
+
 /// Parapet with one upstream (`app`, the origin) and one catch-all route.
 pub async fn proxy_in_front_of(origin: &Origin) -> Proxy {
     Proxy::start(&Config::single(&[origin.addr])).await
