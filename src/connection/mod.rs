@@ -13,12 +13,26 @@ pub mod header_timeout;
 
 use async_trait::async_trait;
 use caps::ConnectionGates;
+use handoff::Handoff;
 use header_timeout::HeadDeadline;
 use pingora::apps::ServerApp;
 use pingora::protocols::{Stream, ALPN};
+use pingora::proxy::Session;
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Whether the connection stays open after this request's answer, and how long
+/// it may then sit idle: `limits.client_keepalive_timeout` (unless keep-alive is
+/// already off: the client's choice, or a shutdown), and not at all once an
+/// upgrade hands the listeners over.
+pub fn keep_alive(session: &mut Session, idle_timeout: u64, handoff: &Handoff) {
+    if handoff.started() {
+        session.set_keepalive(None);
+    } else if session.get_keepalive().is_some() {
+        session.set_keepalive(Some(idle_timeout));
+    }
+}
 
 /// The proxy (`app`) behind the caps and the head deadline.
 pub struct ConnectionGate<A> {

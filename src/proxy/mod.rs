@@ -30,6 +30,7 @@ pub use ctx::RequestCtx;
 use crate::cache::config::RouteCache;
 use crate::cache::status::{Facts, CACHE_STATUS};
 use crate::cache::Shield;
+use crate::connection;
 use crate::error_page;
 use crate::http_util::head_edit;
 use crate::observe::{request_id, trace};
@@ -96,14 +97,7 @@ impl ProxyHttp for Parapet {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let rt = &self.rt;
         ctx.active = Some(rt.requests.begin());
-        // Idle keep-alive connections close after `limits.client_keepalive_timeout`
-        // (unless keep-alive is already off: the client's choice, or a shutdown),
-        // and every connection closes after its answer once an upgrade hands over.
-        if rt.handoff.started() {
-            session.set_keepalive(None);
-        } else if session.get_keepalive().is_some() {
-            session.set_keepalive(Some(rt.limits.keepalive_timeout));
-        }
+        connection::keep_alive(session, rt.limits.keepalive_timeout, &rt.handoff);
         let req = session.req_header();
         ctx.request_id = request_id::accept_or_generate(req.headers.get(&rt.request_id_header));
         ctx.client = rt.client_ip.resolve(session);
