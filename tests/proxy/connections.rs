@@ -33,6 +33,21 @@ async fn open_from(from: [u8; 4], to: SocketAddr) -> tokio::net::TcpStream {
     socket.connect(to).await.unwrap()
 }
 
+/// `n` connections from 127.0.0.1 to `to`, each served once and kept open.
+async fn open_served(n: usize, to: SocketAddr) -> Vec<tokio::net::TcpStream> {
+    let mut open = Vec::new();
+    for _ in 0..n {
+        let mut tcp = open_from([127, 0, 0, 1], to).await;
+        assert!(
+            served(&mut tcp).await,
+            "connection {} was refused",
+            open.len() + 1
+        );
+        open.push(tcp);
+    }
+    open
+}
+
 /// Whether a GET on `tcp` is answered 200 (false: refused, closed).
 async fn served(tcp: &mut tokio::net::TcpStream) -> bool {
     use parapet::demo::wire;
@@ -103,12 +118,7 @@ async fn idle_and_used_up_connections_are_closed() {
 async fn a_cap_per_address_refuses_the_eleventh_and_serves_others() {
     let o = origin("o").await;
     let (_proxy, capped, admin) = edge(&o, json!({}), json!({"max_connections_per_ip": 10})).await;
-    let mut open = Vec::new();
-    for _ in 0..10 {
-        let mut tcp = open_from([127, 0, 0, 1], capped).await;
-        assert!(served(&mut tcp).await);
-        open.push(tcp);
-    }
+    let mut open = open_served(10, capped).await;
     let mut eleventh = open_from([127, 0, 0, 1], capped).await;
     assert!(
         !served(&mut eleventh).await,
@@ -134,12 +144,7 @@ async fn a_cap_per_address_refuses_the_eleventh_and_serves_others() {
 async fn a_listener_cap_refuses_the_hundred_and_first() {
     let o = origin("o").await;
     let (proxy, capped, admin) = edge(&o, json!({}), json!({"max_connections": 100})).await;
-    let mut open = Vec::new();
-    for _ in 0..100 {
-        let mut tcp = open_from([127, 0, 0, 1], capped).await;
-        assert!(served(&mut tcp).await);
-        open.push(tcp);
-    }
+    let _open = open_served(100, capped).await; // held open
     let mut over = open_from([127, 0, 0, 3], capped).await;
     assert!(!served(&mut over).await, "the 101st connection was served");
     assert_eq!(refused(admin, capped, "max_connections").await, 1);
