@@ -17,6 +17,7 @@ use std::sync::Mutex;
 
 /// The gates of every listener, and the gauge of open connections.
 pub struct ConnectionGates {
+    /// Only the listeners with a cap.
     gates: Vec<Gate>,
     open: IntGauge,
 }
@@ -80,6 +81,7 @@ impl ConnectionGates {
         };
         let gates = listeners
             .iter()
+            .filter(|l| l.max_connections.is_some() || l.max_connections_per_ip.is_some())
             .map(|l| {
                 let name = l.address.to_string();
                 let series = |on: bool, reason: &str| {
