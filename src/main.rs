@@ -5,7 +5,7 @@ use clap::Parser;
 use pingora::server::configuration::Opt;
 use std::process::ExitCode;
 
-#[cfg(not(feature = "count-alloc"))]
+#[cfg(not(any(feature = "count-alloc", feature = "system-alloc")))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
