@@ -21,7 +21,7 @@ nginx -c "$PWD/bench/nginx-origin.conf" -p "$OUT" & pids+=($!)
 wait_port 18081
 sed "s#^  - address: 127.0.0.1:18091\$#  - address: 127.0.0.1:18091\n    read_buffer: $READ_BUFFER#" \
     bench/parapet.yaml > "$OUT/heap.yaml"
-RUST_LOG=error valgrind --tool=massif --threshold=2 --depth=40 \
+RUST_LOG=error valgrind --tool=massif --threshold=2 --depth=40 --time-unit=ms --detailed-freq=1 \
     --massif-out-file="$OUT/massif.out" "$BIN" -c "$OUT/heap.yaml" 2> "$OUT/massif.log" & pids+=($!)
 for _ in $(seq 1 120); do (exec 3<>/dev/tcp/127.0.0.1/18091) 2>/dev/null && break; sleep 1; done
 python3 bench/idle_clients.py 18091 "$IDLE" > "$OUT/idle.heap" 2>&1 & client=$!
