@@ -101,12 +101,11 @@ impl Certificates {
         // The first certificate listing a name keeps it.
         for (key, names) in loaded {
             for name in names {
-                let map = match name.strip_prefix("*.") {
-                    Some(_) => &mut out.wildcard,
-                    None => &mut out.exact,
+                let slot = match name.strip_prefix("*.") {
+                    Some(parent) => out.wildcard.entry(parent.to_string()),
+                    None => out.exact.entry(name),
                 };
-                let name = name.strip_prefix("*.").unwrap_or(&name).to_string();
-                map.entry(name).or_insert_with(|| key.clone());
+                slot.or_insert_with(|| key.clone());
             }
         }
         Some(out)
