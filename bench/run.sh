@@ -14,7 +14,8 @@
 #                LAT_ROUNDS rounds each; the maxima come from passthrough's rounds, or
 #                from one solo round each when passthrough is not selected;
 #   connections  one round per proxy with a new connection per request;
-#   idle         the RSS that IDLE (10,000) idle keep-alive connections add;
+#   idle         the RSS that IDLE (10,000) idle keep-alive connections add, and what
+#                is left 5 s after they close;
 #   cache        Parapet's cache against nginx's proxy_cache: CPU per hit in pairs
 #                (1 KiB and 100 KiB), origin offload under a Zipf load, and what the
 #                cache costs a route that does not cache (bench/cache.sh);
@@ -238,21 +239,22 @@ IDLE=${IDLE:-10000}
 rss_kb() { local total=0 p; for p in "$@"; do total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done; echo "$total"; }
 idle_run() {
     local who=$1 port=$2; shift 2
-    local before after client
+    local before after closed client
     before=$(rss_kb "$@")
     python3 bench/idle_clients.py "$port" "$IDLE" > "$OUT/idle.$who" 2>&1 & client=$!
     for _ in $(seq 1 600); do grep -q ready "$OUT/idle.$who" && break; sleep 0.1; done
     after=$(rss_kb "$@")
     kill "$client" 2>/dev/null || true; wait "$client" 2>/dev/null || true
-    printf "%-8s %10s %12d kB %14.0f\n" "$who" "$(awk '{print $2}' "$OUT/idle.$who")" $((after - before)) \
-        "$(awk -v a="$after" -v b="$before" -v n="$IDLE" 'BEGIN { print (a - b) * 1024 / n }')"
-    sleep 1
+    sleep 5
+    closed=$(rss_kb "$@")
+    printf "%-8s %10s %12d kB %14.0f %16d kB\n" "$who" "$(awk '{print $2}' "$OUT/idle.$who")" $((after - before)) \
+        "$(awk -v a="$after" -v b="$before" -v n="$IDLE" 'BEGIN { print (a - b) * 1024 / n }')" $((closed - before))
 }
 if want idle; then
     start_part idle
     echo
     echo "Memory with $IDLE idle keep-alive client connections"
-    printf "%-8s %10s %15s %14s\n" proxy answered "RSS added" "bytes/conn"
+    printf "%-8s %10s %15s %14s %19s\n" proxy answered "RSS added" "bytes/conn" "left after close"
     idle_run nginx 18090 "${nginx_pids[@]}"
     idle_run bare 18092 "$bare_pid"
     idle_run parapet 18091 "$parapet_pid"
