@@ -43,6 +43,16 @@ async fn open_fill(storage: &'static MemoryStorage, key: &CacheKey, etag: &str) 
     storage.get_miss_handler(key, &meta, &span()).await.unwrap()
 }
 
+/// Invalidate what the cache holds for `key` (an active purge).
+async fn invalidate(storage: &'static MemoryStorage, key: &CacheKey) -> PurgeOutcome {
+    let compact = key.to_compact();
+    let target = PurgeTarget::Active(&compact);
+    storage
+        .purge(target, PurgeType::Invalidation, &span())
+        .await
+        .unwrap()
+}
+
 /// A complete fill of `body` in the given chunks; returns the bytes charged.
 async fn store(
     storage: &'static MemoryStorage,
@@ -344,28 +354,14 @@ async fn purge_removes_and_counts() {
     store(storage, &key, &fresh_meta("\"x\""), &[b"body"]).await;
     assert_eq!(storage.objects(), 1);
 
-    let outcome = storage
-        .purge(
-            PurgeTarget::Active(&compact),
-            PurgeType::Invalidation,
-            &span(),
-        )
-        .await
-        .unwrap();
+    let outcome = invalidate(storage, &key).await;
     assert_eq!(outcome, PurgeOutcome::Purged(None));
     assert!(storage.lookup(&key, &span()).await.unwrap().is_none());
     assert_eq!(storage.objects(), 0);
     assert_eq!(storage.size_bytes(), 0);
     assert_eq!(storage.evictions(), 0);
 
-    let outcome = storage
-        .purge(
-            PurgeTarget::Active(&compact),
-            PurgeType::Invalidation,
-            &span(),
-        )
-        .await
-        .unwrap();
+    let outcome = invalidate(storage, &key).await;
     assert_eq!(outcome, PurgeOutcome::NotFound);
 
     // An exact target is treated like an active one.
@@ -383,21 +379,13 @@ async fn purge_removes_and_counts() {
 async fn purging_a_fill_keeps_it_from_being_stored() {
     let storage = leak(1 << 20);
     let key = key("/purge-fill");
-    let compact = key.to_compact();
     let mut miss = open_fill(storage, &key, "\"f\"").await;
     let (_, mut reader) = storage.lookup(&key, &span()).await.unwrap().unwrap();
     miss.write_body(Bytes::from_static(b"old"), false)
         .await
         .unwrap();
 
-    let outcome = storage
-        .purge(
-            PurgeTarget::Active(&compact),
-            PurgeType::Invalidation,
-            &span(),
-        )
-        .await
-        .unwrap();
+    let outcome = invalidate(storage, &key).await;
     assert_eq!(outcome, PurgeOutcome::Purged(None));
     assert!(storage.lookup(&key, &span()).await.unwrap().is_none());
 
@@ -579,14 +567,7 @@ async fn churn(mut seed: u64) {
         let key = key(&format!("/churn/{}", next(40)));
         match next(4) {
             0 => {
-                storage
-                    .purge(
-                        PurgeTarget::Active(&key.to_compact()),
-                        PurgeType::Invalidation,
-                        &span(),
-                    )
-                    .await
-                    .unwrap();
+                invalidate(storage, &key).await;
             }
             1 => {
                 store(storage, &key, &fresh_meta("\"c\""), &[&body]).await;
