@@ -212,10 +212,7 @@ impl Shield {
         if ctx.directives.no_store {
             return RespCacheable::Uncacheable(NoCacheReason::Custom(REQUEST_NO_STORE));
         }
-        let too_large = resp
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        let too_large = crate::http_util::content_length(&resp.headers)
             .is_some_and(|len| len > self.settings.max_object_size as u64);
         if too_large {
             return RespCacheable::Uncacheable(NoCacheReason::ResponseTooLarge);

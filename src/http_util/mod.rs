@@ -5,3 +5,10 @@
 pub mod ascii;
 pub mod head_edit;
 pub mod json;
+
+/// The `Content-Length` of a head, when it has one that is a number.
+pub fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+}

@@ -19,7 +19,8 @@
 
 use crate::config::units::Size;
 use crate::config::{field, ConfigErrors};
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use crate::http_util::content_length;
+use http::header::CONTENT_TYPE;
 use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::compression::Algorithm;
@@ -146,11 +147,7 @@ impl Compression {
         if resp.status.as_u16() == 206 {
             return false;
         }
-        let length = resp
-            .headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if length.is_some_and(|n| n < self.min_size) {
+        if content_length(&resp.headers).is_some_and(|n| n < self.min_size) {
             return false;
         }
         let Some(media) = resp.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
@@ -230,7 +227,7 @@ mod tests {
             let mut r = ResponseHeader::build(status, None).unwrap();
             r.insert_header(CONTENT_TYPE, ct).unwrap();
             if let Some(n) = len {
-                r.insert_header(CONTENT_LENGTH, n).unwrap();
+                r.insert_header(http::header::CONTENT_LENGTH, n).unwrap();
             }
             r
         };

@@ -28,7 +28,7 @@
 use super::request_buffer::{RequestBuffer, MAX_REQUEST_BUFFER};
 use crate::config::units::{Size, Span};
 use crate::config::{require_nonzero, ConfigErrors};
-use http::header::CONTENT_LENGTH;
+use crate::http_util::content_length;
 use pingora::proxy::Session;
 use serde::Deserialize;
 use std::time::Duration;
@@ -135,11 +135,7 @@ impl RequestLimits {
             .as_downstream()
             .as_http1()
             .map_or(0, |h1| h1.get_headers_raw_bytes().len());
-        let declared = session
-            .req_header()
-            .headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let declared = content_length(&session.req_header().headers);
         self.verdict(head_bytes, declared)
     }
 

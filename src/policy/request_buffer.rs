@@ -10,8 +10,9 @@
 //! size (64 KiB). When the read that crosses the limit overflows that buffer,
 //! what was read is handed back to be sent ahead of the rest (`Buffered::Partial`).
 
+use crate::http_util::content_length;
 use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, EXPECT};
+use http::header::EXPECT;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
 
@@ -81,12 +82,7 @@ impl RequestBuffer {
     }
 
     fn declared_over(&self, session: &Session) -> bool {
-        session
-            .req_header()
-            .headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-            .is_some_and(|n| n > self.limit as u64)
+        content_length(&session.req_header().headers).is_some_and(|n| n > self.limit as u64)
     }
 }
 
