@@ -7,7 +7,7 @@
 //! The client address is the socket's, as seen at accept: a trusted proxy's
 //! clients are not told apart here (that needs their request's header).
 
-use crate::listener::Listener;
+use crate::listener::{accepts_on, Listener};
 use pingora::protocols::Stream;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use std::collections::HashMap;
@@ -147,9 +147,6 @@ impl ConnectionGates {
     }
 
     fn gate_of(&self, local: SocketAddr) -> Option<&Gate> {
-        self.gates.iter().find(|g| {
-            g.address.port() == local.port()
-                && (g.address.ip().is_unspecified() || g.address.ip() == local.ip())
-        })
+        self.gates.iter().find(|g| accepts_on(g.address, local))
     }
 }

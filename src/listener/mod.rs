@@ -63,6 +63,12 @@ pub struct ListenerTls {
     pub http2: bool,
 }
 
+/// Whether a connection to `local` came in on the listener bound to `bound`
+/// (an unspecified IP listens on every address).
+pub fn accepts_on(bound: SocketAddr, local: SocketAddr) -> bool {
+    bound.port() == local.port() && (bound.ip().is_unspecified() || bound.ip() == local.ip())
+}
+
 /// What a listener adds to the answers of its requests, found per request by the
 /// local address the connection came in on (only when some listener has any).
 #[derive(Debug, Default)]
@@ -94,9 +100,7 @@ impl ListenerPolicies {
         let local = session.server_addr()?.as_inet()?;
         self.with_policy
             .iter()
-            .find(|(a, _, _)| {
-                a.port() == local.port() && (a.ip().is_unspecified() || a.ip() == local.ip())
-            })
+            .find(|(a, _, _)| accepts_on(*a, *local))
             .map(|(_, hsts, redirect_https)| ListenerPolicy {
                 hsts: hsts.as_ref(),
                 redirect_https: *redirect_https,
