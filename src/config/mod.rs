@@ -9,6 +9,7 @@
 //! `validate` only dispatches the sections to their owners and checks what spans
 //! two of them.
 
+pub mod pem;
 pub mod settings;
 pub mod units;
 mod validate;

@@ -8,7 +8,7 @@
 //! from rustls's in-memory cache. None of that is settable there, so none of it is
 //! a setting here.
 
-use crate::config::{field, ConfigErrors};
+use crate::config::{field, pem, ConfigErrors};
 use pingora::tls::sign::CertifiedKey;
 use pingora::tls::{ClientHello, CryptoProvider, ResolvesServerCert};
 use rustls_pki_types::pem::PemObject;
@@ -120,22 +120,9 @@ type Fault = (&'static str, String);
 
 fn load_one(entry: &CertificateEntry) -> Result<Loaded, Fault> {
     let (cert, key) = (&entry.cert, &entry.key);
-    readable(cert).map_err(|m| ("cert", m))?;
-    readable(key).map_err(|m| ("key", m))?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<_, _>>())
-        .map_err(|e| {
-            (
-                "cert",
-                format!("{}: not a PEM certificate ({e})", cert.display()),
-            )
-        })?;
-    let Some(leaf) = chain.first() else {
-        return Err((
-            "cert",
-            format!("{}: no certificate in the file", cert.display()),
-        ));
-    };
+    let chain = pem::certificates(cert).map_err(|m| ("cert", m))?;
+    pem::readable(key).map_err(|m| ("key", m))?;
+    let leaf = &chain[0]; // `certificates` returns at least one
     let names = names_and_validity(leaf, cert).map_err(|m| ("cert", m))?;
     let private = PrivateKeyDer::from_pem_file(key).map_err(|e| {
         (
@@ -155,12 +142,6 @@ fn load_one(entry: &CertificateEntry) -> Result<Loaded, Fault> {
         ("key", why)
     })?;
     Ok((Arc::new(certified), names))
-}
-
-fn readable(path: &Path) -> Result<(), String> {
-    std::fs::File::open(path)
-        .map(drop)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 /// The DNS names a certificate serves (its SANs, else its CN), lowercased;

@@ -8,16 +8,14 @@
 //! cannot connect to one over TLS without a name, so `sni` is required.
 
 use super::config::Timeouts;
-use crate::config::{field, ConfigErrors};
+use crate::config::{field, pem, ConfigErrors};
 use pingora::protocols::tls::CaType;
 use pingora::protocols::ALPN;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::utils::tls::{parse_x509, WrappedX509};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -78,15 +76,9 @@ impl UpstreamTls {
 
 /// A PEM bundle of CA certificates, each checked to parse (Pingora's own parse
 /// of them panics on bad input).
-fn load_ca(file: &PathBuf) -> Result<Arc<CaType>, String> {
+fn load_ca(file: &Path) -> Result<Arc<CaType>, String> {
     let shown = file.display();
-    std::fs::File::open(file).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    let ders: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(file)
-        .and_then(|certs| certs.collect::<Result<_, _>>())
-        .map_err(|e| format!("{shown}: not a PEM certificate bundle ({e})"))?;
-    if ders.is_empty() {
-        return Err(format!("{shown}: no certificate in the file"));
-    }
+    let ders = pem::certificates(file)?;
     let mut out = Vec::with_capacity(ders.len());
     for der in ders {
         X509Certificate::from_der(der.as_ref())
