@@ -28,8 +28,6 @@ pub struct RequestBuffer {
 /// What reading ahead left for the proxy to do.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Buffered {
-    /// No body, or one that streams: nothing was read.
-    Nothing,
     /// The whole body is read; Pingora sends it from its retry buffer.
     Whole(u64),
     /// Part of a longer body is read; the rest streams. `Some` bytes when they
@@ -46,10 +44,9 @@ impl RequestBuffer {
         self.limit > 0 && !session.is_body_empty() && !self.declared_over(session)
     }
 
+    /// Called for a request this buffer `wants` (the caller checks, to keep this
+    /// future off requests without a body).
     pub async fn fill(&self, session: &mut Session, max_body: u64) -> Result<Buffered> {
-        if !self.wants(session) {
-            return Ok(Buffered::Nothing);
-        }
         // The client may wait to be told to send; the backend is not asked yet.
         if session.req_header().headers.contains_key(EXPECT) {
             session.write_continue_response().await?;

@@ -48,7 +48,6 @@ impl Parapet {
                 ctx.refused_by = Some("request_buffer");
                 return Err(e);
             }
-            Ok(Buffered::Nothing) => 0,
             Ok(Buffered::Whole(read)) => read,
             Ok(Buffered::Partial(read, prefix)) => {
                 ctx.body_prefix = prefix;
