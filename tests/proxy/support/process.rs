@@ -140,14 +140,17 @@ pub fn signal(pid: u32, name: &str) {
         .status();
 }
 
-/// Wait for `pid` to exit; returns how long it took, or None after `limit`.
+/// Wait for `pid` to exit; returns how long it took, or None after `limit`. It
+/// looks at least once, so a zero limit asks whether `pid` has already exited.
 pub async fn wait_exit(pid: u32, limit: Duration) -> Option<Duration> {
     let start = Instant::now();
-    while start.elapsed() < limit {
+    loop {
         if !alive(pid) {
             return Some(start.elapsed());
         }
+        if start.elapsed() >= limit {
+            return None;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    None
 }
