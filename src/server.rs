@@ -61,7 +61,9 @@ pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
         proxy.server_options = Some(options);
         proxy.h2_options = Some(http2_options(&runtime.limits));
         let limits = &runtime.limits;
-        let app = ConnectionGate::new(proxy, limits.header_timeout, runtime.connections.clone());
+        let keepalive = Duration::from_secs(limits.keepalive_timeout);
+        let gates = runtime.connections.clone();
+        let app = ConnectionGate::new(proxy, limits.header_timeout, keepalive, gates);
         let mut service = Service::new(name.to_string(), app);
         for listener in group {
             listen(&mut service, listener)?;

@@ -4,18 +4,21 @@
 //!
 //! caps            listeners' connection caps, and the count of open connections
 //! handoff         from a graceful upgrade's SIGQUIT on, answers close their connection
+//! http1           the HTTP/1 keep-alive loop: between requests a connection holds
+//!                 only its stream
 //! header_timeout  `limits.client_header_timeout`: a request head must arrive whole
 //!                 in time, from the accept or the request's first byte (slowloris)
 
 pub mod caps;
 pub mod handoff;
 pub mod header_timeout;
+pub mod http1;
 
 use async_trait::async_trait;
 use caps::ConnectionGates;
 use handoff::Handoff;
 use header_timeout::HeadDeadline;
-use pingora::apps::ServerApp;
+use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::protocols::{Stream, ALPN};
 use pingora::proxy::Session;
 use pingora::server::ShutdownWatch;
@@ -34,25 +37,45 @@ pub fn keep_alive(session: &mut Session, idle_timeout: u64, handoff: &Handoff) {
     }
 }
 
-/// The proxy (`app`) behind the caps and the head deadline.
+/// The proxy (`app`) behind the caps, the head deadline and the keep-alive loop.
 pub struct ConnectionGate<A> {
     app: Arc<A>,
     header_timeout: Duration,
+    keepalive_timeout: Duration,
     gates: Arc<ConnectionGates>,
 }
 
-impl<A> ConnectionGate<A> {
-    pub fn new(app: A, header_timeout: Duration, gates: Arc<ConnectionGates>) -> Self {
+impl<A: HttpServerApp> ConnectionGate<A> {
+    /// `header_timeout` bounds the arrival of each request head (and of a new
+    /// connection's first one); `keepalive_timeout` the wait for a request after
+    /// the first.
+    pub fn new(
+        app: A,
+        header_timeout: Duration,
+        keepalive_timeout: Duration,
+        gates: Arc<ConnectionGates>,
+    ) -> Self {
         ConnectionGate {
             app: Arc::new(app),
             header_timeout,
+            keepalive_timeout,
             gates,
+        }
+    }
+
+    /// Whether the connection is HTTP/1 for sure: not HTTP/2 by ALPN, not another
+    /// protocol by ALPN, and not on an h2c service (which peeks for the preface).
+    fn is_http1(&self, stream: &Stream) -> bool {
+        let h2c = self.app.server_options().is_some_and(|o| o.h2c);
+        match stream.selected_alpn_proto() {
+            None | Some(ALPN::H1) => !h2c || stream.get_ssl_digest().is_some(),
+            Some(_) => false,
         }
     }
 }
 
 #[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionGate<A> {
+impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for ConnectionGate<A> {
     async fn process_new(
         self: &Arc<Self>,
         stream: Stream,
@@ -60,14 +83,20 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionGate<A> {
     ) -> Option<Stream> {
         // Over a cap: closed at once, before a byte is read.
         let _admitted = self.gates.admit(&stream)?;
+        if self.is_http1(&stream) {
+            let stream = Box::new(HeadDeadline::new(stream, self.header_timeout));
+            http1::serve(&self.app, stream, self.keepalive_timeout, shutdown).await;
+            return None;
+        }
         let stream = match stream.selected_alpn_proto() {
             Some(ALPN::H2) => stream,
             _ => Box::new(HeadDeadline::new(stream, self.header_timeout)),
         };
-        self.app.process_new(stream, shutdown).await
+        ServerApp::process_new(&self.app, stream, shutdown).await
     }
 
-    async fn cleanup(&self) {
-        self.app.cleanup().await
-    }
+    /// Not the proxy's: at shutdown it aborts every wait for a request head, and
+    /// the HTTP/1 waits are the keep-alive loop's, which gives them their time
+    /// (`http1`). HTTP/2 connections end through the shutdown watch.
+    async fn cleanup(&self) {}
 }

@@ -182,3 +182,58 @@ fn connection_settings_are_checked() {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
 }
+
+/// What the kernel counts as the process's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Raise this process's open-file limit (and so its children's) to `want`, if
+/// the hard limit allows; false if it does not.
+fn open_files_at_least(want: u64) -> bool {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit with a valid pointer to an rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_max < want {
+            return false;
+        }
+        limit.rlim_cur = limit.rlim_cur.max(want);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_thousand_idle_connections_take_under_40_kib_each() {
+    const IDLE: usize = 5_000;
+    if !open_files_at_least(2 * IDLE as u64 + 1_000) {
+        eprintln!("SKIPPED: the open-file limit cannot be raised to hold {IDLE} connections");
+        return;
+    }
+    let o = origin("o").await;
+    let proxy = Proxy::start(&Config::single(&[o.addr])).await;
+    // The first connections set up what every later one shares.
+    drop(open_served(100, proxy.addr).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = rss_kib(proxy.pid());
+    let mut open = Vec::with_capacity(IDLE);
+    for _ in 0..IDLE / 100 {
+        let mut batch = tokio::task::JoinSet::new();
+        for _ in 0..100 {
+            batch.spawn(open_served(1, proxy.addr));
+        }
+        open.extend(batch.join_all().await.into_iter().flatten());
+    }
+    let added = rss_kib(proxy.pid()) - before;
+    let per_connection = added as f64 / IDLE as f64;
+    eprintln!("{IDLE} idle connections: {added} KiB, {per_connection:.1} KiB each");
+    assert!(
+        per_connection < 40.0,
+        "{per_connection:.1} KiB per idle connection"
+    );
+    assert_eq!(open.len(), IDLE);
+}
