@@ -21,6 +21,8 @@ pub mod error_page;
 pub mod http_util;
 /// The proxy's listening sockets.
 pub mod listener;
+/// Giving memory back to the system after a flood of connections.
+pub mod memory;
 /// Request IDs, trace context, the access log and metrics.
 pub mod observe;
 /// Request policies: client identity, framing, headers, retries.

@@ -27,6 +27,7 @@ const DEFAULT_CONF: &str = "conf/parapet.yaml";
 
 fn main() -> ExitCode {
     ignore_sigusr1_until_handled();
+    parapet::memory::no_transparent_huge_pages();
     #[cfg(feature = "count-alloc")]
     parapet::alloc_count::report_from_env();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();

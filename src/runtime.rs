@@ -8,6 +8,7 @@ use crate::config::Settings;
 use crate::connection::caps::ConnectionGates;
 use crate::connection::handoff::{Handoff, HandoffWatch};
 use crate::listener::ListenerPolicies;
+use crate::memory::AllocatorPurge;
 use crate::observe::access_log::{self, AccessLog};
 use crate::observe::metrics::{Metrics, RequestMetrics};
 use crate::policy::client_ip::ClientIpPolicy;
@@ -79,7 +80,9 @@ impl Runtime {
         let mut upstreams = Vec::with_capacity(settings.upstreams.len());
         let handoff = Arc::new(Handoff::default());
         let watch = background_service("hand-off watch", HandoffWatch(handoff.clone()));
-        let mut services: Vec<Box<dyn ServiceWithDependents>> = vec![Box::new(watch)];
+        let purge = background_service("allocator purge", AllocatorPurge);
+        let mut services: Vec<Box<dyn ServiceWithDependents>> =
+            vec![Box::new(watch), Box::new(purge)];
         for spec in &settings.upstreams {
             let (upstream, service) = Upstream::build(spec, &families, &retry_families)?;
             upstreams.push(upstream);
