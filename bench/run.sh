@@ -14,8 +14,12 @@
 #                LAT_ROUNDS rounds each; the maxima come from passthrough's rounds, or
 #                from one solo round each when passthrough is not selected;
 #   connections  one round per proxy with a new connection per request;
-#   idle         the RSS that IDLE (10,000) idle keep-alive connections add, and what
-#                is left 5 s after they close;
+#   idle         the RSS that IDLE_SIZES (10,000 and 50,000) idle keep-alive
+#                connections add, and what is left 5 s after they close (a size the
+#                open-file hard limit cannot hold is replaced by the largest that fits);
+#   silent       SILENT (10,000) connections to Parapet that never send a byte or stall
+#                after a request line: RSS while they are open, a real client's latency
+#                beside them, when the header timeout has closed them, RSS after;
 #   cache        Parapet's cache against nginx's proxy_cache: CPU per hit in pairs
 #                (1 KiB and 100 KiB), origin offload under a Zipf load, and what the
 #                cache costs a route that does not cache (bench/cache.sh);
@@ -24,12 +28,16 @@
 #   scaling      req/s unpinned with 1 and 2 threads (nginx: worker processes);
 #   allocations  allocations per request, from the counting build (target/alloc-count).
 # Bounded: about ROUNDS x 3 x (DURATION + 1) + PAIR_ROUNDS x 3 x DURATION
-# + 3 x LAT_ROUNDS x 3 x (LAT_DURATION + 1) + 3 x DURATION + 3 x ~20
-# + 4 x SCALE_ROUNDS x (DURATION + 1) + 2 x (DURATION + 2) seconds, about 8.5 minutes
+# + 3 x LAT_ROUNDS x 3 x (LAT_DURATION + 1) + 3 x DURATION + about 60 (idle, at
+# 10,000 and 19,000; about 2 minutes more where 50,000 fit) + about 20 (silent)
+# + 4 x SCALE_ROUNDS x (DURATION + 1) + 2 x (DURATION + 2) seconds, about 9.5 minutes
 # with the defaults, plus about 3 minutes for the cache part (see bench/cache.sh) and
 # 1.5 minutes for the TLS part (bench/tls.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The idle part holds tens of thousands of connections: every process started here
+# may open as many descriptors as the hard limit allows.
+ulimit -n "$(ulimit -Hn)"
 
 ROUNDS=${ROUNDS:-3}
 PAIR_ROUNDS=${PAIR_ROUNDS:-5}
@@ -44,7 +52,7 @@ BARE=${BARE:-target/release/examples/bare_pingora}
 OPEN_LOOP=${OPEN_LOOP:-target/release/examples/open_loop}
 COUNTING=${COUNTING:-target/alloc-count}
 PARAPET_CONF=${PARAPET_CONF:-bench/parapet.yaml}
-ALL_PARTS="passthrough latency connections idle cache tls scaling allocations"
+ALL_PARTS="passthrough latency connections idle silent cache tls scaling allocations"
 PARTS=${PARTS:-all}
 PARTS=${PARTS// /,}
 for name in ${PARTS//,/ }; do
@@ -82,7 +90,7 @@ wait_port 18081
 
 # The pinned proxies, for the parts that load them.
 pinned=
-if want passthrough || want latency || want connections || want idle; then
+if want passthrough || want latency || want connections || want idle || want silent; then
     pinned=yes
     taskset -c "$PROXY_CPU" nginx -c "$PWD/bench/nginx-proxy.conf" -p "$OUT" & pids+=($!)
     nginx_master=$!
@@ -234,30 +242,78 @@ if want connections; then
     close_run parapet 18091 "$parapet_pid"
 fi
 
-# Memory: RSS added by IDLE idle keep-alive client connections.
-IDLE=${IDLE:-10000}
+# Memory: RSS added by idle keep-alive client connections, IDLE_SIZES of them. The
+# clients come from 15,000-connection processes, each on its own loopback address
+# (ports) and within its own open-file limit; each proxy needs one descriptor per
+# connection and some to spare, so a size above the hard limit is not run: the
+# largest size that fits (in thousands) stands in for it, and says so.
+IDLE_SIZES=${IDLE_SIZES:-10000 50000}
+IDLE_CHUNK=15000
+# Every chunk comes from a loopback address of its own (127.0.N.M, N picked per run),
+# so no client port is still in TIME-WAIT from an earlier chunk or run.
+idle_net=$(($$ % 200 + 1)) idle_host=1
 rss_kb() { local total=0 p; for p in "$@"; do total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done; echo "$total"; }
 idle_run() {
-    local who=$1 port=$2; shift 2
-    local before after closed client
+    local who=$1 port=$2 n=$3; shift 3
+    local before after closed left chunk clients=() i=0 answered
     before=$(rss_kb "$@")
-    python3 bench/idle_clients.py "$port" "$IDLE" > "$OUT/idle.$who" 2>&1 & client=$!
-    for _ in $(seq 1 600); do grep -q ready "$OUT/idle.$who" && break; sleep 0.1; done
+    for ((left = n; left > 0; left -= IDLE_CHUNK)); do
+        chunk=$((left < IDLE_CHUNK ? left : IDLE_CHUNK)); i=$((i + 1)); idle_host=$((idle_host + 1))
+        python3 bench/idle_clients.py "$port" "$chunk" "127.0.$idle_net.$idle_host" > "$OUT/idle.$who.$i" 2>&1 &
+        clients+=($!)
+    done
+    for _ in $(seq 1 1200); do
+        [ "$(cat "$OUT"/idle."$who".* | grep -c ready)" -ge "$i" ] && break; sleep 0.1
+    done
     after=$(rss_kb "$@")
-    kill "$client" 2>/dev/null || true; wait "$client" 2>/dev/null || true
+    answered=$(awk '/ready/ {s += $2} END {print s + 0}' "$OUT"/idle."$who".*)
+    kill "${clients[@]}" 2>/dev/null || true; wait "${clients[@]}" 2>/dev/null || true
+    rm -f "$OUT"/idle."$who".*
     sleep 5
     closed=$(rss_kb "$@")
-    printf "%-8s %10s %12d kB %14.0f %16d kB\n" "$who" "$(awk '{print $2}' "$OUT/idle.$who")" $((after - before)) \
-        "$(awk -v a="$after" -v b="$before" -v n="$IDLE" 'BEGIN { print (a - b) * 1024 / n }')" $((closed - before))
+    printf "%-8s %10s %12d kB %14.0f %12d kB %12d kB\n" "$who" "$answered" $((after - before)) \
+        "$(awk -v a="$after" -v b="$before" -v n="$n" 'BEGIN { print (a - b) * 1024 / n }')" "$before" "$closed"
 }
 if want idle; then
     start_part idle
+    for size in $IDLE_SIZES; do
+        n=$size fits=$(( ($(ulimit -Hn) - 1000) / 1000 * 1000 ))
+        echo
+        if [ "$n" -gt "$fits" ]; then
+            echo "($size connections need more descriptors than ulimit -Hn $(ulimit -Hn) allows: $fits instead)"
+            n=$fits
+        fi
+        echo "Memory with $n idle keep-alive client connections"
+        printf "%-8s %10s %15s %14s %15s %15s\n" proxy answered "RSS added" "bytes/conn" "RSS before" "5 s after close"
+        idle_run nginx 18090 "$n" "${nginx_pids[@]}"
+        idle_run bare 18092 "$n" "$bare_pid"
+        idle_run parapet 18091 "$n" "$parapet_pid"
+    done
+fi
+
+# Bad input: connections that send nothing, or a request line and then nothing, until
+# client_header_timeout (10 s) closes them.
+SILENT=${SILENT:-10000}
+latency_ms() {
+    local i
+    for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$1/"; done |
+        sort -n | awk '{ t[NR] = $1 } END { printf "%.2f", t[3] * 1000 }'
+}
+if want silent; then
+    start_part silent
     echo
-    echo "Memory with $IDLE idle keep-alive client connections"
-    printf "%-8s %10s %15s %14s %19s\n" proxy answered "RSS added" "bytes/conn" "left after close"
-    idle_run nginx 18090 "${nginx_pids[@]}"
-    idle_run bare 18092 "$bare_pid"
-    idle_run parapet 18091 "$parapet_pid"
+    echo "Parapet with $SILENT connections that never send a head (half silent, half a request line)"
+    quiet=$(latency_ms 18091) before=$(rss_kb "$parapet_pid")
+    python3 bench/silent_clients.py 18091 "$SILENT" "127.0.$idle_net.250" > "$OUT/silent" 2>&1 & client=$!
+    for _ in $(seq 1 600); do grep -q open "$OUT/silent" && break; sleep 0.1; done
+    held=$(rss_kb "$parapet_pid") busy=$(latency_ms 18091)
+    for _ in $(seq 1 700); do grep -q closed "$OUT/silent" && break; sleep 0.1; done
+    sleep 5
+    after=$(rss_kb "$parapet_pid")
+    kill "$client" 2>/dev/null || true; wait "$client" 2>/dev/null || true
+    echo "  RSS: $before kB before, $held kB with them open ($(( (held - before) * 1024 / SILENT )) B each), $after kB 5 s after they closed"
+    echo "  a real client's GET (median of 5): ${quiet} ms alone, ${busy} ms beside them"
+    echo "  $(grep closed "$OUT/silent" || echo "not all closed within 70 s")"
 fi
 
 # The pinned proxies are done with; the rest starts its own.
