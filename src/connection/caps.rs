@@ -62,10 +62,9 @@ impl ConnectionGates {
     pub fn register(registry: &Registry, listeners: &[Listener]) -> prometheus::Result<Self> {
         let open = IntGauge::new("parapet_connections_active", "Open client connections")?;
         registry.register(Box::new(open.clone()))?;
-        let capped = listeners
-            .iter()
-            .any(|l| l.max_connections.is_some() || l.max_connections_per_ip.is_some());
-        let refused = match capped {
+        let capped =
+            |l: &&Listener| l.max_connections.is_some() || l.max_connections_per_ip.is_some();
+        let refused = match listeners.iter().any(|l| capped(&l)) {
             true => {
                 let family = IntCounterVec::new(
                     Opts::new(
@@ -81,7 +80,7 @@ impl ConnectionGates {
         };
         let gates = listeners
             .iter()
-            .filter(|l| l.max_connections.is_some() || l.max_connections_per_ip.is_some())
+            .filter(capped)
             .map(|l| {
                 let name = l.address.to_string();
                 let series = |on: bool, reason: &str| {
@@ -120,7 +119,8 @@ impl ConnectionGates {
             open: &self.open,
         };
         self.open.inc();
-        let Some(gate) = gate.filter(|g| g.max.is_some() || g.per_ip.is_some()) else {
+        // Only listeners with a cap have a gate.
+        let Some(gate) = gate else {
             return Some(admitted);
         };
         if gate.count.fetch_add(1, Ordering::Relaxed) >= gate.max.unwrap_or(usize::MAX) {

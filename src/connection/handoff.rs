@@ -1,9 +1,10 @@
 //! The hand-off of a graceful upgrade, seen by the old instance. On SIGQUIT Pingora
 //! gives its listening sockets to the new instance and keeps serving for a few
-//! seconds before it closes every connection still waiting for a request, so a
-//! keep-alive client whose next request arrives at that moment loses it. From the
-//! SIGQUIT on, every answer of the old instance says `Connection: close`: keep-alive
-//! clients leave at a response boundary and reconnect, to the new instance.
+//! seconds before its shutdown begins. From the SIGQUIT on, every answer of the old
+//! instance says `Connection: close`: keep-alive clients leave at a response
+//! boundary and reconnect, to the new instance, rather than stay on an instance
+//! that is about to exit. (Connections still waiting for a request when the
+//! shutdown begins are the keep-alive loop's to serve: `connection::http1`.)
 
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
