@@ -149,6 +149,17 @@ pub async fn origin(name: &str) -> Origin {
     Origin::start(name, "127.0.0.1:0").await.unwrap()
 }
 
+/// Run `parapet -t` on `yaml`, which must be refused with every one of `expected`
+/// in its output; returns the output, for further checks.
+pub fn refused_naming<S: AsRef<str>>(yaml: &str, expected: &[S]) -> String {
+    let (ok, out) = check_config(yaml);
+    assert!(!ok, "{out}");
+    for expected in expected.iter().map(AsRef::as_ref) {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    out
+}
+
 /// Run `parapet -t -c FILE` on `yaml`; returns (success, stdout + stderr).
 pub fn check_config(yaml: &str) -> (bool, String) {
     let dir = scratch_dir("check");
