@@ -46,8 +46,10 @@ fn wants_json(session: &Session) -> bool {
     session
         .req_header()
         .headers
-        .get(header::ACCEPT)
-        .is_some_and(|a| a.as_bytes().windows(16).any(|w| w == b"application/json"))
+        // Every `Accept` line: one list (RFC 9110 §5.3).
+        .get_all(header::ACCEPT)
+        .iter()
+        .any(|a| a.as_bytes().windows(16).any(|w| w == b"application/json"))
 }
 
 fn body(status: u16, request_id: &HeaderValue, json: bool) -> Bytes {

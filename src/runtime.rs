@@ -62,8 +62,12 @@ impl Runtime {
         let requests = RequestMetrics::register(metrics.registry(), &route_labels(&settings))
             .map_err(registering)?;
         let families = BackendFamilies::register(metrics.registry()).map_err(registering)?;
-        let connections = ConnectionGates::register(metrics.registry(), &settings.listeners)
-            .map_err(registering)?;
+        let connections = ConnectionGates::register(
+            metrics.registry(),
+            &settings.listeners,
+            settings.client_ip.grouping,
+        )
+        .map_err(registering)?;
         let retry_families = RetryFamilies::register(metrics.registry()).map_err(registering)?;
         let limited: Vec<_> = settings
             .routes

@@ -52,11 +52,20 @@ impl AdminSettings {
                 format!("'{address}' is already a proxy listener"),
             );
         }
-        if config.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
-            errors.push(
+        match config.token.as_deref() {
+            Some(t) if t.trim().is_empty() => errors.push(
                 "admin.token",
-                "must not be empty (leave it out to need no token)",
-            );
+                "must not be empty (leave it out to need no token on a loopback address)",
+            ),
+            // Purge and status must not be open to the network by default.
+            None if !address.ip().to_canonical().is_loopback() => errors.push(
+                "admin.token",
+                format!(
+                    "required when admin.address ({address}) is not a loopback address: \
+                     set admin.token, or bind admin.address to 127.0.0.1"
+                ),
+            ),
+            _ => {}
         }
         Some(AdminSettings {
             address,
@@ -262,6 +271,24 @@ mod tests {
         );
         assert_eq!(check("127.0.0.1:8080", None).1, ["admin.address"]);
         assert_eq!(check("127.0.0.1:9901", Some(" ")).1, ["admin.token"]);
+        // Off loopback, a token is required.
+        for open in [
+            "0.0.0.0:9901",
+            "[::]:9901",
+            "10.0.0.1:9901",
+            "[::ffff:10.0.0.1]:1",
+        ] {
+            assert_eq!(check(open, None).1, ["admin.token"], "{open}");
+            assert!(check(open, Some("t")).1.is_empty(), "{open}");
+        }
+        for local in [
+            "127.0.0.1:9901",
+            "127.9.9.9:9901",
+            "[::1]:9901",
+            "[::ffff:127.0.0.1]:1",
+        ] {
+            assert!(check(local, None).1.is_empty(), "{local}");
+        }
     }
 
     #[test]

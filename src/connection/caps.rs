@@ -5,9 +5,12 @@
 //! are never touched. `parapet_connections_active` counts the open ones.
 //!
 //! The client address is the socket's, as seen at accept: a trusted proxy's
-//! clients are not told apart here (that needs their request's header).
+//! clients are not told apart here (that needs their request's header). IPv6 peers
+//! are counted by their `client_ip.ipv6_prefix` block (`ClientGrouping`), so that
+//! rotating through one allocation does not escape the per-IP cap.
 
 use crate::listener::{accepts_on, Listener};
+use crate::policy::client_ip::ClientGrouping;
 use pingora::protocols::Stream;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use std::collections::HashMap;
@@ -20,6 +23,8 @@ pub struct ConnectionGates {
     /// Only the listeners with a cap.
     gates: Vec<Gate>,
     open: IntGauge,
+    /// What one client is for `max_connections_per_ip`.
+    grouping: ClientGrouping,
 }
 
 /// One listener's caps and counts.
@@ -59,7 +64,11 @@ impl Drop for Admitted<'_> {
 }
 
 impl ConnectionGates {
-    pub fn register(registry: &Registry, listeners: &[Listener]) -> prometheus::Result<Self> {
+    pub fn register(
+        registry: &Registry,
+        listeners: &[Listener],
+        grouping: ClientGrouping,
+    ) -> prometheus::Result<Self> {
         let open = IntGauge::new("parapet_connections_active", "Open client connections")?;
         registry.register(Box::new(open.clone()))?;
         let capped =
@@ -103,7 +112,16 @@ impl ConnectionGates {
                 }
             })
             .collect();
-        Ok(ConnectionGates { gates, open })
+        Ok(ConnectionGates {
+            gates,
+            open,
+            grouping,
+        })
+    }
+
+    /// The key of the per-IP count a connection from `peer` is counted under.
+    fn client_key(&self, peer: SocketAddr) -> IpAddr {
+        self.grouping.group(peer.ip())
     }
 
     /// Count the connection in, or `None` when a cap of its listener is reached.
@@ -134,13 +152,14 @@ impl ConnectionGates {
                 .as_ref()
                 .and_then(|d| d.peer_addr()?.as_inet().copied());
             if let (Some(peer), Ok(mut by_ip)) = (peer, gate.by_ip.lock()) {
-                let n = by_ip.entry(peer.ip()).or_insert(0);
+                let key = self.client_key(peer);
+                let n = by_ip.entry(key).or_insert(0);
                 if *n >= limit {
                     gate.refused_ip.as_ref().inspect(|c| c.inc());
                     return None;
                 }
                 *n += 1;
-                admitted.ip = Some(peer.ip());
+                admitted.ip = Some(key);
             }
         }
         Some(admitted)

@@ -116,11 +116,18 @@ impl Compression {
         )
     }
 
-    /// The coding to answer this request with, if any.
-    pub fn negotiate(&self, accept_encoding: Option<&HeaderValue>) -> Option<Algorithm> {
-        let text = accept_encoding?.to_str().ok()?;
+    /// The coding to answer this request with, if any. `accept_encoding` are the
+    /// request's `Accept-Encoding` field lines: one list (RFC 9110 §5.3).
+    pub fn negotiate<'a>(
+        &self,
+        accept_encoding: impl IntoIterator<Item = &'a HeaderValue>,
+    ) -> Option<Algorithm> {
+        let items = accept_encoding
+            .into_iter()
+            .filter_map(|line| line.to_str().ok())
+            .flat_map(|line| line.split(','));
         let mut best: Option<(f32, usize)> = None;
-        for item in text.split(',') {
+        for item in items {
             let mut parts = item.split(';');
             let token = parts.next().unwrap_or_default().trim();
             let q = parts
@@ -211,6 +218,20 @@ mod tests {
         assert_eq!(c.negotiate(ae("gzip;q=0").as_ref()), None);
         assert_eq!(c.negotiate(ae("br, deflate, identity").as_ref()), None);
         assert_eq!(c.negotiate(None), None);
+        // Several lines are one list.
+        let mut lines = http::HeaderMap::new();
+        lines.append(
+            http::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+        lines.append(
+            http::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip;q=0.5, br"),
+        );
+        assert_eq!(
+            c.negotiate(lines.get_all(http::header::ACCEPT_ENCODING)),
+            Some(Algorithm::Gzip)
+        );
         let (only_zstd, _) = compression("{algorithms: [zstd]}");
         let only_zstd = only_zstd.unwrap();
         assert_eq!(

@@ -30,11 +30,17 @@ pub const UPSTREAM_ADDED: usize = 6;
 pub fn set_forwarding(headers: &mut HeaderMap, client: &Client, client_ip_header: &HeaderName) {
     let trusted = client.trusted_peer;
     let peer = ip_value(client.peer);
-    let xff = match headers.get(&X_FORWARDED_FOR).filter(|_| trusted) {
-        Some(prior) => {
-            let mut buf = BytesMut::with_capacity(prior.len() + 42);
-            buf.put_slice(prior.as_bytes());
-            buf.put_slice(b", ");
+    let prior = headers.get_all(&X_FORWARDED_FOR);
+    let xff = match prior.iter().next().filter(|_| trusted) {
+        Some(_) => {
+            // Several field lines are one list, combined in order with ", " (RFC 9110
+            // §5.3): the origin gets one line, all of them and then the peer.
+            let len: usize = prior.iter().map(|line| line.len() + 2).sum();
+            let mut buf = BytesMut::with_capacity(len + IpText::MAX);
+            for line in prior.iter() {
+                buf.put_slice(line.as_bytes());
+                buf.put_slice(b", ");
+            }
             put_ip(&mut buf, client.peer);
             HeaderValue::from_maybe_shared(buf.freeze()).ok()
         }
@@ -117,22 +123,7 @@ pub fn strip_response_hop_by_hop(headers: &mut HeaderMap, status: http::StatusCo
     let switching = status == http::StatusCode::SWITCHING_PROTOCOLS;
     present[6] &= !switching;
     if present[0] {
-        if let Some(connection) = headers.get(header::CONNECTION).cloned() {
-            for token in connection.as_bytes().split(|b| *b == b',') {
-                let token = token.trim_ascii();
-                // The usual values name no other header (`upgrade` names one that is
-                // hop-by-hop anyway, or a 101's, which stays): skip parsing them.
-                if token.eq_ignore_ascii_case(b"keep-alive")
-                    || token.eq_ignore_ascii_case(b"close")
-                    || token.eq_ignore_ascii_case(b"upgrade")
-                {
-                    continue;
-                }
-                if let Ok(name) = HeaderName::from_bytes(token) {
-                    headers.remove(&name);
-                }
-            }
-        }
+        remove_connection_options(headers);
     }
     for (name, found) in RESPONSE_HOP_BY_HOP.iter().zip(present) {
         if found {
@@ -142,6 +133,34 @@ pub fn strip_response_hop_by_hop(headers: &mut HeaderMap, status: http::StatusCo
     if switching {
         // RFC 9110 §7.8: a sender of `Upgrade` names it in `Connection`.
         headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    }
+}
+
+/// Remove the fields named in every `Connection` line (one list, RFC 9110 §5.3 and
+/// §7.6.1). The names are gathered first: removing needs the map that holds them.
+fn remove_connection_options(headers: &mut HeaderMap) {
+    let mut named: Vec<HeaderName> = Vec::new();
+    let tokens = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|line| line.as_bytes().split(|b| *b == b','));
+    for token in tokens {
+        let token = token.trim_ascii();
+        // The usual values name no other header (`upgrade` names one that is
+        // hop-by-hop anyway, or a 101's, which stays): skip parsing them.
+        if token.is_empty()
+            || token.eq_ignore_ascii_case(b"keep-alive")
+            || token.eq_ignore_ascii_case(b"close")
+            || token.eq_ignore_ascii_case(b"upgrade")
+        {
+            continue;
+        }
+        if let Ok(name) = HeaderName::from_bytes(token) {
+            named.push(name);
+        }
+    }
+    for name in &named {
+        headers.remove(name);
     }
 }
 
@@ -264,6 +283,43 @@ mod tests {
         let h = forwarded(&fields, &forwarding("10.0.0.1", "6.6.6.6", true));
         assert_eq!(h["x-forwarded-for"], "6.6.6.6, 10.0.0.1");
         assert_eq!(h["x-real-ip"], "6.6.6.6");
+    }
+
+    #[test]
+    fn several_forwarded_for_lines_are_forwarded_as_one() {
+        let mut headers = map(&[("x-forwarded-for", "1.1.1.1")]);
+        headers.append(
+            &X_FORWARDED_FOR,
+            HeaderValue::from_static("2.2.2.2, 3.3.3.3"),
+        );
+        let client = forwarding("10.0.0.1", "3.3.3.3", true);
+        set_forwarding(&mut headers, &client, &HeaderName::from_static("x-real-ip"));
+        let lines: Vec<_> = headers.get_all(&X_FORWARDED_FOR).iter().collect();
+        assert_eq!(lines, ["1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.1"]);
+        // From an untrusted peer, every line is replaced.
+        let mut headers = map(&[("x-forwarded-for", "1.1.1.1")]);
+        headers.append(&X_FORWARDED_FOR, HeaderValue::from_static("2.2.2.2"));
+        let client = forwarding("10.0.0.1", "10.0.0.1", false);
+        set_forwarding(&mut headers, &client, &HeaderName::from_static("x-real-ip"));
+        let lines: Vec<_> = headers.get_all(&X_FORWARDED_FOR).iter().collect();
+        assert_eq!(lines, ["10.0.0.1"]);
+    }
+
+    #[test]
+    fn every_connection_line_names_hop_by_hop_fields() {
+        let mut resp = map(&[
+            ("connection", "x-first"),
+            ("x-first", "1"),
+            ("x-second", "2"),
+            ("x-kept", "3"),
+        ]);
+        resp.append(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-second"),
+        );
+        strip_response_hop_by_hop(&mut resp, http::StatusCode::OK);
+        let names: Vec<_> = resp.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["x-kept"]);
     }
 
     #[test]

@@ -30,8 +30,9 @@
 //!
 //! # Keys
 //!
-//! `client_ip` (the default): the client IP as `client_ip` determined it, IPv4-mapped
-//! IPv6 counted as the IPv4 address. `route`: one bucket for the whole route.
+//! `client_ip` (the default): the client IP as `client_ip` determined it, grouped by
+//! the caller (`ClientGrouping`: IPv4-mapped IPv6 as the IPv4 address, IPv6 by its
+//! `client_ip.ipv6_prefix` block). `route`: one bucket for the whole route.
 //! `header:NAME`: the header's (first) value as sent; a request without the header
 //! is keyed by its client IP instead (in a bucket of its own, never shared with a
 //! header value). A header the client controls only limits well-behaved clients:
@@ -200,7 +201,8 @@ impl RateLimit {
     }
 
     /// Count one request: keyed by `client_ip`, the route, or the configured
-    /// header's value in `headers` (the client IP when it is absent).
+    /// header's value in `headers` (the client IP when it is absent). `client_ip` is
+    /// the client's group (`ClientGrouping::group`), which is what one client is.
     pub fn check(&self, client_ip: IpAddr, headers: &HeaderMap) -> Decision {
         let key = self.key_hash(client_ip, headers);
         let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -244,7 +246,7 @@ impl RateLimit {
             RateLimitKey::Header(name) => headers.get(name),
             RateLimitKey::ClientIp => None,
         };
-        match (header, canonical(client_ip)) {
+        match (header, client_ip) {
             (Some(value), _) => {
                 h.write_u8(1);
                 h.write(value.as_bytes());
@@ -323,14 +325,6 @@ fn header_value(parts: [&[u8]; 4]) -> Option<HeaderValue> {
 
 fn default_burst(rate: f64) -> u32 {
     rate.ceil().clamp(1.0, f64::from(u32::MAX)) as u32
-}
-
-/// IPv4-mapped IPv6 clients (`::ffff:10.0.0.1`) count as the IPv4 address.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
 }
 
 /// The GCRA parameters, in nanoseconds.
@@ -608,6 +602,8 @@ mod tests {
         assert_eq!(allowed(&limit, [5, 5, 6]), [true, false, true]);
     }
 
+    use crate::policy::client_ip::ClientGrouping;
+
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
@@ -625,7 +621,11 @@ mod tests {
         assert!(!limit.check(ip("10.0.0.1"), &none).allowed);
         assert!(limit.check(ip("10.0.0.2"), &none).allowed);
         assert!(limit.check(ip("2001:db8::1"), &none).allowed);
-        assert!(!limit.check(ip("::ffff:10.0.0.2"), &none).allowed);
+        // As the caller groups them: one /64, and a mapped address as its IPv4 one.
+        let group = |s| ClientGrouping::default().group(ip(s));
+        assert!(limit.check(group("2001:db8:1::1"), &none).allowed);
+        assert!(!limit.check(group("2001:db8:1::2"), &none).allowed);
+        assert!(!limit.check(group("::ffff:10.0.0.2"), &none).allowed);
     }
 
     #[test]

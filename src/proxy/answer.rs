@@ -142,7 +142,8 @@ impl Parapet {
         }
         let req = session.req_header();
         if let Some(limit) = &route.policies.rate_limit {
-            let decision = limit.check(ctx.client.ip, &req.headers);
+            let client = self.rt.client_ip.grouping.group(ctx.client.ip);
+            let decision = limit.check(client, &req.headers);
             ctx.rate_limit = Some(decision);
             if !decision.allowed {
                 self.rt

@@ -19,7 +19,7 @@ impl Parapet {
         ctx: &mut RequestCtx,
         policy: &Compression,
     ) {
-        let accept = session.req_header().headers.get(ACCEPT_ENCODING);
+        let accept = session.req_header().headers.get_all(ACCEPT_ENCODING);
         let Some(algorithm) = policy.negotiate(accept) else {
             return;
         };
