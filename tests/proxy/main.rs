@@ -11,6 +11,7 @@ mod edge;
 mod failures;
 mod headers;
 mod health;
+mod normalization;
 mod observability;
 mod operations;
 mod protocol_abuse;
