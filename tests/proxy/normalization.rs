@@ -254,3 +254,35 @@ async fn http2_requests_are_normalised_the_same_way() {
     assert!(body.starts_with("get /a/echo?q=%61 http/1.1\n"), "{body}");
     assert!(body.contains("\nhost: www.example.com\n"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_names_the_url_in_any_spelling() {
+    let o = origin("o").await;
+    let admin = free_addr();
+    let config = Config::single(&[o.addr])
+        .routes(json!([{"upstream": "app", "cache": true}]))
+        .section("cache", json!({"default_ttl": "1m"}))
+        .section("admin", json!({"address": admin.to_string()}));
+    let proxy = Proxy::start(&config).await;
+    proxy.wait_accepting(admin).await;
+    // Stored under its normal form, whichever spelling fetched it.
+    assert_eq!(proxy.get("/x//%65cho?a=%61").await.status(), 200);
+    let hit = proxy.get("/x/echo?a=%61").await;
+    assert!(hit
+        .header("cache-status")
+        .unwrap_or_default()
+        .contains("hit"));
+    assert_eq!(o.state.count("/x/echo"), 1);
+    let purge = "PURGE /x/./y/../%65cho?a=%61 HTTP/1.1\r\nHost: TEST.\r\n\r\n";
+    let resp = raw(admin, purge.as_bytes(), "PURGE").await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text());
+    assert_eq!(resp.text(), "{\"purged\":1}\n");
+    let body = r#"{"host":"test","path":"//x/echo?a=%61"}"#;
+    proxy.get("/x/echo?a=%61").await;
+    let req = format!(
+        "POST /cache/purge HTTP/1.1\r\nHost: admin\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let resp = raw(admin, req.as_bytes(), "POST").await.unwrap();
+    assert_eq!(resp.text(), "{\"purged\":1}\n");
+}
