@@ -23,12 +23,15 @@ pub(crate) type Refusal = &'static str;
 /// v1/client.rs `http_req_header_to_wire` writes `raw_path`). The ingress has
 /// already refused a `Host` that differs from it (pingora-core http/authority.rs).
 /// An HTTP/2 `:authority` that needs a new spelling is moved to `Host` the same way.
-/// CONNECT and `OPTIONS *` keep their targets.
+/// An authority-form CONNECT target and `OPTIONS *` are kept as they are.
 pub(crate) fn normalize(req: &mut RequestHeader, slashes: EncodedSlash) -> Result<(), Refusal> {
-    if req.method == http::Method::CONNECT {
+    let raw = req.raw_path();
+    // Authority-form (`CONNECT host:443`) names no resource. (Pingora answers CONNECT
+    // 405 unless `allow_connect_method_proxying`, pingora-proxy lib.rs; should that
+    // change, a CONNECT with a path is routed by it, so it is normalised like any.)
+    if req.method == http::Method::CONNECT && raw.first() != Some(&b'/') {
         return Ok(());
     }
-    let raw = req.raw_path();
     let (absolute, path_and_query) = match raw_target_authority(raw) {
         RawTargetAuthority::Absolute {
             authority,
@@ -169,5 +172,8 @@ mod tests {
         let mut req = RequestHeader::build("CONNECT", b"a.test:443", None).unwrap();
         assert_eq!(normalize(&mut req, EncodedSlash::Reject), Ok(()));
         assert_eq!(req.raw_path(), b"a.test:443");
+        let mut req = RequestHeader::build("CONNECT", b"//api/x", None).unwrap();
+        assert_eq!(normalize(&mut req, EncodedSlash::Keep), Ok(()));
+        assert_eq!(req.raw_path(), b"/api/x");
     }
 }
