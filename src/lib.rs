@@ -17,7 +17,8 @@ pub mod connection;
 pub mod demo;
 /// Status codes and bodies of the responses Parapet itself produces.
 pub mod error_page;
-/// Heads as header maps, ASCII numbers and addresses, hand-written JSON.
+/// Heads as header maps, ASCII numbers and addresses, hand-written JSON, the
+/// request target and host in normal form.
 pub mod http_util;
 /// The proxy's listening sockets.
 pub mod listener;

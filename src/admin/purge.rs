@@ -10,6 +10,7 @@
 //! nothing did, 400 for a body that is not one of these.
 
 use super::{json, text};
+use crate::http_util::{self, path::EncodedSlash};
 use crate::runtime::Runtime;
 use http::{header, Method, Response, StatusCode};
 use pingora::http::RequestHeader;
@@ -71,11 +72,20 @@ pub async fn answer(rt: &Runtime, session: &mut ServerSession) -> Response<Vec<u
     json(status, format!("{{\"purged\":{purged}}}\n").into_bytes())
 }
 
-/// The URL on the caching route it belongs to, under that route's key rule.
+/// The URL on the caching route it belongs to, under that route's key rule. Its
+/// path is normalised as a request's is before it is routed and keyed, so any
+/// spelling of a stored URL purges it (one with a broken escape names nothing).
 async fn purge_url(rt: &Runtime, host: &str, path: &str, soft: bool) -> usize {
     let Some(shield) = &rt.shield else {
         return 0;
     };
+    let (only_path, query) = path.split_at(path.find('?').unwrap_or(path.len()));
+    let normal = match http_util::path::normalize(only_path.as_bytes(), EncodedSlash::Keep) {
+        Ok(None) => None,
+        Ok(Some(normal)) => String::from_utf8(normal).ok().map(|p| p + query),
+        Err(_) => return 0,
+    };
+    let path = normal.as_deref().unwrap_or(path);
     let route = rt
         .routes
         .find(host.as_bytes(), path.as_bytes())

@@ -1,12 +1,13 @@
 //! The proxy's listening sockets (SPEC §2 `listeners`): what each entry may say,
 //! and the typed listener the server binds: cleartext or TLS (`tls`), HTTP/2 by
-//! ALPN or by prior knowledge (`h2c`), and what a listener adds to its answers
-//! (`hsts`, `redirect_https`).
+//! ALPN or by prior knowledge (`h2c`), what a listener adds to its answers
+//! (`hsts`, `redirect_https`), and what its paths may carry (`path_normalization`).
 
 pub mod tls;
 
 use crate::config::units::{Size, Span};
 use crate::config::{field, section, ConfigErrors};
+use crate::http_util::path::EncodedSlash;
 use http::HeaderValue;
 use pingora::proxy::Session;
 use serde::Deserialize;
@@ -30,6 +31,21 @@ pub struct ListenerEntry {
     pub read_buffer: Option<Size>,
     pub max_connections: Option<usize>,
     pub max_connections_per_ip: Option<u32>,
+    #[serde(default)]
+    pub path_normalization: PathNormalization,
+}
+
+/// `path_normalization`: what an encoded `/` or `\` (`%2F`, `%5C`) in a path gets.
+/// Either way it is never decoded (it would split a segment the client sent whole);
+/// every other part of the path is normalised regardless (`http_util::path`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathNormalization {
+    /// Kept encoded, its hex digits uppercased.
+    #[default]
+    Keep,
+    /// Answered 400.
+    Reject,
 }
 
 /// A listening socket as the server binds it.
@@ -49,6 +65,8 @@ pub struct Listener {
     /// Connections beyond these are closed at accept.
     pub max_connections: Option<usize>,
     pub max_connections_per_ip: Option<u32>,
+    /// What an encoded slash in a path gets.
+    pub(crate) encoded_slash: EncodedSlash,
 }
 
 /// The read buffer of a connection unless a listener says otherwise: 8 KiB
@@ -73,22 +91,39 @@ pub fn accepts_on(bound: SocketAddr, local: SocketAddr) -> bool {
 /// local address the connection came in on (only when some listener has any).
 #[derive(Debug, Default)]
 pub struct ListenerPolicies {
-    /// (address, hsts, redirect_https) of each listener that has either.
-    with_policy: Vec<(SocketAddr, Option<HeaderValue>, bool)>,
+    /// (address, policy) of each listener that has any (one not listed has none).
+    with_policy: Vec<(SocketAddr, Policy)>,
+}
+
+#[derive(Debug)]
+struct Policy {
+    hsts: Option<HeaderValue>,
+    redirect_https: bool,
+    encoded_slash: EncodedSlash,
 }
 
 /// The policy of the listener a request came in on.
 pub struct ListenerPolicy<'a> {
     pub hsts: Option<&'a HeaderValue>,
     pub redirect_https: bool,
+    pub(crate) encoded_slash: EncodedSlash,
 }
 
 impl ListenerPolicies {
     pub fn new(listeners: &[Listener]) -> ListenerPolicies {
         let with_policy = listeners
             .iter()
-            .filter(|l| l.hsts.is_some() || l.redirect_https)
-            .map(|l| (l.address, l.hsts.clone(), l.redirect_https))
+            .filter(|l| {
+                l.hsts.is_some() || l.redirect_https || l.encoded_slash != EncodedSlash::Keep
+            })
+            .map(|l| {
+                let policy = Policy {
+                    hsts: l.hsts.clone(),
+                    redirect_https: l.redirect_https,
+                    encoded_slash: l.encoded_slash,
+                };
+                (l.address, policy)
+            })
             .collect();
         ListenerPolicies { with_policy }
     }
@@ -100,10 +135,11 @@ impl ListenerPolicies {
         let local = session.server_addr()?.as_inet()?;
         self.with_policy
             .iter()
-            .find(|(a, _, _)| accepts_on(*a, *local))
-            .map(|(_, hsts, redirect_https)| ListenerPolicy {
-                hsts: hsts.as_ref(),
-                redirect_https: *redirect_https,
+            .find(|(a, _)| accepts_on(*a, *local))
+            .map(|(_, policy)| ListenerPolicy {
+                hsts: policy.hsts.as_ref(),
+                redirect_https: policy.redirect_https,
+                encoded_slash: policy.encoded_slash,
             })
     }
 }
@@ -225,6 +261,10 @@ impl Listener {
             read_buffer: read_buffer as usize,
             max_connections: entry.max_connections,
             max_connections_per_ip: entry.max_connections_per_ip,
+            encoded_slash: match entry.path_normalization {
+                PathNormalization::Keep => EncodedSlash::Keep,
+                PathNormalization::Reject => EncodedSlash::Reject,
+            },
         })
     }
 
@@ -239,6 +279,7 @@ impl Listener {
             read_buffer: DEFAULT_READ_BUFFER,
             max_connections: None,
             max_connections_per_ip: None,
+            encoded_slash: EncodedSlash::Keep,
         }
     }
 }
@@ -261,6 +302,7 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(out[0].address, "127.0.0.1:80".parse().unwrap());
         assert!(out[0].tls.is_none() && !out[0].h2c && !out[0].redirect_https);
+        assert_eq!(out[0].encoded_slash, EncodedSlash::Keep);
         assert_eq!(out[1].address, "[::1]:81".parse().unwrap());
     }
 
@@ -283,5 +325,17 @@ mod tests {
         assert_eq!(problems, ["listeners[1].hsts", "listeners[2].bogus"]);
         let (_, problems) = listeners("[]");
         assert_eq!(problems, ["listeners"]);
+    }
+
+    #[test]
+    fn encoded_slashes_are_kept_unless_a_listener_refuses_them() {
+        let (out, problems) = listeners(
+            "[{address: '127.0.0.1:80', path_normalization: reject}, \
+              {address: '127.0.0.1:81', path_normalization: keep}, \
+              {address: '127.0.0.1:82', path_normalization: decode}]",
+        );
+        assert_eq!(out[0].encoded_slash, EncodedSlash::Reject);
+        assert_eq!(out[1].encoded_slash, EncodedSlash::Keep);
+        assert_eq!(problems, ["listeners[2].path_normalization"]);
     }
 }

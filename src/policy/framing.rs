@@ -7,6 +7,7 @@
 //! edge proxy we refuse it instead, because such requests are the raw material of
 //! request smuggling against origins that disagree on which header wins.
 
+use crate::http_util::host;
 use http::header::{HOST, TRANSFER_ENCODING};
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
@@ -29,38 +30,10 @@ pub fn has_conflicting_length(session: &Session) -> bool {
 pub fn has_bad_host(req: &RequestHeader) -> bool {
     let mut hosts = req.headers.get_all(HOST).iter();
     match (hosts.next(), hosts.next()) {
-        (Some(host), None) => !valid_host(host.as_bytes()),
+        (Some(host), None) => !host::is_valid(host.as_bytes()),
         (None, _) => req.version == http::Version::HTTP_11,
         (Some(_), Some(_)) => true,
     }
-}
-
-/// `uri-host [":" port]`: a reg-name or IPv4 address, or an IPv6 literal in brackets.
-fn valid_host(value: &[u8]) -> bool {
-    let (host, port) = match value.first() {
-        Some(b'[') => match value.iter().position(|b| *b == b']') {
-            Some(end) => (&value[..=end], value.get(end + 1..).unwrap_or_default()),
-            None => return false,
-        },
-        _ => match value.iter().position(|b| *b == b':') {
-            Some(colon) => (&value[..colon], &value[colon..]),
-            None => (value, &[][..]),
-        },
-    };
-    let port_ok = match port.split_first() {
-        None => true,
-        Some((b':', digits)) => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
-        Some(_) => false,
-    };
-    let host_ok = match host.first() {
-        Some(b'[') => std::str::from_utf8(&host[1..host.len() - 1])
-            .is_ok_and(|v6| v6.parse::<std::net::Ipv6Addr>().is_ok()),
-        // reg-name: unreserved, pct-encoded and sub-delims.
-        _ => host
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(b)),
-    };
-    port_ok && host_ok
 }
 
 fn raw_has_content_length(raw: &[u8]) -> bool {

@@ -1,7 +1,8 @@
 //! The request path: one `ProxyHttp` implementation whose hooks each hand one step
 //! of the request to the policy that owns it.
 //!
-//! request_filter          -> request ID, client identity, framing and limits, route, the
+//! request_filter          -> request ID, client identity, framing and limits, the target
+//!                            in normal form (path, absolute form, Host), route, the
 //!                            route's policies (access, rate limit, CORS), trace context,
 //!                            a small body read ahead (`limits.request_buffer`)
 //! request_body_filter     -> the body limit, counted as the body streams
@@ -32,7 +33,7 @@ use crate::cache::status::{Facts, CACHE_STATUS};
 use crate::cache::Shield;
 use crate::connection;
 use crate::error_page;
-use crate::http_util::head_edit;
+use crate::http_util::{head_edit, target};
 use crate::observe::{request_id, trace};
 use crate::policy::headers;
 use crate::runtime::Runtime;
@@ -104,7 +105,14 @@ impl ProxyHttp for Parapet {
         if let Some((status, by)) = self.malformed(session) {
             return self.refuse(session, ctx, status, by).await;
         }
-        if let Some(listener) = rt.listeners.of(session) {
+        let listener = rt.listeners.of(session);
+        let encoded_slash = listener
+            .as_ref()
+            .map_or_else(Default::default, |l| l.encoded_slash);
+        if let Err(by) = target::normalize(session.req_header_mut(), encoded_slash) {
+            return self.refuse(session, ctx, 400, by).await;
+        }
+        if let Some(listener) = listener {
             ctx.hsts = listener.hsts.cloned();
             if listener.redirect_https {
                 return Box::pin(self.redirect_to_https(session, ctx)).await;

@@ -137,8 +137,9 @@ impl RouteTable {
         RouteTable { routes }
     }
 
-    /// The route of a request: by the authority of an absolute-form target, else
-    /// by `Host`, and by the path.
+    /// The route of a request: by HTTP/2's `:authority`, else by `Host`, and by the
+    /// path; both in normal form by then (`http_util::target`, which also makes an
+    /// absolute-form target's authority the `Host`).
     pub fn route_for(&self, req: &RequestHeader) -> Option<RouteMatch> {
         self.find(host_of(req), req.uri.path().as_bytes())
     }
@@ -166,7 +167,9 @@ impl RouteTable {
     }
 }
 
-/// The host a request is for, as the client sent it (possibly with a port).
+/// The host a request is for (possibly with a port). Before `http_util::target`
+/// ran (and for purges), as the client sent it: so `find` and the cache key still
+/// fold case and a trailing dot themselves.
 pub fn host_of(req: &RequestHeader) -> &[u8] {
     req.uri
         .authority()

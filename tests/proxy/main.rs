@@ -12,6 +12,7 @@ mod failures;
 mod hardening_ident;
 mod headers;
 mod health;
+mod normalization;
 mod observability;
 mod operations;
 mod protocol_abuse;
