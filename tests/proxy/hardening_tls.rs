@@ -1,0 +1,227 @@
+//! Connections bounded by the configured limits from their first byte: a TLS
+//! handshake and an HTTP/2 preface must complete within `client_header_timeout`,
+//! an HTTP/2 connection with no stream is closed after `client_keepalive_timeout`,
+//! connections still in their handshake count toward the caps; the server's cipher
+//! order wins.
+
+use crate::support::tls::{self, TestCa};
+use crate::support::*;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The timeouts of these tests (`client_header_timeout`, `client_keepalive_timeout`).
+const TIMEOUT: Duration = Duration::from_secs(2);
+/// How long past the timeout a connection may stay open.
+const SLACK: Duration = Duration::from_secs(1);
+
+/// A proxy in front of `o` with `limits` and a TLS listener serving `a.test`
+/// (with `extra` keys on it); the proxy, the TLS address, the CA's DER, the
+/// admin address.
+async fn tls_edge(
+    o: &Origin,
+    limits: serde_json::Value,
+    extra: serde_json::Value,
+) -> (Proxy, SocketAddr, Vec<u8>, SocketAddr) {
+    let dir = scratch_dir("hardening-certs");
+    let ca = TestCa::new();
+    let a = ca.leaf(&dir, "a", &["a.test"], false);
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let listener = json!({
+        "address": addr.to_string(),
+        "tls": {"certificates": [{"cert": a.cert, "key": a.key}]},
+    });
+    let config = Config::single(&[o.addr])
+        .section("limits", limits)
+        .listener(merged(listener, extra));
+    let (proxy, admin) = proxy_with_admin(config).await;
+    proxy.wait_accepting(addr).await;
+    (proxy, addr, ca.der(), admin)
+}
+
+fn short_limits() -> serde_json::Value {
+    json!({"client_header_timeout": "2s", "client_keepalive_timeout": "2s"})
+}
+
+/// Whether the peer closes `io` (EOF or reset) within `limit`, whatever it
+/// sends before.
+async fn closed_within<S: AsyncRead + Unpin>(io: &mut S, limit: Duration) -> bool {
+    let drained = async {
+        let mut buf = [0u8; 4096];
+        // Bounded: a peer that keeps sending fails the outer timeout.
+        loop {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(limit, drained).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_sends_no_client_hello_is_closed() {
+    let o = origin("o").await;
+    let (_proxy, addr, _, _) = tls_edge(&o, short_limits(), json!({})).await;
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    assert!(
+        closed_within(&mut tcp, TIMEOUT + SLACK).await,
+        "a TLS connection without a ClientHello stayed open"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_connection_that_sends_no_preface_is_closed() {
+    let o = origin("o").await;
+    let (_proxy, addr, ca, _) = tls_edge(&o, short_limits(), json!({})).await;
+    let mut conn = tls::connect(addr, &ca, "a.test", true, &[b"h2"])
+        .await
+        .unwrap();
+    assert_eq!(tls::alpn(&conn).as_deref(), Some(&b"h2"[..]));
+    assert!(
+        closed_within(&mut conn, TIMEOUT + SLACK).await,
+        "an h2 connection without a preface stayed open"
+    );
+}
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4) and an empty SETTINGS frame.
+const PREFACE_AND_SETTINGS: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_connection_with_no_stream_is_closed_after_the_keepalive_timeout() {
+    let o = origin("o").await;
+    let (_proxy, addr, ca, _) = tls_edge(&o, short_limits(), json!({})).await;
+    let mut conn = tls::connect(addr, &ca, "a.test", true, &[b"h2"])
+        .await
+        .unwrap();
+    conn.write_all(PREFACE_AND_SETTINGS).await.unwrap();
+    assert!(
+        closed_within(&mut conn, TIMEOUT + SLACK).await,
+        "an idle h2 connection stayed open"
+    );
+
+    // One that is used gets its answer, then the same idle limit.
+    let conn = tls::connect(addr, &ca, "a.test", true, &[b"h2"])
+        .await
+        .unwrap();
+    let (client, connection) = h2::client::handshake(conn).await.unwrap();
+    let driven = tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let req = http::Request::get("https://a.test/echo").body(()).unwrap();
+    let (response, _) = client.send_request(req, true).unwrap();
+    assert_eq!(response.await.unwrap().status(), 200);
+    let ended = tokio::time::timeout(TIMEOUT + SLACK, driven).await;
+    assert!(ended.is_ok(), "a used h2 connection stayed open when idle");
+    assert_eq!(o.state.count("/echo"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_to_an_h2c_listener_is_closed() {
+    let o = origin("o").await;
+    let h2c = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let config = Config::single(&[o.addr])
+        .section("limits", short_limits())
+        .listener(json!({"address": h2c.to_string(), "h2c": true}));
+    let proxy = Proxy::start(&config).await;
+    proxy.wait_accepting(h2c).await;
+    let mut tcp = TcpStream::connect(h2c).await.unwrap();
+    assert!(
+        closed_within(&mut tcp, TIMEOUT + SLACK).await,
+        "a silent h2c connection stayed open"
+    );
+    // A request shorter than the preface is answered, not held for the preface.
+    let mut short = TcpStream::connect(h2c).await.unwrap();
+    short
+        .write_all(b"GET /echo HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(TIMEOUT, short.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "a short HTTP/1.0 request was held");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    // And h2c by prior knowledge still works.
+    let tcp = TcpStream::connect(h2c).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let req = http::Request::get("http://c.test/echo").body(()).unwrap();
+    let (response, _) = client.send_request(req, true).unwrap();
+    assert_eq!(response.await.unwrap().status(), 200);
+    assert_eq!(o.state.count("/echo"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_in_their_handshake_count_toward_the_cap() {
+    let o = origin("o").await;
+    let limits = json!({"client_header_timeout": "10s"});
+    let caps = json!({"max_connections_per_ip": 2});
+    let (_proxy, addr, ca, admin) = tls_edge(&o, limits, caps).await;
+    let mut silent = Vec::new();
+    for _ in 0..2 {
+        silent.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // Both are accepted and counted before a third comes.
+    let counted = eventually(Duration::from_secs(5), async || {
+        let text = get(admin, "/metrics").await.text();
+        text.lines().any(|l| l == "parapet_connections_active 2")
+    })
+    .await;
+    assert!(counted, "{}", get(admin, "/metrics").await.text());
+    let third = tls::connect(addr, &ca, "a.test", true, &[b"http/1.1"]).await;
+    assert!(third.is_err(), "a third connection was served");
+    let metrics = get(admin, "/metrics").await.text();
+    let series = format!(
+        "parapet_connections_refused_total{{listener=\"{addr}\",reason=\"max_connections_per_ip\"}} 1"
+    );
+    assert!(metrics.contains(&series), "{metrics}");
+
+    // Once they go, a new one is served.
+    drop(silent);
+    let served = eventually(Duration::from_secs(5), async || {
+        tls::connect(addr, &ca, "a.test", true, &[b"http/1.1"])
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(
+        served,
+        "a connection after the silent ones went was refused"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_cipher_order_wins() {
+    use tokio_rustls::rustls::crypto::ring::{cipher_suite, default_provider};
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+    let o = origin("o").await;
+    let (_proxy, addr, ca, _) = tls_edge(&o, json!({}), json!({})).await;
+    // rustls's server order is AES-256-GCM, AES-128-GCM, ChaCha20-Poly1305: a
+    // client that prefers ChaCha20 gets AES-128 when the server's order wins.
+    let mut provider = default_provider();
+    provider.cipher_suites = vec![
+        cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+        cipher_suite::TLS13_AES_128_GCM_SHA256,
+    ];
+    let mut roots = RootCertStore::empty();
+    roots.add(CertificateDer::from(ca)).unwrap();
+    let config = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("a.test").unwrap();
+    let conn = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let suite = conn.get_ref().1.negotiated_cipher_suite().unwrap();
+    assert_eq!(
+        suite.suite(),
+        cipher_suite::TLS13_AES_128_GCM_SHA256.suite()
+    );
+}
