@@ -2,7 +2,8 @@
 //! handshake and an HTTP/2 preface must complete within `client_header_timeout`,
 //! an HTTP/2 connection with no stream is closed after `client_keepalive_timeout`,
 //! connections still in their handshake count toward the caps; the server's cipher
-//! order wins.
+//! order wins; and an upstream `tls.ca` that rustls cannot use as a pinned
+//! certificate is refused by `parapet -t` with a way to make one that works.
 
 use crate::support::tls::{self, TestCa};
 use crate::support::*;
@@ -224,4 +225,64 @@ async fn the_server_cipher_order_wins() {
         suite.suite(),
         cipher_suite::TLS13_AES_128_GCM_SHA256.suite()
     );
+}
+
+/// A self-signed certificate for `name` and its key, written into `dir` as
+/// `<tag>.pem`/`<tag>.key`, with basicConstraints CA:TRUE (as `openssl req -x509`
+/// makes it) or CA:FALSE.
+fn self_signed(dir: &std::path::Path, tag: &str, name: &str, ca: bool) -> tls::Leaf {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
+    params.is_ca = match ca {
+        true => IsCa::Ca(BasicConstraints::Unconstrained),
+        false => IsCa::ExplicitNoCa,
+    };
+    let cert = params.self_signed(&key).unwrap();
+    let leaf = tls::Leaf {
+        cert: dir.join(format!("{tag}.pem")),
+        key: dir.join(format!("{tag}.key")),
+        der: cert.der().to_vec(),
+        key_der: key.serialize_der(),
+    };
+    std::fs::write(&leaf.cert, cert.pem()).unwrap();
+    std::fs::write(&leaf.key, key.serialize_pem()).unwrap();
+    leaf
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origins_own_ca_true_certificate_as_tls_ca_is_refused_with_a_way_out() {
+    let dir = scratch_dir("self-signed");
+    let ca_true = self_signed(&dir, "ca-true", "origin.test", true);
+    let yaml = format!(
+        "listeners: [{{address: '127.0.0.1:1'}}]\n\
+         upstreams:\n  \
+           app: {{backends: [{{address: '127.0.0.1:2'}}], tls: {{sni: origin.test, ca: '{}'}}}}\n\
+         routes: [{{upstream: app}}]\n",
+        ca_true.cert.display()
+    );
+    refused_naming(
+        &yaml,
+        &[
+            "upstreams.app.tls.ca: ",
+            "CA:TRUE",
+            "basicConstraints=CA:FALSE",
+        ],
+    );
+
+    // What the message advises, a self-signed CA:FALSE certificate, is served.
+    let leaf = self_signed(&dir, "ca-false", "origin.test", false);
+    let (origin, count) = tls::tls_origin(&leaf).await;
+    let upstream = json!({"backends": backends(&[origin]), "retries": 0,
+                          "tls": {"sni": "origin.test", "ca": leaf.cert}});
+    let proxy = Proxy::start(
+        &Config::new()
+            .upstream("app", upstream)
+            .route(json!({"upstream": "app"})),
+    )
+    .await;
+    let resp = proxy.get("/x").await;
+    assert_eq!((resp.status(), resp.header("x-origin")), (200, Some("tls")));
+    assert_eq!(count.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let _ = std::fs::remove_dir_all(dir);
 }
