@@ -227,6 +227,66 @@ async fn the_server_cipher_order_wins() {
     );
 }
 
+/// One HTTP/1.1 GET of `/echo` over TLS to `addr` as `a.test`: the status, the
+/// certificate served and the echoed `X-Forwarded-Proto`.
+async fn tls_get(addr: SocketAddr, ca: &[u8]) -> (u16, Vec<u8>, Option<String>) {
+    use parapet::demo::wire;
+    let conn = tls::connect(addr, ca, "a.test", true, &[b"http/1.1"])
+        .await
+        .unwrap();
+    let served = tls::served(&conn);
+    let mut io = tokio::io::BufReader::new(conn);
+    let req = "GET /echo HTTP/1.1\r\nHost: a.test\r\n\r\n";
+    io.get_mut().write_all(req.as_bytes()).await.unwrap();
+    let head = wire::read_head(&mut io).await.unwrap().unwrap();
+    let mut body = Vec::new();
+    let framing = wire::response_framing(&head, "GET");
+    wire::read_body(&mut io, framing, |b| body.extend_from_slice(b))
+        .await
+        .unwrap();
+    let resp = Response { head, body };
+    (resp.status(), served, resp.echoed("x-forwarded-proto"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_listener_serves_across_an_upgrade_with_its_new_certificate() {
+    use crate::support::process::{wait_exit, Daemon};
+    let o = origin("o").await;
+    let dir = scratch_dir("upgrade-certs");
+    let ca = TestCa::new();
+    let first = ca.leaf(&dir, "a", &["a.test"], false);
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let listener = json!({
+        "address": addr.to_string(),
+        "tls": {"certificates": [{"cert": first.cert, "key": first.key}]},
+    });
+    let config = Config::single(&[o.addr]).listener(listener);
+    let mut daemon = Daemon::start(free_port(), 1, &config).await;
+    let up = eventually(Duration::from_secs(20), async || {
+        TcpStream::connect(addr).await.is_ok()
+    })
+    .await;
+    assert!(up, "{}", daemon.log());
+    let https = Some("https".to_string());
+    assert_eq!(
+        tls_get(addr, &ca.der()).await,
+        (200, first.der.clone(), https.clone())
+    );
+
+    // A new certificate in the same files, then an upgrade: the new process
+    // serves the listener it was handed, with the new certificate.
+    let pid = daemon.pid().unwrap();
+    let second = ca.leaf(&dir, "a", &["a.test"], false);
+    let (ok, out) = daemon.reload().await;
+    assert!(ok, "{out}");
+    assert_ne!(daemon.pid(), Some(pid));
+    // The old process accepts until it has handed its listeners over and left.
+    let gone = wait_exit(pid, Duration::from_secs(20)).await;
+    assert!(gone.is_some(), "the old process did not exit");
+    assert_eq!(tls_get(addr, &ca.der()).await, (200, second.der, https));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// A self-signed certificate for `name` and its key, written into `dir` as
 /// `<tag>.pem`/`<tag>.key`, with basicConstraints CA:TRUE (as `openssl req -x509`
 /// makes it) or CA:FALSE.
