@@ -160,17 +160,25 @@ async fn connections_in_their_handshake_count_toward_the_cap() {
     let limits = json!({"client_header_timeout": "10s"});
     let caps = json!({"max_connections_per_ip": 2});
     let (_proxy, addr, ca, admin) = tls_edge(&o, limits, caps).await;
+    let active = async |n: usize| {
+        let line = format!("parapet_connections_active {n}");
+        eventually(Duration::from_secs(5), async || {
+            get(admin, "/metrics")
+                .await
+                .text()
+                .lines()
+                .any(|l| l == line)
+        })
+        .await
+    };
+    // The probes of the start are gone (the admin listener is not counted).
+    assert!(active(0).await, "{}", get(admin, "/metrics").await.text());
     let mut silent = Vec::new();
     for _ in 0..2 {
         silent.push(TcpStream::connect(addr).await.unwrap());
     }
     // Both are accepted and counted before a third comes.
-    let counted = eventually(Duration::from_secs(5), async || {
-        let text = get(admin, "/metrics").await.text();
-        text.lines().any(|l| l == "parapet_connections_active 2")
-    })
-    .await;
-    assert!(counted, "{}", get(admin, "/metrics").await.text());
+    assert!(active(2).await, "{}", get(admin, "/metrics").await.text());
     let third = tls::connect(addr, &ca, "a.test", true, &[b"http/1.1"]).await;
     assert!(third.is_err(), "a third connection was served");
     let metrics = get(admin, "/metrics").await.text();
