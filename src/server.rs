@@ -3,13 +3,13 @@
 
 use crate::admin::Admin;
 use crate::config::Settings;
+use crate::connection::tls::TlsListeners;
 use crate::connection::ConnectionGate;
 use crate::listener::Listener;
 use crate::policy::limits::RequestLimits;
 use crate::proxy::Parapet;
 use crate::runtime::Runtime;
 use pingora::apps::HttpServerOptions;
-use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::ListenerConfig;
 use pingora::protocols::http::v2::server::{default_h2_options, H2Options};
 use pingora::protocols::l4::stream::L4BufferSettings;
@@ -49,6 +49,7 @@ pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
     // Cleartext HTTP/2 by prior knowledge is a setting of the whole service in
     // Pingora: h2c listeners get a service of their own.
     let (h2c, others): (Vec<_>, Vec<_>) = listeners.iter().partition(|l| l.h2c);
+    let tls = Arc::new(TlsListeners::new(&listeners));
     for (name, group, h2c) in [("parapet", others, false), ("parapet-h2c", h2c, true)] {
         if group.is_empty() {
             continue;
@@ -58,15 +59,19 @@ pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
         let mut options = HttpServerOptions::default();
         options.h2c = h2c;
         options.keepalive_request_limit = runtime.limits.keepalive_reuses;
+        // An HTTP/2 connection with no open stream for this long is closed
+        // (pingora-core apps/mod.rs; dropped without a GOAWAY, protocols/http/v2/
+        // server.rs `accept_downstream_sessions`), as an idle HTTP/1 one is.
+        options.h2_idle_timeout = Some(Duration::from_secs(runtime.limits.keepalive_timeout));
         proxy.server_options = Some(options);
         proxy.h2_options = Some(http2_options(&runtime.limits));
         let limits = &runtime.limits;
         let keepalive = Duration::from_secs(limits.keepalive_timeout);
         let gates = runtime.connections.clone();
-        let app = ConnectionGate::new(proxy, limits.header_timeout, keepalive, gates);
+        let app = ConnectionGate::new(proxy, limits.header_timeout, keepalive, gates, tls.clone());
         let mut service = Service::new(name.to_string(), app);
         for listener in group {
-            listen(&mut service, listener)?;
+            listen(&mut service, listener);
         }
         server.add_service(service).add_dependency(&bootstrap);
     }
@@ -89,24 +94,15 @@ fn http2_options(limits: &RequestLimits) -> H2Options {
     options
 }
 
-/// Add one listener to a proxy service: TLS with its certificates chosen by SNI
-/// (HTTP/2 offered by ALPN when asked), or cleartext.
-fn listen<A>(service: &mut Service<A>, listener: &Listener) -> pingora::Result<()> {
+/// Add one listener to a proxy service, as plain TCP: the connection gate
+/// terminates TLS (`connection::tls`).
+fn listen<A>(service: &mut Service<A>, listener: &Listener) {
     let buffer = L4BufferSettings {
         read: Some(listener.read_buffer),
         write: None,
     };
-    let mut config = ListenerConfig::tcp(listener.address.to_string()).l4_buffer(buffer);
-    if let Some(tls) = &listener.tls {
-        let mut settings = TlsSettings::intermediate("", "")?;
-        settings.set_cert_resolver(tls.certificates.clone());
-        if tls.http2 {
-            settings.enable_h2();
-        }
-        config = config.tls(settings);
-    }
+    let config = ListenerConfig::tcp(listener.address.to_string()).l4_buffer(buffer);
     service.add_listener(config);
-    Ok(())
 }
 
 /// Fail at once, before daemonizing, when a listening address cannot be bound.

@@ -4,6 +4,7 @@
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use std::path::Path;
+use x509_parser::prelude::{GeneralName, X509Certificate};
 
 /// An error unless `path` can be opened for reading.
 pub fn readable(path: &Path) -> Result<(), String> {
@@ -23,4 +24,31 @@ pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String>
         return Err(format!("{shown}: no certificate in the file"));
     }
     Ok(certs)
+}
+
+/// The DNS names a certificate is for (its SANs, else its CN), lowercased.
+pub fn dns_names(parsed: &X509Certificate<'_>) -> Vec<String> {
+    let mut names: Vec<String> = parsed
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    GeneralName::DNSName(dns) => Some(dns.to_ascii_lowercase()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() {
+        let cn = parsed.subject().iter_common_name().next();
+        names.extend(
+            cn.and_then(|cn| cn.as_str().ok())
+                .map(str::to_ascii_lowercase),
+        );
+    }
+    names
 }

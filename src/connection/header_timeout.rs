@@ -15,7 +15,12 @@
 //! closes without one). Between requests Pingora's keep-alive timeout applies.
 //!
 //! HTTP/2 (ALPN or the h2c preface) and connections after a `101 Switching
-//! Protocols` are not HTTP/1 heads: the deadline is off for them.
+//! Protocols` are not HTTP/1 heads: the deadline is off for them, once the HTTP/2
+//! connection preface (RFC 9113 §3.4) is in, which must arrive within the timeout
+//! too (h2's handshake has no timer of its own). On an h2c listener Pingora peeks
+//! for the preface (pingora-core apps/mod.rs) with no timer either: the peek here
+//! reads under the deadline, stops at the first byte that is not the preface's (a
+//! short HTTP/1 request is not held waiting for 24 bytes), and replays what it read.
 
 use async_trait::async_trait;
 use pingora::protocols::raw_connect::ProxyDigest;
@@ -46,6 +51,9 @@ enum Phase {
     Head,
     /// The head is in; the body and the response take what they take.
     Served,
+    /// HTTP/2 by ALPN: this many bytes of the preface are still to come, by the
+    /// deadline.
+    Preface(usize),
     /// Not HTTP/1 heads (h2c, an upgraded connection): no deadline ever again.
     Off,
 }
@@ -60,9 +68,14 @@ pub struct HeadDeadline {
     head_deadline: Instant,
     /// The timer for it, made when a read first has to wait for more of a head.
     sleep: Option<Pin<Box<Sleep>>>,
+    /// What a peek read, for the reads after it.
+    peeked: Vec<u8>,
 }
 
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+/// The HTTP/2 connection preface (RFC 9113 §3.4); its request line tells an
+/// h2c connection from an HTTP/1 one.
+const H2_PREFACE_ALL: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const H2_PREFACE: &[u8] = H2_PREFACE_ALL.split_at(14).0;
 
 impl HeadDeadline {
     pub fn new(inner: Stream, timeout: Duration) -> Self {
@@ -73,7 +86,24 @@ impl HeadDeadline {
             scan: HeadScan::default(),
             head_deadline: Instant::now() + timeout,
             sleep: None,
+            peeked: Vec::new(),
         }
+    }
+
+    /// An HTTP/2 connection (by ALPN) whose preface must arrive within `timeout`.
+    pub fn h2_preface(inner: Stream, timeout: Duration) -> Self {
+        HeadDeadline {
+            phase: Phase::Preface(H2_PREFACE_ALL.len()),
+            ..HeadDeadline::new(inner, timeout)
+        }
+    }
+
+    fn timed_out(&self) -> io::Error {
+        let message = match self.phase {
+            Phase::Preface(_) => "the HTTP/2 preface did not arrive within client_header_timeout",
+            _ => "the request head did not arrive within client_header_timeout",
+        };
+        io::Error::new(io::ErrorKind::TimedOut, message)
     }
 
     /// Bytes were read: arm the deadline at a request's first byte, disarm it at
@@ -184,18 +214,31 @@ impl AsyncRead for HeadDeadline {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let before = buf.filled().len();
-        if let Poll::Ready(read) = Pin::new(&mut this.inner).poll_read(cx, buf) {
+        let read = match this.peeked.is_empty() {
+            true => Pin::new(&mut this.inner).poll_read(cx, buf),
+            false => {
+                let n = this.peeked.len().min(buf.remaining());
+                buf.put_slice(&this.peeked[..n]);
+                this.peeked.drain(..n);
+                Poll::Ready(Ok(()))
+            }
+        };
+        if let Poll::Ready(read) = read {
             read?;
             let (phase, new) = (this.phase, &buf.filled()[before..]);
-            if matches!(phase, Phase::Fresh | Phase::Idle | Phase::Head) {
-                this.saw(new);
+            match phase {
+                Phase::Fresh | Phase::Idle | Phase::Head => this.saw(new),
+                Phase::Preface(left) => match left.checked_sub(new.len()) {
+                    Some(left) if left > 0 => this.phase = Phase::Preface(left),
+                    _ => this.phase = Phase::Off,
+                },
+                Phase::Served | Phase::Off => {}
             }
             return Poll::Ready(Ok(()));
         }
-        if matches!(this.phase, Phase::Fresh | Phase::Head) {
+        if matches!(this.phase, Phase::Fresh | Phase::Head | Phase::Preface(_)) {
             ready!(this.poll_deadline(cx));
-            let message = "the request head did not arrive within client_header_timeout";
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, message)));
+            return Poll::Ready(Err(this.timed_out()));
         }
         Poll::Pending
     }
@@ -305,8 +348,26 @@ impl GetSocketDigest for HeadDeadline {
 
 #[async_trait]
 impl Peek for HeadDeadline {
+    /// Pingora peeks only for the h2c preface: read until `buf` is full or a
+    /// byte differs from the preface's, within the head's deadline; the bytes are
+    /// read again by the reads after.
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        self.inner.try_peek(buf).await
+        use tokio::io::AsyncReadExt;
+        let mut got = self.peeked.len().min(buf.len());
+        buf[..got].copy_from_slice(&self.peeked[..got]);
+        while got < buf.len() && buf[..got] == H2_PREFACE_ALL[..got.min(H2_PREFACE_ALL.len())] {
+            let read = self.inner.read(&mut buf[got..]);
+            let n = match tokio::time::timeout_at(self.head_deadline, read).await {
+                Ok(n) => n?,
+                Err(_) => return Err(self.timed_out()),
+            };
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            self.peeked.extend_from_slice(&buf[got..got + n]);
+            got += n;
+        }
+        Ok(true)
     }
 }
 

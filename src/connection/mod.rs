@@ -7,12 +7,15 @@
 //! http1           the HTTP/1 keep-alive loop: between requests a connection holds
 //!                 only its stream
 //! header_timeout  `limits.client_header_timeout`: a request head must arrive whole
-//!                 in time, from the accept or the request's first byte (slowloris)
+//!                 in time, from the accept or the request's first byte (slowloris);
+//!                 and an HTTP/2 preface
+//! tls             TLS listeners' handshakes, within `limits.client_header_timeout`
 
 pub mod caps;
 pub mod handoff;
 pub mod header_timeout;
 pub mod http1;
+pub(crate) mod tls;
 
 use async_trait::async_trait;
 use caps::ConnectionGates;
@@ -24,6 +27,7 @@ use pingora::proxy::Session;
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
 use std::time::Duration;
+use tls::TlsListeners;
 
 /// Whether the connection stays open after this request's answer, and how long
 /// it may then sit idle: `limits.client_keepalive_timeout` (unless keep-alive is
@@ -43,23 +47,26 @@ pub struct ConnectionGate<A> {
     header_timeout: Duration,
     keepalive_timeout: Duration,
     gates: Arc<ConnectionGates>,
+    tls: Arc<TlsListeners>,
 }
 
 impl<A: HttpServerApp> ConnectionGate<A> {
     /// `header_timeout` bounds the arrival of each request head (and of a new
     /// connection's first one); `keepalive_timeout` the wait for a request after
-    /// the first.
-    pub fn new(
+    /// the first. `tls` terminates the TLS listeners' connections.
+    pub(crate) fn new(
         app: A,
         header_timeout: Duration,
         keepalive_timeout: Duration,
         gates: Arc<ConnectionGates>,
+        tls: Arc<TlsListeners>,
     ) -> Self {
         ConnectionGate {
             app: Arc::new(app),
             header_timeout,
             keepalive_timeout,
             gates,
+            tls,
         }
     }
 
@@ -81,15 +88,20 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for ConnectionGate<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        // Over a cap: closed at once, before a byte is read.
+        // Over a cap: closed at once, before a byte is read. Counted from here,
+        // so connections in their TLS handshake count too.
         let _admitted = self.gates.admit(&stream)?;
+        let stream = self.tls.terminate(stream, self.header_timeout).await?;
         if self.is_http1(&stream) {
             let stream = Box::new(HeadDeadline::new(stream, self.header_timeout));
             http1::serve(&self.app, stream, self.keepalive_timeout, shutdown).await;
             return None;
         }
-        let stream = match stream.selected_alpn_proto() {
-            Some(ALPN::H2) => stream,
+        // HTTP/2 by ALPN: its preface within the header timeout (h2's handshake has
+        // no timer); after it, Pingora's `h2_idle_timeout` (server.rs) bounds a
+        // connection with no stream. h2c: the preface peek within it too.
+        let stream: Stream = match stream.selected_alpn_proto() {
+            Some(ALPN::H2) => Box::new(HeadDeadline::h2_preface(stream, self.header_timeout)),
             _ => Box::new(HeadDeadline::new(stream, self.header_timeout)),
         };
         ServerApp::process_new(&self.app, stream, shutdown).await

@@ -2,22 +2,24 @@
 //! checked once at load (so `parapet -t` reports a missing, unreadable, non-PEM,
 //! mismatched or expired file by its field), and chosen per handshake by SNI.
 //!
-//! Pingora's rustls listener (PINGORA-NOTES §1) speaks TLS 1.2 and 1.3 only, with
-//! rustls's cipher suites (AEAD only: the TLS 1.3 suites and ECDHE with AES-GCM or
-//! ChaCha20-Poly1305, a subset of Mozilla's "intermediate"), and resumes sessions
-//! from rustls's in-memory cache. None of that is settable there, so none of it is
-//! a setting here.
+//! The handshake is Parapet's (`connection::tls`), with the rustls configuration
+//! built here as Pingora's `TlsSettings::build` builds it (pingora-core
+//! listeners/tls/rustls/mod.rs): TLS 1.2 and 1.3 only, rustls's cipher suites (AEAD
+//! only: the TLS 1.3 suites and ECDHE with AES-GCM or ChaCha20-Poly1305, a subset of
+//! Mozilla's "intermediate"), sessions resumed from rustls's in-memory cache. One
+//! difference: the server's cipher order wins (`ignore_client_order`, as nginx's
+//! `ssl_prefer_server_ciphers`), which Pingora's settings cannot ask for.
 
 use crate::config::{field, pem, ConfigErrors};
 use pingora::tls::sign::CertifiedKey;
-use pingora::tls::{ClientHello, CryptoProvider, ResolvesServerCert};
+use pingora::tls::{version, ClientHello, CryptoProvider, ResolvesServerCert, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// `listeners[].tls` as written.
 #[derive(Debug, Deserialize)]
@@ -112,6 +114,24 @@ impl Certificates {
     }
 }
 
+/// The rustls configuration of a TLS listener: its certificates chosen by SNI,
+/// HTTP/2 offered by ALPN beside HTTP/1.1 when `http2`, the server's cipher order.
+pub(crate) fn server_config(certificates: Arc<Certificates>, http2: bool) -> Arc<ServerConfig> {
+    pingora::tls::install_default_crypto_provider();
+    let mut config =
+        ServerConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13])
+            .with_no_client_auth()
+            .with_cert_resolver(certificates);
+    if http2 {
+        // As Pingora's `ALPN::H2H1`: HTTP/2 preferred (RFC 7301 §3.2 names).
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    }
+    // rustls's order (pingora-rustls installs ring's): AES-256-GCM, AES-128-GCM,
+    // ChaCha20-Poly1305, ECDSA before RSA for TLS 1.2.
+    config.ignore_client_order = true;
+    Arc::new(config)
+}
+
 /// A certificate with its key, and the names it serves.
 type Loaded = (Arc<CertifiedKey>, Vec<String>);
 
@@ -158,27 +178,5 @@ fn names_and_validity(leaf: &CertificateDer<'_>, file: &Path) -> Result<Vec<Stri
         };
         return Err(format!("{}: {what} {when}", file.display()));
     }
-    let mut names: Vec<String> = parsed
-        .subject_alternative_name()
-        .ok()
-        .flatten()
-        .map(|san| {
-            san.value
-                .general_names
-                .iter()
-                .filter_map(|n| match n {
-                    GeneralName::DNSName(dns) => Some(dns.to_ascii_lowercase()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if names.is_empty() {
-        let cn = parsed.subject().iter_common_name().next();
-        names.extend(
-            cn.and_then(|cn| cn.as_str().ok())
-                .map(str::to_ascii_lowercase),
-        );
-    }
-    Ok(names)
+    Ok(pem::dns_names(&parsed))
 }

@@ -56,8 +56,9 @@ impl UpstreamTls {
             errors.push(field(path, "sni"), why);
             return None;
         }
+        let sni = config.sni.as_deref().unwrap_or_default();
         let ca = match &config.ca {
-            Some(file) => match load_ca(file) {
+            Some(file) => match load_ca(file, sni, config.verify) {
                 Ok(ca) => Some(ca),
                 Err(message) => {
                     errors.push(field(path, "ca"), message);
@@ -75,17 +76,63 @@ impl UpstreamTls {
 }
 
 /// A PEM bundle of CA certificates, each checked to parse (Pingora's own parse
-/// of them panics on bad input).
-fn load_ca(file: &Path) -> Result<Arc<CaType>, String> {
+/// of them panics on bad input) and, while `verify` is on, to be usable by rustls.
+fn load_ca(file: &Path, sni: &str, verify: bool) -> Result<Arc<CaType>, String> {
     let shown = file.display();
     let ders = pem::certificates(file)?;
     let mut out = Vec::with_capacity(ders.len());
     for der in ders {
-        X509Certificate::from_der(der.as_ref())
+        let (_, parsed) = X509Certificate::from_der(der.as_ref())
             .map_err(|e| format!("{shown}: not an X.509 certificate ({e})"))?;
+        if verify && is_own_ca_certificate(&parsed, sni) {
+            return Err(own_ca_certificate_message(file, sni));
+        }
         out.push(WrappedX509::new(der.to_vec(), parse_x509));
     }
     Ok(Arc::from(out))
+}
+
+/// Whether `cert` is a self-signed CA certificate for `sni` itself: the origin's
+/// own certificate made by `openssl req -x509`, which marks it CA:TRUE. rustls
+/// (webpki) refuses a CA certificate as the end entity (`CaUsedAsEndEntity`), and
+/// Pingora 0.9.1's connector takes no certificate verifier of Parapet's
+/// (pingora-core connectors/tls/rustls/mod.rs, `connect`), so it cannot be pinned:
+/// every request would be a 502.
+fn is_own_ca_certificate(cert: &X509Certificate<'_>, sni: &str) -> bool {
+    let ca = cert
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .is_some_and(|b| b.value.ca);
+    let self_signed = cert.subject().as_raw() == cert.issuer().as_raw();
+    let sni = sni.to_ascii_lowercase();
+    let for_sni = pem::dns_names(cert)
+        .iter()
+        .any(|name| match name.strip_prefix("*.") {
+            Some(parent) => sni.split_once('.').is_some_and(|(_, rest)| rest == parent),
+            None => *name == sni,
+        });
+    ca && self_signed && for_sni
+}
+
+fn own_ca_certificate_message(file: &Path, sni: &str) -> String {
+    format!(
+        "{}: a self-signed certificate for {sni} with basicConstraints CA:TRUE (as \
+         `openssl req -x509` makes it) cannot be the origin's own certificate: TLS \
+         verification refuses a CA as the end entity (CaUsedAsEndEntity). Either give \
+         the origin a self-signed certificate with CA:FALSE and name it here: \
+         `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+         -keyout origin.key -out origin.pem -days 825 -subj /CN={sni} \
+         -addext subjectAltName=DNS:{sni} -addext basicConstraints=critical,CA:FALSE`; \
+         or make a separate CA (`openssl req -x509 -newkey ec -pkeyopt \
+         ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 3650 \
+         -subj /CN=origin-ca`), sign the origin's certificate with it (`openssl req \
+         -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout origin.key \
+         -subj /CN={sni} | openssl x509 -req -CA ca.pem -CAkey ca.key -days 825 \
+         -extfile <(printf 'subjectAltName=DNS:{sni}\\nbasicConstraints=CA:FALSE') \
+         -out origin.pem`) and name ca.pem here",
+        file.display()
+    )
 }
 
 /// The peer of one backend. `http2`: HTTP/2 to it, offered by ALPN beside
@@ -112,4 +159,40 @@ pub fn build(address: SocketAddr, tls: Option<&UpstreamTls>, http2: bool, t: Tim
         };
     }
     peer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+
+    /// A self-signed certificate for `names`, CA:TRUE or not; its DER.
+    fn self_signed(names: &[&str], ca: bool) -> Vec<u8> {
+        let key = KeyPair::generate().unwrap();
+        let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let mut params = CertificateParams::new(names).unwrap();
+        if ca {
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        }
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    fn own_ca(der: &[u8], sni: &str) -> bool {
+        let (_, parsed) = X509Certificate::from_der(der).unwrap();
+        is_own_ca_certificate(&parsed, sni)
+    }
+
+    #[test]
+    fn only_a_self_signed_ca_for_the_sni_itself_is_the_origins_own() {
+        let own = self_signed(&["origin.test"], true);
+        assert!(own_ca(&own, "origin.test") && own_ca(&own, "Origin.Test"));
+        assert!(own_ca(&self_signed(&["*.test"], true), "origin.test"));
+        // A CA for other names is a CA; a CA:FALSE certificate can be pinned.
+        assert!(!own_ca(&own, "other.test"));
+        assert!(!own_ca(
+            &self_signed(&["origin.test"], false),
+            "origin.test"
+        ));
+        assert!(!own_ca(&self_signed(&["*.test"], true), "a.origin.test"));
+    }
 }

@@ -10,6 +10,7 @@ mod connections;
 mod edge;
 mod failures;
 mod hardening_ident;
+mod hardening_tls;
 mod headers;
 mod health;
 mod normalization;
