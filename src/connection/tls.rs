@@ -59,7 +59,10 @@ impl TlsListeners {
             log::error!("a connection to a TLS listener is not a TCP stream");
             return None;
         };
-        match tokio::time::timeout(timeout, acceptor.tls_handshake(*tcp)).await {
+        // Boxed: the handshake's state would otherwise size the future of every
+        // connection, for its whole life (the idle-memory figures in bench/RESULTS.md).
+        let handshake = Box::pin(acceptor.tls_handshake(*tcp));
+        match tokio::time::timeout(timeout, handshake).await {
             Ok(Ok(tls)) => Some(Box::new(tls)),
             // Client-made failures: not errors of the proxy.
             Ok(Err(e)) => {
