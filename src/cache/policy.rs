@@ -8,7 +8,11 @@
 //!   (RFC 9213), else `Cache-Control`;
 //! - `no-store`, bare `private`, `Vary: *`, a 206, and a request with
 //!   `Authorization` (unless `public`, `s-maxage` or `must-revalidate`) are not
-//!   stored; `Set-Cookie` only with `public` or `s-maxage`;
+//!   stored; nor, by default, a response that sets a cookie (the route may store it
+//!   without the cookie instead), unless `no-cache="Set-Cookie"` or
+//!   `private="Set-Cookie"` already keeps the field out of the store;
+//! - fields named by `no-cache="..."` / `private="..."` (RFC 9111 §5.2.2.4,
+//!   §5.2.2.7) are not stored; the response that carried them still has them;
 //! - lifetime: `no-cache` 0 (stored, revalidated every time), else `s-maxage`, else
 //!   `max-age`, else `Expires - Date` (an invalid `Expires` is already stale), else
 //!   the configured `default_ttl` for heuristically cacheable statuses, else not
@@ -21,7 +25,7 @@
 //!   `stale-if-error`, else the configured defaults; never with `must-revalidate`,
 //!   `proxy-revalidate`, `s-maxage` or `no-cache`.
 
-use super::config::CacheSettings;
+use super::config::{CacheSettings, SetCookie};
 use crate::policy::headers::strip_response_hop_by_hop;
 use http::header::{self, HeaderMap, HeaderName};
 use pingora::cache::cache_control::{CacheControl, InterpretCacheControl};
@@ -35,6 +39,10 @@ pub static PARAPET_CDN_CACHE_CONTROL: HeaderName =
 
 /// Why a response to a request with `Authorization` is not stored.
 pub const AUTHORIZATION: &str = "authorization";
+
+/// Why a response that sets a cookie is not stored. A `Custom` reason, so the
+/// predictor marks the key hit-for-miss like any other uncacheable answer.
+pub const SET_COOKIE: &str = "set-cookie";
 
 /// RFC 9111 §1.2.2's cap on delta-seconds (2^31).
 const MAX_DELTA: u64 = 1 << 31;
@@ -58,10 +66,12 @@ pub fn directives(headers: &HeaderMap) -> Option<CacheControl> {
 }
 
 /// Decide whether `resp` may be stored and build its cache metadata.
-/// `authorization`: the request carried `Authorization`.
+/// `authorization`: the request carried `Authorization`; `set_cookie`: the route's
+/// choice for responses that set a cookie.
 pub fn cacheable(
     resp: &ResponseHeader,
     authorization: bool,
+    set_cookie: SetCookie,
     settings: &CacheSettings,
     now: SystemTime,
 ) -> RespCacheable {
@@ -81,8 +91,10 @@ pub fn cacheable(
     if authorization && !(shared_explicitly || has(CacheControl::must_revalidate)) {
         return Uncacheable(NoCacheReason::Custom(AUTHORIZATION));
     }
-    if headers.contains_key(header::SET_COOKIE) && !shared_explicitly {
-        return Uncacheable(NoCacheReason::Custom("set-cookie"));
+    let sets_cookie =
+        headers.contains_key(header::SET_COOKIE) && !cc.as_ref().is_some_and(names_set_cookie);
+    if sets_cookie && set_cookie == SetCookie::Refuse {
+        return Uncacheable(NoCacheReason::Custom(SET_COOKIE));
     }
     if vary_star(headers) {
         return Uncacheable(NoCacheReason::Custom("vary-star"));
@@ -99,6 +111,9 @@ pub fn cacheable(
     let (swr, sie) = stale_windows(cc.as_ref(), settings);
     let mut stored = resp.clone();
     prepare_for_storage(&mut stored, cc.as_ref());
+    if sets_cookie {
+        stored.remove_header(&header::SET_COOKIE);
+    }
     let mut meta = CacheMeta::new(fresh_until, now, swr, sie, stored);
     if !age.is_zero() {
         meta.set_epoch_override(now - age);
@@ -195,6 +210,43 @@ fn prepare_for_storage(stored: &mut ResponseHeader, cc: Option<&CacheControl>) {
     }
 }
 
+/// The fields of `resp` kept out of its stored copy `stored` on purpose
+/// (`Set-Cookie`, and the fields a qualified `no-cache` or `private` names), for
+/// the client whose request fetched it: it is served from the store as the body
+/// arrives, yet the response is its own. `None` when there are none.
+pub fn withheld(resp: &ResponseHeader, stored: &HeaderMap) -> Option<HeaderMap> {
+    let cc = directives(&resp.headers);
+    let named = cc.iter().flat_map(|cc| {
+        let no_cache = cc.no_cache_field_names().into_iter().flatten();
+        no_cache.chain(cc.private_field_names().into_iter().flatten())
+    });
+    let mut out: Option<HeaderMap> = None;
+    let mut keep = |name: HeaderName| {
+        let kept = out.as_ref().is_some_and(|o| o.contains_key(&name));
+        if kept || stored.contains_key(&name) {
+            return;
+        }
+        for value in resp.headers.get_all(&name) {
+            out.get_or_insert_default()
+                .append(name.clone(), value.clone());
+        }
+    };
+    keep(header::SET_COOKIE);
+    for name in named.filter_map(|n| HeaderName::from_bytes(n).ok()) {
+        keep(name);
+    }
+    out
+}
+
+/// Whether a qualified `no-cache="..."` or `private="..."` names `Set-Cookie`
+/// (the stored copy then goes without it, whatever the route says).
+fn names_set_cookie(cc: &CacheControl) -> bool {
+    let named = |names: Option<pingora::cache::cache_control::ListValueIter<'_>>| {
+        names.is_some_and(|mut names| names.any(|n| n.eq_ignore_ascii_case(b"set-cookie")))
+    };
+    named(cc.no_cache_field_names()) || named(cc.private_field_names())
+}
+
 fn vary_star(headers: &HeaderMap) -> bool {
     headers.get_all(header::VARY).iter().any(|v| {
         v.as_bytes()
@@ -242,7 +294,7 @@ mod tests {
         auth: bool,
         s: &CacheSettings,
     ) -> Result<i64, String> {
-        match cacheable(&resp(status, fields), auth, s, now()) {
+        match cacheable(&resp(status, fields), auth, SetCookie::Refuse, s, now()) {
             RespCacheable::Cacheable(meta) => Ok(match meta.fresh_until().duration_since(now()) {
                 Ok(d) => d.as_secs() as i64,
                 Err(_) => -1,
@@ -288,9 +340,13 @@ mod tests {
         assert_eq!(ttl(&[cc, ("age", "-7")]), Ok(60));
         assert_eq!(ttl(&[cc, ("age", "7.5")]), Ok(60));
         assert_eq!(ttl(&[cc, ("age", "600")]), Ok(-1));
-        let RespCacheable::Cacheable(meta) =
-            cacheable(&resp(200, &[cc, ("age", "20")]), false, &settings(), now())
-        else {
+        let RespCacheable::Cacheable(meta) = cacheable(
+            &resp(200, &[cc, ("age", "20")]),
+            false,
+            SetCookie::Refuse,
+            &settings(),
+            now(),
+        ) else {
             panic!("cacheable")
         };
         assert!(
@@ -314,7 +370,7 @@ mod tests {
             ("cache-control", "max-age=60"),
             ("set-cookie", "a=1")
         ]));
-        assert!(!not(&[
+        assert!(not(&[
             ("cache-control", "public, max-age=60"),
             ("set-cookie", "a=1")
         ]));
@@ -372,6 +428,7 @@ mod tests {
         let windows = |cc: &str| match cacheable(
             &resp(200, &[("cache-control", cc)]),
             false,
+            SetCookie::Refuse,
             &settings(),
             now(),
         ) {
@@ -402,9 +459,13 @@ mod tests {
             ("x-user", "alice"),
             ("x-kept", "yes"),
         ];
-        let RespCacheable::Cacheable(meta) =
-            cacheable(&resp(200, &fields), false, &settings(), now())
-        else {
+        let RespCacheable::Cacheable(meta) = cacheable(
+            &resp(200, &fields),
+            false,
+            SetCookie::Refuse,
+            &settings(),
+            now(),
+        ) else {
             panic!("a field-scoped private still allows storing")
         };
         let names: Vec<_> = meta
@@ -413,5 +474,58 @@ mod tests {
             .map(|k| k.as_str().to_string())
             .collect();
         assert_eq!(names, ["cache-control", "x-kept"]);
+    }
+
+    /// The names of the stored fields, or the reason it is not stored.
+    fn stored_names(fields: &[(&str, &str)], set_cookie: SetCookie) -> Result<Vec<String>, String> {
+        match cacheable(&resp(200, fields), false, set_cookie, &settings(), now()) {
+            RespCacheable::Cacheable(meta) => {
+                Ok(meta.headers().keys().map(|k| k.to_string()).collect())
+            }
+            RespCacheable::Uncacheable(r) => Err(r.as_str().to_string()),
+        }
+    }
+
+    #[test]
+    fn a_cookie_is_never_stored() {
+        let cookie = ("set-cookie", "session=1");
+        let public = ("cache-control", "public, max-age=60");
+        assert_eq!(
+            stored_names(&[public, cookie], SetCookie::Refuse),
+            Err(SET_COOKIE.to_string())
+        );
+        assert_eq!(
+            stored_names(&[public, cookie], SetCookie::Strip),
+            Ok(vec!["cache-control".to_string()])
+        );
+        for cc in [
+            "max-age=60, no-cache=\"Set-Cookie\"",
+            "max-age=60, private=\"x-a, set-cookie\"",
+        ] {
+            let names = stored_names(&[("cache-control", cc), cookie], SetCookie::Refuse);
+            assert_eq!(names, Ok(vec!["cache-control".to_string()]), "{cc}");
+        }
+        let fields = [
+            ("cache-control", "max-age=60, private=\"X-A\""),
+            cookie,
+            ("x-a", "1"),
+        ];
+        let RespCacheable::Cacheable(meta) = cacheable(
+            &resp(200, &fields),
+            false,
+            SetCookie::Strip,
+            &settings(),
+            now(),
+        ) else {
+            panic!("stored without them")
+        };
+        let kept = withheld(&resp(200, &fields), meta.headers()).expect("withheld");
+        let names: Vec<_> = kept.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["set-cookie", "x-a"]);
+        // A qualified no-cache is about its fields, not the whole response.
+        assert_eq!(
+            ttl(&[("cache-control", "max-age=60, no-cache=\"x-a\"")]),
+            Ok(60)
+        );
     }
 }
