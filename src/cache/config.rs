@@ -112,27 +112,96 @@ pub enum QueryKey {
     Keep(Vec<String>),
 }
 
+/// A route's `cache` as written: `true` / `false`, or a map of options (a map
+/// enables caching).
+#[derive(Debug, Default)]
+pub enum RouteCacheConfig {
+    #[default]
+    Off,
+    On(RouteCacheOptions),
+}
+
+/// The options of a route's `cache` map.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouteCacheOptions {
+    pub set_cookie: SetCookie,
+    pub client_directives: ClientDirectives,
+}
+
+/// What the cache does with a response that sets a cookie.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SetCookie {
+    /// Not stored, and the key is marked hit-for-miss (as nginx's proxy_cache and
+    /// Varnish's built-in VCL refuse it).
+    #[default]
+    Refuse,
+    /// Stored without its `Set-Cookie` fields; the fetching client still gets them.
+    Strip,
+}
+
+/// Whether the client's request directives (RFC 9111 §5.2.1) count.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientDirectives {
+    #[default]
+    Honor,
+    /// As nginx and Varnish do by default: a client cannot send a stored object
+    /// back to the origin, nor keep a response out of the store.
+    Ignore,
+}
+
+impl<'de> Deserialize<'de> for RouteCacheConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RouteCacheConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or a map of cache options")
+            }
+            fn visit_bool<E>(self, on: bool) -> Result<RouteCacheConfig, E> {
+                Ok(match on {
+                    true => RouteCacheConfig::On(RouteCacheOptions::default()),
+                    false => RouteCacheConfig::Off,
+                })
+            }
+            // Through the map itself, so an error names the option's own path.
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RouteCacheConfig, A::Error> {
+                let de = serde::de::value::MapAccessDeserializer::new(map);
+                RouteCacheOptions::deserialize(de).map(RouteCacheConfig::On)
+            }
+        }
+        de.deserialize_any(Visit)
+    }
+}
+
 /// What caching means on one route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteCache {
     pub query: QueryKey,
+    pub set_cookie: SetCookie,
+    pub client_directives: ClientDirectives,
 }
 
 impl RouteCache {
     /// A route's `cache` and `cache_key`; `path` is `routes[i]`. `None` when the
     /// route does not cache.
     pub fn from_config(
-        cache: bool,
+        cache: RouteCacheConfig,
         key: Option<CacheKeyConfig>,
         path: &str,
         errors: &mut ConfigErrors,
     ) -> Option<RouteCache> {
-        if !cache {
+        let RouteCacheConfig::On(options) = cache else {
             if key.is_some() {
                 errors.push(field(path, "cache_key"), "only used with `cache: true`");
             }
             return None;
-        }
+        };
         let at = format!("{path}.cache_key.query");
         let query = match key.and_then(|k| k.query) {
             None => QueryKey::All,
@@ -153,7 +222,11 @@ impl RouteCache {
                 QueryKey::Keep(names)
             }
         };
-        Some(RouteCache { query })
+        Some(RouteCache {
+            query,
+            set_cookie: options.set_cookie,
+            client_directives: options.client_directives,
+        })
     }
 }
 
@@ -200,6 +273,10 @@ mod tests {
 
     fn route(cache: bool, key: &str) -> (Option<RouteCache>, Vec<String>) {
         let key = (!key.is_empty()).then(|| serde_yaml::from_str(key).unwrap());
+        let cache = match cache {
+            true => RouteCacheConfig::On(RouteCacheOptions::default()),
+            false => RouteCacheConfig::Off,
+        };
         let mut errors = ConfigErrors::default();
         let got = RouteCache::from_config(cache, key, "routes[0]", &mut errors);
         (got, errors.paths())
@@ -225,5 +302,31 @@ mod tests {
             route(true, "{query: ['a=b']}").1,
             ["routes[0].cache_key.query"]
         );
+    }
+
+    #[test]
+    fn a_cache_map_enables_caching_with_its_options() {
+        let parse = |yaml: &str| -> RouteCacheConfig { serde_yaml::from_str(yaml).unwrap() };
+        assert!(matches!(parse("false"), RouteCacheConfig::Off));
+        let RouteCacheConfig::On(defaults) = parse("true") else {
+            panic!("true enables")
+        };
+        assert_eq!(defaults.set_cookie, SetCookie::Refuse);
+        assert_eq!(defaults.client_directives, ClientDirectives::Honor);
+        let RouteCacheConfig::On(o) = parse("{set_cookie: strip, client_directives: ignore}")
+        else {
+            panic!("a map enables")
+        };
+        assert_eq!(
+            (o.set_cookie, o.client_directives),
+            (SetCookie::Strip, ClientDirectives::Ignore)
+        );
+        assert!(matches!(parse("{}"), RouteCacheConfig::On(_)));
+        for bad in ["{set_cookie: keep}", "{cookies: strip}", "yes please"] {
+            assert!(
+                serde_yaml::from_str::<RouteCacheConfig>(bad).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -14,10 +14,13 @@
 //!
 //! Requests for one object are collapsed by pingora-cache's lock: one origin fetch,
 //! everyone else waits up to `lock_timeout` and is served from it (the store
-//! streams a body while it is still arriving). When the answer turns out
-//! uncacheable, pingora's `Predictor` remembers the key, so the next requests go
-//! to the origin in parallel instead of queueing behind a lock (Varnish's
-//! hit-for-miss); it forgets the key when a later response for it is cacheable.
+//! streams a body while it is still arriving). That holds for refreshes a client
+//! asks for too (`no-cache`, `max-age=0`): the requests that waited on a refresh
+//! are answered by its result rather than each asking for one more. When the answer
+//! turns out uncacheable (a `Set-Cookie` by default), pingora's `Predictor`
+//! remembers the key, so the next requests go to the origin in parallel instead of
+//! queueing behind a lock (Varnish's hit-for-miss); it forgets the key when a later
+//! response for it is cacheable.
 
 pub mod config;
 pub mod key;
@@ -29,7 +32,7 @@ pub mod status;
 pub mod storage;
 pub mod vary;
 
-use config::{CacheSettings, RouteCache};
+use config::{CacheSettings, ClientDirectives, RouteCache, SetCookie};
 use metrics::CacheMetrics;
 use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora::cache::predictor::Predictor;
@@ -57,6 +60,8 @@ const REQUEST_NO_STORE: &str = "request-no-store";
 #[derive(Debug, Default)]
 pub struct CacheCtx {
     pub directives: RequestDirectives,
+    /// The route's choice for responses that set a cookie.
+    pub set_cookie: SetCookie,
     /// `cache_vary_filter` ran at lookup: a miss then is a variant miss.
     pub variant_lookup: bool,
     /// A request directive sent the object to the origin.
@@ -66,6 +71,27 @@ pub struct CacheCtx {
     /// The fields of the origin's 304 to a revalidation, which update the stored
     /// response beyond the few pingora-cache merges itself.
     pub not_modified: Option<http::HeaderMap>,
+    /// The fields kept out of the stored copy of the response this request
+    /// fetched (`policy::withheld`), given back to this request alone.
+    pub withheld: Option<http::HeaderMap>,
+}
+
+impl CacheCtx {
+    /// Give the fetching client the fields its stored copy goes without: pingora
+    /// serves it from the store's copy of the header (`proxy_cache.rs`,
+    /// `ServeFromCache::enable_miss`). A field already there is left alone.
+    pub fn restore_withheld(&self, headers: &mut http::HeaderMap) {
+        let Some(withheld) = &self.withheld else {
+            return;
+        };
+        for name in withheld.keys() {
+            if !headers.contains_key(name) {
+                for value in withheld.get_all(name) {
+                    headers.append(name.clone(), value.clone());
+                }
+            }
+        }
+    }
 }
 
 /// The cache, built once when some route caches.
@@ -75,7 +101,6 @@ pub struct Shield {
     predictor: &'static Predictor<16>,
     settings: CacheSettings,
     metrics: CacheMetrics,
-    tags: purge::TagIndex,
 }
 
 impl Shield {
@@ -96,7 +121,6 @@ impl Shield {
             predictor,
             metrics: CacheMetrics::register(registry, storage)?,
             settings,
-            tags: purge::TagIndex::default(),
         })
     }
 
@@ -107,13 +131,17 @@ impl Shield {
     /// `request_cache_filter`: GET and HEAD requests use the cache, but not a
     /// WebSocket handshake: a stored page must not answer it, nor may it wait for
     /// another request's fetch.
-    pub fn enable(&self, session: &mut Session, ctx: &mut CacheCtx) {
+    pub fn enable(&self, session: &mut Session, route: &RouteCache, ctx: &mut CacheCtx) {
         let req = session.req_header();
         let cached = matches!(req.method, http::Method::GET | http::Method::HEAD);
         if !cached || crate::policy::websocket::is_handshake(req) {
             return;
         }
-        ctx.directives = RequestDirectives::of(req);
+        ctx.directives = match route.client_directives {
+            ClientDirectives::Honor => RequestDirectives::of(req),
+            ClientDirectives::Ignore => RequestDirectives::credentials_only(req),
+        };
+        ctx.set_cookie = route.set_cookie;
         let mut overrides = CacheOptionOverrides::default();
         overrides.wait_timeout = Some(self.settings.lock_timeout);
         session.cache.enable(
@@ -139,12 +167,26 @@ impl Shield {
     }
 
     /// `cache_hit_filter`: the request's directives against a stored object.
-    pub fn hit_filter(&self, meta: &CacheMeta, ctx: &mut CacheCtx) -> Option<ForcedFreshness> {
+    ///
+    /// A request that waited on the cache lock for this key looks the object up
+    /// again once the fetch it waited for is done (pingora-proxy's
+    /// `proxy_cache.rs`, lookup loop), and finds that fetch's result. A demand to
+    /// revalidate is met by it: the origin answered after the request arrived.
+    /// Asking again would chain the waiting requests into one origin request each,
+    /// one after another.
+    pub fn hit_filter(
+        &self,
+        session: &Session,
+        meta: &CacheMeta,
+        ctx: &mut CacheCtx,
+    ) -> Option<ForcedFreshness> {
         if !ctx.directives.any() {
             return None;
         }
+        let waited_for_a_fetch = session.cache.lock_duration().is_some();
         match ctx.directives.verdict(meta, SystemTime::now()) {
             Verdict::AsStored => None,
+            Verdict::Revalidate if waited_for_a_fetch => None,
             Verdict::Revalidate => {
                 ctx.by_request = true;
                 Some(ForcedFreshness::ForceExpired)
@@ -176,16 +218,10 @@ impl Shield {
 
     /// `response_cache_filter`. After a 304, `resp` is the stored response with
     /// pingora's merge, and the 304's other fields are applied here.
-    /// `key` is the primary key, for the tag index.
-    pub fn cacheable(
-        &self,
-        resp: &ResponseHeader,
-        key: Option<&[u8]>,
-        ctx: &CacheCtx,
-    ) -> RespCacheable {
+    pub fn cacheable(&self, resp: &ResponseHeader, ctx: &mut CacheCtx) -> RespCacheable {
         let decision = self.with_not_modified(resp, ctx);
-        if let (RespCacheable::Cacheable(meta), Some(key)) = (&decision, key) {
-            self.tags.record(key, meta.headers());
+        if let RespCacheable::Cacheable(meta) = &decision {
+            ctx.withheld = policy::withheld(resp, meta.headers());
         }
         decision
     }
@@ -218,7 +254,8 @@ impl Shield {
             return RespCacheable::Uncacheable(NoCacheReason::ResponseTooLarge);
         }
         let authorization = ctx.directives.authorization;
-        policy::cacheable(resp, authorization, &self.settings, SystemTime::now())
+        let now = SystemTime::now();
+        policy::cacheable(resp, authorization, ctx.set_cookie, &self.settings, now)
     }
 
     /// What the cache did for this response; counted, and remembered for the log.
@@ -240,7 +277,9 @@ impl Shield {
 
     /// After a successful unsafe request (POST, PUT, DELETE, PATCH, ...): drop the
     /// stored responses for its URI and for the `Location` and `Content-Location`
-    /// it answered with, when they are on the same host (RFC 9111 §4.4).
+    /// it answered with, when they are on the same host (RFC 9111 §4.4: only an
+    /// unsafe method, only a 2xx or 3xx answer). Call it for requests whose method
+    /// [`invalidates`].
     pub async fn invalidate(
         &self,
         req: &RequestHeader,
@@ -249,7 +288,7 @@ impl Shield {
         scheme: crate::listener::Scheme,
     ) {
         let status = resp.status.as_u16();
-        if !(200..400).contains(&status) {
+        if !invalidates(&req.method) || !(200..400).contains(&status) {
             return;
         }
         let mut keys = vec![key::primary(req, scheme, &route.query)];
@@ -296,13 +335,9 @@ impl Shield {
 
     /// Purge every object stored with one of `tags`. How many were purged.
     pub async fn purge_tags(&self, tags: &[String], soft: bool) -> usize {
-        let mut purged = 0;
-        for tag in tags {
-            for primary in self.tags.take(tag) {
-                purged += usize::from(self.drop_key(primary.into_vec(), soft).await);
-            }
-        }
-        purged
+        tags.iter()
+            .map(|tag| self.storage.purge_tag(tag, soft))
+            .sum()
     }
 
     /// Drop (or expire) the object at `primary`; whether there was one.
@@ -328,6 +363,16 @@ impl Shield {
             }
         }
     }
+}
+
+/// Whether an answer to `method` invalidates what is stored for its URI: the
+/// unsafe methods (RFC 9110 §9.2.1: all but GET, HEAD, OPTIONS and TRACE).
+pub(crate) fn invalidates(method: &http::Method) -> bool {
+    use http::Method;
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
 }
 
 /// Fields meant for Parapet alone, not forwarded to clients: the CDN-targeted

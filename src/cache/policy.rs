@@ -8,7 +8,11 @@
 //!   (RFC 9213), else `Cache-Control`;
 //! - `no-store`, bare `private`, `Vary: *`, a 206, and a request with
 //!   `Authorization` (unless `public`, `s-maxage` or `must-revalidate`) are not
-//!   stored; `Set-Cookie` only with `public` or `s-maxage`;
+//!   stored; nor, by default, a response that sets a cookie (the route may store it
+//!   without the cookie instead), unless `no-cache="Set-Cookie"` or
+//!   `private="Set-Cookie"` already keeps the field out of the store;
+//! - fields named by `no-cache="..."` / `private="..."` (RFC 9111 §5.2.2.4,
+//!   §5.2.2.7) are not stored; the response that carried them still has them;
 //! - lifetime: `no-cache` 0 (stored, revalidated every time), else `s-maxage`, else
 //!   `max-age`, else `Expires - Date` (an invalid `Expires` is already stale), else
 //!   the configured `default_ttl` for heuristically cacheable statuses, else not
@@ -21,7 +25,7 @@
 //!   `stale-if-error`, else the configured defaults; never with `must-revalidate`,
 //!   `proxy-revalidate`, `s-maxage` or `no-cache`.
 
-use super::config::CacheSettings;
+use super::config::{CacheSettings, SetCookie};
 use crate::policy::headers::strip_response_hop_by_hop;
 use http::header::{self, HeaderMap, HeaderName};
 use pingora::cache::cache_control::{CacheControl, InterpretCacheControl};
@@ -35,6 +39,10 @@ pub static PARAPET_CDN_CACHE_CONTROL: HeaderName =
 
 /// Why a response to a request with `Authorization` is not stored.
 pub const AUTHORIZATION: &str = "authorization";
+
+/// Why a response that sets a cookie is not stored. A `Custom` reason, so the
+/// predictor marks the key hit-for-miss like any other uncacheable answer.
+pub const SET_COOKIE: &str = "set-cookie";
 
 /// RFC 9111 §1.2.2's cap on delta-seconds (2^31).
 const MAX_DELTA: u64 = 1 << 31;
@@ -58,10 +66,12 @@ pub fn directives(headers: &HeaderMap) -> Option<CacheControl> {
 }
 
 /// Decide whether `resp` may be stored and build its cache metadata.
-/// `authorization`: the request carried `Authorization`.
+/// `authorization`: the request carried `Authorization`; `set_cookie`: the route's
+/// choice for responses that set a cookie.
 pub fn cacheable(
     resp: &ResponseHeader,
     authorization: bool,
+    set_cookie: SetCookie,
     settings: &CacheSettings,
     now: SystemTime,
 ) -> RespCacheable {
@@ -81,8 +91,10 @@ pub fn cacheable(
     if authorization && !(shared_explicitly || has(CacheControl::must_revalidate)) {
         return Uncacheable(NoCacheReason::Custom(AUTHORIZATION));
     }
-    if headers.contains_key(header::SET_COOKIE) && !shared_explicitly {
-        return Uncacheable(NoCacheReason::Custom("set-cookie"));
+    let sets_cookie =
+        headers.contains_key(header::SET_COOKIE) && !cc.as_ref().is_some_and(names_set_cookie);
+    if sets_cookie && set_cookie == SetCookie::Refuse {
+        return Uncacheable(NoCacheReason::Custom(SET_COOKIE));
     }
     if vary_star(headers) {
         return Uncacheable(NoCacheReason::Custom("vary-star"));
@@ -99,6 +111,9 @@ pub fn cacheable(
     let (swr, sie) = stale_windows(cc.as_ref(), settings);
     let mut stored = resp.clone();
     prepare_for_storage(&mut stored, cc.as_ref());
+    if sets_cookie {
+        stored.remove_header(&header::SET_COOKIE);
+    }
     let mut meta = CacheMeta::new(fresh_until, now, swr, sie, stored);
     if !age.is_zero() {
         meta.set_epoch_override(now - age);
@@ -195,6 +210,43 @@ fn prepare_for_storage(stored: &mut ResponseHeader, cc: Option<&CacheControl>) {
     }
 }
 
+/// The fields of `resp` kept out of its stored copy `stored` on purpose
+/// (`Set-Cookie`, and the fields a qualified `no-cache` or `private` names), for
+/// the client whose request fetched it: it is served from the store as the body
+/// arrives, yet the response is its own. `None` when there are none.
+pub fn withheld(resp: &ResponseHeader, stored: &HeaderMap) -> Option<HeaderMap> {
+    let cc = directives(&resp.headers);
+    let named = cc.iter().flat_map(|cc| {
+        let no_cache = cc.no_cache_field_names().into_iter().flatten();
+        no_cache.chain(cc.private_field_names().into_iter().flatten())
+    });
+    let mut out: Option<HeaderMap> = None;
+    let mut keep = |name: HeaderName| {
+        let kept = out.as_ref().is_some_and(|o| o.contains_key(&name));
+        if kept || stored.contains_key(&name) {
+            return;
+        }
+        for value in resp.headers.get_all(&name) {
+            out.get_or_insert_default()
+                .append(name.clone(), value.clone());
+        }
+    };
+    keep(header::SET_COOKIE);
+    for name in named.filter_map(|n| HeaderName::from_bytes(n).ok()) {
+        keep(name);
+    }
+    out
+}
+
+/// Whether a qualified `no-cache="..."` or `private="..."` names `Set-Cookie`
+/// (the stored copy then goes without it, whatever the route says).
+fn names_set_cookie(cc: &CacheControl) -> bool {
+    let named = |names: Option<pingora::cache::cache_control::ListValueIter<'_>>| {
+        names.is_some_and(|mut names| names.any(|n| n.eq_ignore_ascii_case(b"set-cookie")))
+    };
+    named(cc.no_cache_field_names()) || named(cc.private_field_names())
+}
+
 fn vary_star(headers: &HeaderMap) -> bool {
     headers.get_all(header::VARY).iter().any(|v| {
         v.as_bytes()
@@ -209,209 +261,4 @@ fn http_date(value: Option<&http::HeaderValue>) -> Option<SystemTime> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings() -> CacheSettings {
-        CacheSettings {
-            max_size: 1 << 20,
-            max_object_size: 1 << 20,
-            default_ttl: None,
-            stale_while_revalidate: Duration::ZERO,
-            stale_if_error: Duration::from_secs(60),
-            lock_timeout: Duration::from_secs(1),
-        }
-    }
-
-    fn resp(status: u16, fields: &[(&str, &str)]) -> ResponseHeader {
-        let mut r = ResponseHeader::build(status, None).unwrap();
-        for (n, v) in fields {
-            r.append_header(n.to_string(), *v).unwrap();
-        }
-        r
-    }
-
-    fn now() -> SystemTime {
-        httpdate::parse_http_date("Wed, 02 Dec 2026 10:00:00 GMT").unwrap()
-    }
-
-    /// Seconds of freshness left, or the reason it is not stored.
-    fn decide(
-        status: u16,
-        fields: &[(&str, &str)],
-        auth: bool,
-        s: &CacheSettings,
-    ) -> Result<i64, String> {
-        match cacheable(&resp(status, fields), auth, s, now()) {
-            RespCacheable::Cacheable(meta) => Ok(match meta.fresh_until().duration_since(now()) {
-                Ok(d) => d.as_secs() as i64,
-                Err(_) => -1,
-            }),
-            RespCacheable::Uncacheable(r) => Err(r.as_str().to_string()),
-        }
-    }
-
-    fn ttl(fields: &[(&str, &str)]) -> Result<i64, String> {
-        decide(200, fields, false, &settings())
-    }
-
-    #[test]
-    fn freshness_prefers_s_maxage_then_max_age_then_expires() {
-        assert_eq!(ttl(&[("cache-control", "max-age=60, s-maxage=30")]), Ok(30));
-        assert_eq!(ttl(&[("cache-control", "max-age=60")]), Ok(60));
-        let date = ("date", "Wed, 02 Dec 2026 09:00:00 GMT");
-        // Expires - Date, not Expires - now: an origin an hour behind still gives 120 s.
-        let expires = ("expires", "Wed, 02 Dec 2026 09:02:00 GMT");
-        // ...minus the hour the response is already old by its Date.
-        assert_eq!(ttl(&[date, expires]), Ok(-1));
-        let date = ("date", "Wed, 02 Dec 2026 10:00:00 GMT");
-        let expires = ("expires", "Wed, 02 Dec 2026 10:02:00 GMT");
-        assert_eq!(ttl(&[date, expires]), Ok(120));
-        assert_eq!(
-            ttl(&[("expires", "soon")]),
-            Ok(-1),
-            "invalid Expires is stale"
-        );
-        assert_eq!(ttl(&[("cache-control", "max-age=-5")]), Ok(-1));
-        // RFC 9111 §5.2: recipients accept the quoted form of an argument too.
-        assert_eq!(ttl(&[("cache-control", "max-age=\"60\"")]), Ok(60));
-        assert_eq!(ttl(&[("cache-control", "max-age=6.5")]), Ok(-1));
-        assert_eq!(ttl(&[("cache-control", "no-cache, max-age=60")]), Ok(-1));
-        assert!(ttl(&[]).is_err(), "no freshness, no default: not stored");
-    }
-
-    #[test]
-    fn age_shortens_freshness_and_bad_age_is_ignored() {
-        let cc = ("cache-control", "max-age=60");
-        assert_eq!(ttl(&[cc, ("age", "20")]), Ok(40));
-        assert_eq!(ttl(&[cc, ("age", "abc")]), Ok(60));
-        assert_eq!(ttl(&[cc, ("age", "-7")]), Ok(60));
-        assert_eq!(ttl(&[cc, ("age", "7.5")]), Ok(60));
-        assert_eq!(ttl(&[cc, ("age", "600")]), Ok(-1));
-        let RespCacheable::Cacheable(meta) =
-            cacheable(&resp(200, &[cc, ("age", "20")]), false, &settings(), now())
-        else {
-            panic!("cacheable")
-        };
-        assert!(
-            meta.headers().get("age").is_none(),
-            "the origin's Age is not stored"
-        );
-        assert_eq!(meta.epoch(), now() - Duration::from_secs(20));
-    }
-
-    #[test]
-    fn what_a_shared_cache_must_not_store() {
-        let s = settings();
-        let not = |fields: &[(&str, &str)]| ttl(fields).is_err();
-        assert!(not(&[("cache-control", "no-store, max-age=60")]));
-        assert!(not(&[("cache-control", "private, max-age=60")]));
-        assert!(not(&[
-            ("cache-control", "max-age=60"),
-            ("vary", "accept, *")
-        ]));
-        assert!(not(&[
-            ("cache-control", "max-age=60"),
-            ("set-cookie", "a=1")
-        ]));
-        assert!(!not(&[
-            ("cache-control", "public, max-age=60"),
-            ("set-cookie", "a=1")
-        ]));
-        assert!(decide(206, &[("cache-control", "max-age=60")], false, &s).is_err());
-        let cc = [("cache-control", "max-age=60")];
-        assert!(
-            decide(200, &cc, true, &s).is_err(),
-            "Authorization needs permission"
-        );
-        for allowed in [
-            "public, max-age=60",
-            "s-maxage=60",
-            "max-age=60, must-revalidate",
-        ] {
-            assert!(
-                decide(200, &[("cache-control", allowed)], true, &s).is_ok(),
-                "{allowed}"
-            );
-        }
-    }
-
-    #[test]
-    fn cdn_cache_control_overrides_cache_control() {
-        let cc = ("cache-control", "no-store");
-        assert_eq!(ttl(&[cc, ("cdn-cache-control", "max-age=30")]), Ok(30));
-        let both = [
-            ("cache-control", "max-age=5"),
-            ("cdn-cache-control", "max-age=30"),
-            ("parapet-cdn-cache-control", "max-age=90"),
-        ];
-        assert_eq!(ttl(&both), Ok(90));
-        assert!(ttl(&[
-            ("cache-control", "max-age=60"),
-            ("cdn-cache-control", "private")
-        ])
-        .is_err());
-    }
-
-    #[test]
-    fn heuristic_freshness_only_when_configured_and_for_cacheable_statuses() {
-        let mut s = settings();
-        s.default_ttl = Some(Duration::from_secs(300));
-        assert_eq!(decide(200, &[], false, &s), Ok(300));
-        assert_eq!(decide(404, &[], false, &s), Ok(300));
-        assert!(decide(302, &[], false, &s).is_err());
-        assert!(decide(503, &[], false, &s).is_err());
-        assert_eq!(
-            decide(302, &[("cache-control", "max-age=10")], false, &s),
-            Ok(10)
-        );
-    }
-
-    #[test]
-    fn stale_only_with_permission() {
-        let windows = |cc: &str| match cacheable(
-            &resp(200, &[("cache-control", cc)]),
-            false,
-            &settings(),
-            now(),
-        ) {
-            RespCacheable::Cacheable(m) => (m.stale_while_revalidate_sec(), m.stale_if_error_sec()),
-            RespCacheable::Uncacheable(_) => panic!("{cc}"),
-        };
-        assert_eq!(windows("max-age=1"), (0, 60), "the configured defaults");
-        assert_eq!(
-            windows("max-age=1, stale-while-revalidate=9, stale-if-error=3"),
-            (9, 3)
-        );
-        assert_eq!(
-            windows("max-age=1, must-revalidate, stale-if-error=3"),
-            (0, 0)
-        );
-        assert_eq!(windows("max-age=1, proxy-revalidate"), (0, 0));
-        assert_eq!(windows("s-maxage=1"), (0, 0));
-        assert_eq!(windows("no-cache, stale-if-error=3"), (0, 0));
-    }
-
-    #[test]
-    fn hop_by_hop_and_private_fields_are_not_stored() {
-        let fields = [
-            ("cache-control", "max-age=60, private=\"x-user\""),
-            ("connection", "x-secret"),
-            ("x-secret", "1"),
-            ("keep-alive", "timeout=5"),
-            ("x-user", "alice"),
-            ("x-kept", "yes"),
-        ];
-        let RespCacheable::Cacheable(meta) =
-            cacheable(&resp(200, &fields), false, &settings(), now())
-        else {
-            panic!("a field-scoped private still allows storing")
-        };
-        let names: Vec<_> = meta
-            .headers()
-            .keys()
-            .map(|k| k.as_str().to_string())
-            .collect();
-        assert_eq!(names, ["cache-control", "x-kept"]);
-    }
-}
+mod tests;

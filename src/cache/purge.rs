@@ -2,66 +2,82 @@
 //! for every object that carried a tag in its `Cache-Tag` or `Surrogate-Key`
 //! response field (space- or comma-separated, as Cloudflare and Fastly read them).
 //!
-//! The tag index maps each tag to the keys stored with it. It is bounded: past
-//! `TAG_REFERENCES` references, new ones are not recorded (and logged once), so a
-//! flood of tagged objects cannot grow it without limit. Keys the store has since
-//! evicted stay in the index until their tag is purged; purging them finds nothing.
+//! The tag index maps each tag to the objects held with it, by their 16-byte key
+//! hash. The store keeps it exact under the lock its writes already take: an
+//! object is indexed when it is admitted and forgotten when it is replaced, purged
+//! or evicted, so the index never names more than the store holds. Each object is
+//! charged its references ([`charged_bytes`]) in its weight, so the index's memory
+//! is part of `max_size`, not beside it. Hits never touch it.
 
 use super::{CACHE_TAG, SURROGATE_KEY};
 use http::HeaderMap;
+use pingora::cache::key::HashBinary;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 
-/// The most (tag, key) references the index holds.
-const TAG_REFERENCES: usize = 1 << 20;
+/// What one (tag, object) reference costs beyond the tag's bytes: the 16-byte key
+/// hash in the tag's hash set, which may be as little as a quarter full after
+/// removals before it is shrunk (see [`TagIndex::forget`]), with its control
+/// bytes, plus the tag's own map entry and set header, charged to every object
+/// that shares it.
+pub const TAG_REFERENCE_BYTES: usize = 96;
 
+/// Tag to the keys of the objects held with it.
 #[derive(Default)]
 pub struct TagIndex {
-    inner: Mutex<Tags>,
-    full_logged: AtomicBool,
-}
-
-#[derive(Default)]
-struct Tags {
-    keys: HashMap<Box<str>, HashSet<Box<[u8]>>>,
-    references: usize,
+    keys: HashMap<Box<str>, HashSet<HashBinary>>,
 }
 
 impl TagIndex {
     /// Remember that the object at `key` carries the tags in `headers`.
-    pub fn record(&self, key: &[u8], headers: &HeaderMap) {
-        let mut tags = tags_of(headers).peekable();
-        if tags.peek().is_none() {
-            return;
-        }
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        for tag in tags {
-            if inner.references >= TAG_REFERENCES {
-                if !self.full_logged.swap(true, Ordering::Relaxed) {
-                    log::warn!(
-                        "cache tag index full: new tags are not recorded until some are purged"
-                    );
+    pub fn record(&mut self, key: &HashBinary, headers: &HeaderMap) {
+        for tag in tags_of(headers) {
+            match self.keys.get_mut(tag) {
+                Some(keys) => {
+                    keys.insert(*key);
                 }
-                return;
-            }
-            if inner.keys.entry(tag.into()).or_default().insert(key.into()) {
-                inner.references += 1;
+                None => {
+                    self.keys.insert(tag.into(), HashSet::from([*key]));
+                }
             }
         }
     }
 
-    /// Forget `tag` and return the keys stored with it.
-    pub fn take(&self, tag: &str) -> Vec<Box<[u8]>> {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let keys: Vec<_> = inner.keys.remove(tag).into_iter().flatten().collect();
-        inner.references -= keys.len();
-        keys
+    /// Forget the object at `key`, which carried the tags in `headers`.
+    pub fn forget(&mut self, key: &HashBinary, headers: &HeaderMap) {
+        for tag in tags_of(headers) {
+            let Some(keys) = self.keys.get_mut(tag) else {
+                continue;
+            };
+            keys.remove(key);
+            if keys.is_empty() {
+                self.keys.remove(tag);
+            } else if keys.capacity() > 64 && keys.len() * 4 < keys.capacity() {
+                // A set does not shrink by itself: one flood would keep its peak.
+                keys.shrink_to_fit();
+            }
+        }
+    }
+
+    /// Forget `tag` and return the keys of the objects held with it.
+    pub fn take(&mut self, tag: &str) -> Vec<HashBinary> {
+        self.keys.remove(tag).into_iter().flatten().collect()
+    }
+
+    /// (tag, object) references held.
+    pub fn references(&self) -> usize {
+        self.keys.values().map(HashSet::len).sum()
     }
 }
 
+/// The bytes an object's tags cost the index, charged in its weight.
+pub fn charged_bytes(headers: &HeaderMap) -> usize {
+    tags_of(headers)
+        .map(|tag| TAG_REFERENCE_BYTES + tag.len())
+        .sum()
+}
+
 /// The tags in `Cache-Tag` and `Surrogate-Key`.
-fn tags_of(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+pub fn tags_of(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     [&CACHE_TAG, &SURROGATE_KEY]
         .into_iter()
         .flat_map(|name| headers.get_all(name))
@@ -83,19 +99,46 @@ mod tests {
 
     #[test]
     fn tags_from_both_fields_space_or_comma_separated() {
-        let index = TagIndex::default();
-        index.record(
-            b"k1",
-            &headers(&[("cache-tag", "a b,c"), ("surrogate-key", "d")]),
-        );
-        index.record(b"k2", &headers(&[("cache-tag", "a")]));
-        index.record(b"k3", &headers(&[("x-other", "a")]));
-        let mut a: Vec<_> = index.take("a").into_iter().map(|k| k.to_vec()).collect();
+        let mut index = TagIndex::default();
+        let k1 = headers(&[("cache-tag", "a b,c"), ("surrogate-key", "d")]);
+        index.record(&[1; 16], &k1);
+        index.record(&[2; 16], &headers(&[("cache-tag", "a")]));
+        index.record(&[3; 16], &headers(&[("x-other", "a")]));
+        let mut a = index.take("a");
         a.sort();
-        assert_eq!(a, [b"k1".to_vec(), b"k2".to_vec()]);
+        assert_eq!(a, [[1; 16], [2; 16]]);
         assert!(index.take("a").is_empty(), "taken once");
         assert_eq!(index.take("d").len(), 1);
         assert_eq!(index.take("c").len(), 1);
-        assert_eq!(index.inner.lock().unwrap().references, 1, "b is left");
+        assert_eq!(index.references(), 1, "b is left");
+        assert_eq!(charged_bytes(&k1), 4 * TAG_REFERENCE_BYTES + 4);
+    }
+
+    #[test]
+    fn a_forgotten_object_leaves_no_reference() {
+        let mut index = TagIndex::default();
+        let tagged = headers(&[("cache-tag", "t1 t2")]);
+        for i in 0..1000u16 {
+            let mut key = [0; 16];
+            key[..2].copy_from_slice(&i.to_le_bytes());
+            index.record(&key, &tagged);
+            if i >= 10 {
+                let mut old = [0; 16];
+                old[..2].copy_from_slice(&(i - 10).to_le_bytes());
+                index.forget(&old, &tagged);
+            }
+        }
+        assert_eq!(
+            index.references(),
+            20,
+            "the last ten objects, two tags each"
+        );
+        assert!(index.keys.values().all(|keys| keys.capacity() <= 64));
+        index.forget(&[9; 16], &tagged);
+        assert_eq!(
+            index.take("t1").len(),
+            10,
+            "forgetting the unknown is harmless"
+        );
     }
 }

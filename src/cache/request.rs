@@ -72,6 +72,15 @@ impl RequestDirectives {
         }
     }
 
+    /// For a route that ignores the client's directives: only what is not a
+    /// directive, the credentials (RFC 9111 §3.5 still applies).
+    pub fn credentials_only(req: &RequestHeader) -> RequestDirectives {
+        RequestDirectives {
+            authorization: req.headers.contains_key(http::header::AUTHORIZATION),
+            ..RequestDirectives::default()
+        }
+    }
+
     /// Whether any directive can change what the cache does.
     pub fn any(&self) -> bool {
         *self != RequestDirectives::default()

@@ -167,8 +167,8 @@ impl ProxyHttp for Parapet {
     }
 
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
-        if let Some((shield, _)) = self.caching(ctx) {
-            shield.enable(session, ctx.cache.insert(Box::default()));
+        if let Some((shield, route)) = self.caching(ctx) {
+            shield.enable(session, route, ctx.cache.insert(Box::default()));
         }
         Ok(())
     }
@@ -182,7 +182,7 @@ impl ProxyHttp for Parapet {
 
     async fn cache_hit_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         meta: &CacheMeta,
         _hit_handler: &mut HitHandler,
         _is_fresh: bool,
@@ -190,7 +190,7 @@ impl ProxyHttp for Parapet {
     ) -> Result<Option<ForcedFreshness>> {
         let shield = self.rt.shield.as_ref();
         Ok(match (shield, ctx.cache.as_deref_mut()) {
-            (Some(shield), Some(cache)) => shield.hit_filter(meta, cache),
+            (Some(shield), Some(cache)) => shield.hit_filter(session, meta, cache),
             _ => None,
         })
     }
@@ -213,16 +213,12 @@ impl ProxyHttp for Parapet {
 
     fn response_cache_filter(
         &self,
-        session: &Session,
+        _session: &Session,
         resp: &ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<RespCacheable> {
         Ok(match &self.rt.shield {
-            Some(shield) => {
-                let key = session.cache.maybe_cache_key().map(|k| k.primary_key());
-                let cache = ctx.cache.get_or_insert_default();
-                shield.cacheable(resp, key, cache)
-            }
+            Some(shield) => shield.cacheable(resp, ctx.cache.get_or_insert_default()),
             None => RespCacheable::Uncacheable(NoCacheReason::NeverEnabled),
         })
     }
@@ -325,7 +321,7 @@ impl ProxyHttp for Parapet {
         let mut cache_status = None;
         if let Some((shield, route)) = self.caching(ctx) {
             let req = session.req_header();
-            if !matches!(req.method, http::Method::GET | http::Method::HEAD) {
+            if crate::cache::invalidates(&req.method) {
                 // Boxed: this await would otherwise size every request's future.
                 Box::pin(shield.invalidate(req, resp, route, ctx.client.scheme)).await;
             }
@@ -351,6 +347,9 @@ impl ProxyHttp for Parapet {
                 policies.on_response(h, origin, ctx.rate_limit);
             }
             if let Some(facts) = cache_status {
+                if let Some(cache) = ctx.cache.as_deref() {
+                    cache.restore_withheld(h);
+                }
                 crate::cache::strip_cdn_fields(h);
                 if let Some(value) = facts.header() {
                     let _ = h.try_insert(CACHE_STATUS.clone(), value);

@@ -3,7 +3,7 @@
 //! module's `from_config`.
 
 use super::{HostMatch, Route, RoutePolicies};
-use crate::cache::config::{CacheKeyConfig, RouteCache};
+use crate::cache::config::{CacheKeyConfig, RouteCache, RouteCacheConfig};
 use crate::config::{field, ConfigErrors};
 use crate::policy::access::{AccessConfig, AccessList};
 use crate::policy::compression::{Compression, CompressionConfig};
@@ -19,9 +19,9 @@ pub struct RouteConfig {
     #[serde(default = "default_path_prefix")]
     pub path_prefix: String,
     pub upstream: String,
-    /// Store and answer from the cache (GET and HEAD).
+    /// Store and answer from the cache (GET and HEAD): `true`, or a map of options.
     #[serde(default)]
-    pub cache: bool,
+    pub cache: RouteCacheConfig,
     pub cache_key: Option<CacheKeyConfig>,
     /// CIDR allow and deny lists on the client IP.
     pub access: Option<AccessConfig>,

@@ -3,6 +3,7 @@
 
 use super::meta::StoredMeta;
 use super::MemoryStorage;
+use crate::cache::purge::tags_of;
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::cache::key::HashBinary;
@@ -72,6 +73,27 @@ impl Fills {
                 fills.remove(key);
             }
         }
+    }
+
+    /// Take out every fill whose response carries `tag`, marking them invalidated;
+    /// how many there were. (Fills are few: one per object being fetched.)
+    pub(super) fn invalidate_tagged(&self, tag: &str) -> usize {
+        let mut invalidated = 0;
+        for shard in self.shards.iter() {
+            let mut fills = shard.write().unwrap_or_else(PoisonError::into_inner);
+            fills.retain(|_, list| {
+                list.retain(|(_, fill)| {
+                    let tagged = tags_of(&fill.meta.header().headers).any(|t| t == tag);
+                    if tagged {
+                        fill.invalidate();
+                        invalidated += 1;
+                    }
+                    !tagged
+                });
+                !list.is_empty()
+            });
+        }
+        invalidated
     }
 
     /// Take every fill of `key` out, marking them invalidated; whether there were any.

@@ -7,6 +7,11 @@
 //! `deserialize`) and the header as a ready `ResponseHeader`. A hit rebuilds the meta
 //! from the internal blob plus the serialized *empty* header, computed once, and then
 //! puts a clone of the stored header in place.
+//!
+//! The header is copied into allocations of its own when it is captured: the one
+//! pingora parsed from the origin holds its names and values as views into the
+//! connection's read buffer, and a stored view would keep that whole buffer alive
+//! for as long as the object is held, uncounted.
 
 use pingora::cache::CacheMeta;
 use pingora::http::ResponseHeader;
@@ -37,8 +42,8 @@ fn empty_header() -> Result<&'static [u8]> {
 pub(super) struct StoredMeta {
     internal: Box<[u8]>,
     header: ResponseHeader,
-    /// What this meta is charged against the cache size: the internal blob plus the
-    /// header's HTTP/1 wire size.
+    /// What this meta is charged against the cache size: the internal blob, the
+    /// header as held in memory and its tags' references in the tag index.
     bytes: usize,
 }
 
@@ -47,16 +52,26 @@ impl StoredMeta {
     /// or the 304 that stores it, never on a hit.
     pub(super) fn capture(meta: &CacheMeta) -> Result<Self> {
         let (internal, _compressed_header) = meta.serialize()?;
-        Ok(Self::from_parts(internal, meta.response_header_copy()))
+        Ok(Self::from_parts(
+            internal,
+            owned_copy(meta.response_header())?,
+        ))
     }
 
     fn from_parts(internal: Vec<u8>, header: ResponseHeader) -> Self {
-        let bytes = internal.len() + header_wire_size(&header);
+        let bytes = internal.len()
+            + header_bytes(&header)
+            + crate::cache::purge::charged_bytes(&header.headers);
         StoredMeta {
             internal: internal.into_boxed_slice(),
             header,
             bytes,
         }
+    }
+
+    /// The stored response header.
+    pub(super) fn header(&self) -> &ResponseHeader {
+        &self.header
     }
 
     /// Bytes charged for this meta.
@@ -82,14 +97,48 @@ impl StoredMeta {
     }
 }
 
-/// The header's size as HTTP/1 text: status line, `name: value` lines, blank line.
-fn header_wire_size(header: &ResponseHeader) -> usize {
-    // "HTTP/1.1 200 " + reason + CRLF, then the final CRLF.
-    let status_line = 13 + header.get_reason_phrase().map_or(0, str::len) + 2;
+/// The `ResponseHeader` itself with its maps' fixed parts.
+const HEADER_BASE_BYTES: usize = 512;
+
+/// Per field beyond its name and value: its `HeaderMap` entry (hash, name, the
+/// value's `Bytes`, links) and index slot, and its case-preserving name's entry.
+pub(super) const HEADER_FIELD_BYTES: usize = 160;
+
+/// What a stored header holds in memory (an estimate from above: each name is
+/// counted twice, as held by the map and by the case-preserving names).
+fn header_bytes(header: &ResponseHeader) -> usize {
+    let reason = header.get_reason_phrase().map_or(0, str::len);
     header
         .headers
         .iter()
-        .fold(status_line + 2, |n, (name, value)| {
-            n + name.as_str().len() + 2 + value.len() + 2
+        .fold(HEADER_BASE_BYTES + reason, |n, (name, value)| {
+            n + HEADER_FIELD_BYTES + 2 * name.as_str().len() + value.len()
         })
+}
+
+/// `header` with every name and value in allocations of its own (see the module
+/// documentation), in the same order and case.
+fn owned_copy(header: &ResponseHeader) -> Result<ResponseHeader> {
+    let fields = Some(header.headers.len());
+    let mut copy = match header.has_case() {
+        true => ResponseHeader::build(header.status, fields)?,
+        false => ResponseHeader::build_no_case(header.status, fields)?,
+    };
+    copy.set_version(header.version);
+    copy.set_reason_phrase(header.get_reason_phrase())?;
+    let value = |v: &http::HeaderValue| {
+        http::HeaderValue::from_bytes(v.as_bytes())
+            .or_else(|e| Error::e_explain(ErrorType::InternalError, e.to_string()))
+    };
+    if header.has_case() {
+        for (name, v) in header.case_header_iter() {
+            let name = bytes::Bytes::copy_from_slice(name.as_slice());
+            copy.append_header(name, value(v)?)?;
+        }
+    } else {
+        for (name, v) in header.headers.iter() {
+            copy.append_header(name.clone(), value(v)?)?;
+        }
+    }
+    Ok(copy)
 }

@@ -7,8 +7,10 @@
 //! evicts by itself as objects are put, so no separate `EvictionManager` is needed:
 //! the proxy passes `eviction: None` to `HttpCache::enable`.
 //!
-//! The store is bounded by `max_size` bytes, charging each object its body, its
-//! stored meta and header, and [`ENTRY_OVERHEAD`]. TinyUFO weighs objects in 1 KiB
+//! The store is bounded by `max_size` bytes, charging each object what it holds in
+//! memory: its body, its stored meta and header as held (see `meta.rs`), its
+//! references in the tag index (`purge.rs`), and [`ENTRY_OVERHEAD`] for its entry
+//! and its place in the index. TinyUFO weighs objects in 1 KiB
 //! units held in a `u16`, so the largest object is [`MAX_OBJECT_SIZE`] (64 MiB less
 //! 1 KiB); larger fills still stream to their readers but are not kept. Fills in
 //! progress are not charged: they are bounded by the number of concurrent misses
@@ -26,6 +28,8 @@
 mod fill;
 mod hit;
 mod meta;
+#[cfg(test)]
+mod tag_tests;
 #[cfg(test)]
 mod tests;
 
@@ -47,6 +51,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tinyufo::{TinyUfo, KV};
 
+use super::purge::TagIndex;
+
 /// TinyUFO's weight unit.
 const WEIGHT_UNIT: usize = 1024;
 
@@ -54,8 +60,9 @@ const WEIGHT_UNIT: usize = 1024;
 /// weights are `u16` counts of 1 KiB, so 65535 KiB, 64 MiB less 1 KiB.
 pub const MAX_OBJECT_SIZE: usize = u16::MAX as usize * WEIGHT_UNIT;
 
-/// Bytes charged per object beyond its body and meta: an estimate of the entry, its
-/// `Arc` and the index bucket.
+/// Bytes charged per object beyond its body and meta: the `Entry` and its `Arc`
+/// (about 100 bytes), the meta's `Arc`, TinyUFO's bucket in its concurrent map and
+/// its slot in a FIFO queue.
 pub const ENTRY_OVERHEAD: usize = 256;
 
 /// What the index holds under a key: an object, or the tombstone a purge leaves.
@@ -95,26 +102,30 @@ impl Entry {
     }
 }
 
-/// The counters, changed only under the index's write lock so they stay exact.
+/// The counters and the tag index, changed only under the index's write lock so
+/// they stay exact: every object that enters or leaves the index passes here.
 #[derive(Default)]
 struct Ledger {
     bytes: u64,
     objects: u64,
     evictions: u64,
+    tags: TagIndex,
 }
 
 impl Ledger {
     fn add(&mut self, entry: &Entry) {
-        if entry.is_object() {
+        if let Some(meta) = &entry.meta {
             self.bytes += entry.size as u64;
             self.objects += 1;
+            self.tags.record(&entry.key, &meta.header().headers);
         }
     }
 
     fn sub(&mut self, entry: &Entry) {
-        if entry.is_object() {
+        if let Some(meta) = &entry.meta {
             self.bytes = self.bytes.saturating_sub(entry.size as u64);
             self.objects = self.objects.saturating_sub(1);
+            self.tags.forget(&entry.key, &meta.header().headers);
         }
     }
 }
@@ -304,6 +315,47 @@ impl MemoryStorage {
         Ok(Some(held))
     }
 
+    /// Drop the object at `key` and stop its fills from being stored; whether
+    /// there was either.
+    fn purge_key(&self, key: &HashBinary) -> Result<bool> {
+        // Fills first, then the object: see `admit_fill`.
+        let fills_removed = self.fills.invalidate(key);
+        let removed = self.replace(key, |_| Ok(None))?.is_some();
+        Ok(fills_removed || removed)
+    }
+
+    /// Mark the object at `key` stale; whether it is held.
+    fn expire_key(&self, key: &HashBinary) -> Result<bool> {
+        // Fills in progress are left alone: they carry a fresh response.
+        Ok(self.replace(key, |meta| meta.expired_now().map(Some))? == Some(true))
+    }
+
+    /// Purge (`soft`: mark stale) every object held with `tag`, and stop the
+    /// fills in progress that carry it from being stored; how many there were.
+    pub fn purge_tag(&self, tag: &str, soft: bool) -> usize {
+        let keys = self.lock_ledger().tags.take(tag);
+        let mut purged = 0;
+        for key in &keys {
+            let done = match soft {
+                true => self.expire_key(key),
+                false => self.purge_key(key),
+            };
+            match done {
+                Ok(done) => purged += usize::from(done),
+                Err(e) => log::warn!("cache purge of tag {tag} failed: {e}"),
+            }
+        }
+        if !soft {
+            purged += self.fills.invalidate_tagged(tag);
+        }
+        purged
+    }
+
+    /// (tag, object) references in the tag index.
+    pub fn tag_references(&self) -> usize {
+        self.lock_ledger().tags.references()
+    }
+
     fn partial_hit(fill: &Fill) -> Result<Option<(CacheMeta, HitHandler)>> {
         let meta = fill.meta.to_meta()?;
         let hit = MemoryHitHandler::Partial(PartialHit::new(fill.subscribe()));
@@ -388,13 +440,9 @@ impl Storage for MemoryStorage {
         // `Exact` targets are treated like `Active` ones: this store assigns no entry
         // ids, so the logical key is the whole identity.
         let key = target.key().combined_bin();
-        // Fills first, then the object: see `admit_fill`.
-        let fills_removed = self.fills.invalidate(&key);
-        let removed = self.replace(&key, |_| Ok(None))?.is_some();
-        Ok(if fills_removed || removed {
-            PurgeOutcome::Purged(None)
-        } else {
-            PurgeOutcome::NotFound
+        Ok(match self.purge_key(&key)? {
+            true => PurgeOutcome::Purged(None),
+            false => PurgeOutcome::NotFound,
         })
     }
 
@@ -403,15 +451,11 @@ impl Storage for MemoryStorage {
         target: PurgeTarget<'_>,
         _trace: &SpanHandle,
     ) -> Result<PurgeOutcome> {
-        // Fills in progress are left alone: they carry a fresh response.
         let key = target.key().combined_bin();
-        Ok(
-            if self.replace(&key, |meta| meta.expired_now().map(Some))? == Some(true) {
-                PurgeOutcome::Expired
-            } else {
-                PurgeOutcome::NotFound
-            },
-        )
+        Ok(match self.expire_key(&key)? {
+            true => PurgeOutcome::Expired,
+            false => PurgeOutcome::NotFound,
+        })
     }
 
     async fn update_meta(
