@@ -17,6 +17,7 @@
 //! HTTP/2 (ALPN or the h2c preface) and connections after a `101 Switching
 //! Protocols` are not HTTP/1 heads: the deadline is off for them.
 
+use super::linger;
 use async_trait::async_trait;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::TlsRef;
@@ -27,6 +28,7 @@ use pingora::protocols::{
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -60,6 +62,10 @@ pub struct HeadDeadline {
     head_deadline: Instant,
     /// The timer for it, made when a read first has to wait for more of a head.
     sleep: Option<Pin<Box<Sleep>>>,
+    /// Set when the connection closes with a request body unread: dropping this
+    /// stream then leaves `inner` in `linger` for a lingering close (`linger`).
+    lingers: AtomicBool,
+    linger: linger::Slot,
 }
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
@@ -73,7 +79,20 @@ impl HeadDeadline {
             scan: HeadScan::default(),
             head_deadline: Instant::now() + timeout,
             sleep: None,
+            lingers: AtomicBool::new(false),
+            linger: linger::Slot::default(),
         }
+    }
+
+    /// Where the connection is left when it must linger.
+    pub(crate) fn linger_slot(&self) -> linger::Slot {
+        self.linger.clone()
+    }
+
+    /// Linger on this connection when it is dropped (the answer is written and
+    /// the request body was not read).
+    pub(crate) fn linger_on_close(&self) {
+        self.lingers.store(true, Ordering::Relaxed);
     }
 
     /// Bytes were read: arm the deadline at a request's first byte, disarm it at
@@ -234,6 +253,16 @@ impl AsyncWrite for HeadDeadline {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+impl Drop for HeadDeadline {
+    fn drop(&mut self) {
+        if self.lingers.load(Ordering::Relaxed) {
+            // An empty cursor stands in for the connection handed over.
+            let closed: Stream = Box::new(io::Cursor::new(Vec::new()));
+            self.linger.put(std::mem::replace(&mut self.inner, closed));
+        }
     }
 }
 

@@ -8,11 +8,14 @@
 //!                 only its stream
 //! header_timeout  `limits.client_header_timeout`: a request head must arrive whole
 //!                 in time, from the accept or the request's first byte (slowloris)
+//! linger          an answer sent before the request body was read is followed by a
+//!                 lingering close, so that an RST does not destroy it
 
 pub mod caps;
 pub mod handoff;
 pub mod header_timeout;
 pub mod http1;
+pub mod linger;
 
 use async_trait::async_trait;
 use caps::ConnectionGates;

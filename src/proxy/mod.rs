@@ -16,7 +16,8 @@
 //!                            response header rules, request ID, Cache-Status
 //! fail_to_connect / error_while_proxy -> the attempt failed; retry policy (`retry`)
 //! fail_to_proxy           -> status and error page
-//! logging                 -> metrics and the access log
+//! logging                 -> metrics and the access log; a connection that closes with
+//!                            its request body unread is marked for a lingering close
 
 mod answer;
 mod attempt;
@@ -425,6 +426,7 @@ impl ProxyHttp for Parapet {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        connection::linger::mark_if_body_unread(session);
         report::finish(&self.rt, session, e, ctx);
     }
 }

@@ -9,6 +9,7 @@ mod config_check;
 mod connections;
 mod edge;
 mod failures;
+mod hardening_conn;
 mod headers;
 mod health;
 mod observability;

@@ -1,0 +1,115 @@
+//! Connections the edge ends on purpose: a refusal reaches a client still sending
+//! its body (lingering close).
+
+use crate::support::client::request;
+use crate::support::*;
+use parapet::demo::wire::{self, Head};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+
+const BODY: usize = 2 << 20;
+
+/// POST `path` with a declared 2 MiB body written whole before reading, as
+/// Python's http.client does; the answer read by its framing. The body goes out
+/// 32 KiB every 2 ms, as over a network: on loopback, socket buffers would
+/// otherwise take all of it before the proxy answers.
+async fn post_written_first(addr: SocketAddr, path: &str) -> std::io::Result<(Head, Vec<u8>)> {
+    post_written_first_over(tokio::net::TcpStream::connect(addr).await?, path).await
+}
+
+async fn post_written_first_over<S>(mut tcp: S, path: &str) -> std::io::Result<(Head, Vec<u8>)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let head = request("POST", path, &[&format!("Content-Length: {BODY}")]);
+    tcp.write_all(head.as_bytes()).await?;
+    let piece = [b'x'; 32 << 10];
+    for _ in 0..BODY / piece.len() {
+        tcp.write_all(&piece).await?;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let mut read = BufReader::new(tcp);
+    let head = wire::read_head(&mut read)
+        .await?
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "no answer"))?;
+    let mut body = Vec::new();
+    let framing = wire::response_framing(&head, "POST");
+    wire::read_body(&mut read, framing, |b| body.extend_from_slice(b)).await?;
+    Ok((head, body))
+}
+
+/// How many of `tries` oversized POSTs to `path` got a complete `status` answer.
+async fn answered(addr: SocketAddr, path: &str, status: u16, tries: usize) -> (usize, Vec<String>) {
+    let mut failures = Vec::new();
+    let mut ok = 0;
+    for _ in 0..tries {
+        let attempt = tokio::time::timeout(Duration::from_secs(10), post_written_first(addr, path));
+        match attempt.await {
+            Ok(Ok((head, body))) if head.status() == status => {
+                let text = String::from_utf8_lossy(&body);
+                assert!(text.starts_with(&format!("{status} ")), "{text}");
+                ok += 1;
+            }
+            Ok(Ok((head, _))) => failures.push(format!("status {}", head.status())),
+            Ok(Err(e)) => failures.push(e.to_string()),
+            Err(_) => failures.push("no answer within 10 s".to_string()),
+        }
+    }
+    (ok, failures)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_post_written_first_gets_its_413() {
+    let o = origin("o").await;
+    let config =
+        Config::single(&[o.addr]).section("limits", json!({"max_request_body_bytes": "1MiB"}));
+    let proxy = Proxy::start(&config).await;
+    let (ok, failures) = answered(proxy.addr, "/echo", 413, 30).await;
+    assert_eq!(ok, 30, "answers lost: {failures:?}");
+    assert_eq!(o.state.count("/echo"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_post_written_first_gets_its_403() {
+    let o = origin("o").await;
+    let config = Config::single(&[o.addr]).routes(json!([
+        {"path_prefix": "/denied/", "upstream": "app", "access": {"deny": ["127.0.0.0/8"]}},
+        {"upstream": "app"}
+    ]));
+    let proxy = Proxy::start(&config).await;
+    let (ok, failures) = answered(proxy.addr, "/denied/echo", 403, 30).await;
+    assert_eq!(ok, 30, "answers lost: {failures:?}");
+    assert_eq!(o.state.total(), 0, "the origin saw a denied request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_post_over_tls_gets_its_413() {
+    use crate::support::tls::{self, TestCa};
+    let o = origin("o").await;
+    let dir = scratch_dir("certs");
+    let ca = TestCa::new();
+    let leaf = ca.leaf(&dir, "a", &["a.test"], false);
+    let tls_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let listener = json!({
+        "address": tls_addr.to_string(),
+        "tls": {"certificates": [{"cert": leaf.cert, "key": leaf.key}]},
+    });
+    let config = Config::single(&[o.addr])
+        .listener(listener)
+        .section("limits", json!({"max_request_body_bytes": "1MiB"}));
+    let proxy = Proxy::start(&config).await;
+    proxy.wait_accepting(tls_addr).await;
+    for _ in 0..10 {
+        let stream = tls::connect(tls_addr, &ca.der(), "a.test", true, &[b"http/1.1"])
+            .await
+            .unwrap();
+        let answer = tokio::time::timeout(
+            Duration::from_secs(10),
+            post_written_first_over(stream, "/echo"),
+        );
+        let (head, _) = answer.await.expect("no answer").expect("answer lost");
+        assert_eq!(head.status(), 413);
+    }
+    assert_eq!(o.state.count("/echo"), 0);
+}
