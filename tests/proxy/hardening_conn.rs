@@ -1,12 +1,13 @@
 //! Connections the edge ends on purpose: a refusal reaches a client still sending
-//! its body (lingering close).
+//! its body (lingering close), and a client that stops reading is let go
+//! (`limits.client_send_timeout`).
 
 use crate::support::client::request;
 use crate::support::*;
-use parapet::demo::wire::{self, Head};
+use parapet::demo::wire::{self, fill_pattern, Checksum, Head};
 use std::net::SocketAddr;
-use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 const BODY: usize = 2 << 20;
 
@@ -112,4 +113,107 @@ async fn an_oversized_post_over_tls_gets_its_413() {
         assert_eq!(head.status(), 413);
     }
     assert_eq!(o.state.count("/echo"), 0);
+}
+
+const LARGE: u64 = 32 << 20;
+const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A client with a 4 KiB receive buffer asks for 32 MiB, reads a little, stops
+/// reading for `SEND_TIMEOUT` and 3 s, then reads on: how many bytes it got in
+/// all, and whether the connection had ended (EOF or reset) within 5 s of reading on.
+async fn stalled_download(addr: SocketAddr) -> (u64, bool) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut tcp = socket.connect(addr).await.unwrap();
+    let head = request("GET", &format!("/bytes/{LARGE}"), &[]);
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0u64;
+    while total < 16 << 10 {
+        match tcp.read(&mut buf).await {
+            Ok(0) | Err(_) => return (total, true),
+            Ok(n) => total += n as u64,
+        }
+    }
+    tokio::time::sleep(SEND_TIMEOUT + Duration::from_secs(3)).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, tcp.read(&mut buf)).await {
+            Err(_) => return (total, false),
+            Ok(Ok(0)) | Ok(Err(_)) => return (total, true),
+            Ok(Ok(n)) => total += n as u64,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_let_go() {
+    let o = origin("o").await;
+    let config = Config::single(&[o.addr]).section("limits", json!({"client_send_timeout": "2s"}));
+    let proxy = Proxy::start(&config).await;
+    let (received, ended) = stalled_download(proxy.addr).await;
+    assert!(ended, "still open 5 s after the stall, {received} bytes in");
+    assert!(
+        received < LARGE / 2,
+        "served {received} bytes of a stalled download"
+    );
+    // The proxy serves on.
+    assert_eq!(proxy.get("/echo").await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_does_not_stop_the_cache_fill() {
+    let o = origin("o").await;
+    let config = Config::new()
+        .upstream(
+            "app",
+            json!({"backends": backends(&[o.addr]), "retries": 0}),
+        )
+        .route(json!({"upstream": "app", "cache": true}))
+        .section(
+            "cache",
+            json!({"max_size": "128MiB", "max_object_size": "48MiB", "default_ttl": "60s"}),
+        )
+        .section("limits", json!({"client_send_timeout": "2s"}));
+    let proxy = Proxy::start(&config).await;
+    let (received, ended) = stalled_download(proxy.addr).await;
+    assert!(ended, "still open 5 s after the stall, {received} bytes in");
+    assert!(
+        received < LARGE / 2,
+        "served {received} bytes of a stalled download"
+    );
+    // The object was stored whole all the same: the next request is a hit.
+    let (code, status, len, sum) = summary(proxy.addr, &format!("/bytes/{LARGE}")).await;
+    assert!(status.contains("hit"), "not a hit: {status}");
+    let mut expected = Checksum::default();
+    let mut chunk = vec![0u8; 1 << 20];
+    for offset in (0..LARGE).step_by(chunk.len()) {
+        fill_pattern(&mut chunk, offset);
+        expected.update(&chunk);
+    }
+    assert_eq!((code, len, sum), (200, LARGE, expected));
+    // A client that stalls on the hit is let go as well.
+    let (received, ended) = stalled_download(proxy.addr).await;
+    assert!(ended, "a stalled hit still open 5 s after the stall");
+    assert!(received < LARGE / 2, "served {received} bytes of a stalled hit");
+    assert_eq!(o.state.count("/bytes/"), 1);
+}
+
+/// GET `path` on a fresh connection: status, `Cache-Status`, body length and sum.
+async fn summary(addr: SocketAddr, path: &str) -> (u16, String, u64, Checksum) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut read = BufReader::new(tcp);
+    read.get_mut()
+        .write_all(request("GET", path, &[]).as_bytes())
+        .await
+        .unwrap();
+    let head = wire::read_head(&mut read).await.unwrap().unwrap();
+    let mut sum = Checksum::default();
+    let framing = wire::response_framing(&head, "GET");
+    let len = wire::read_body(&mut read, framing, |b| sum.update(b))
+        .await
+        .unwrap();
+    let status = head.get("cache-status").unwrap_or("").to_string();
+    (head.status(), status, len, sum)
 }
