@@ -196,7 +196,10 @@ async fn a_stalled_client_does_not_stop_the_cache_fill() {
     // A client that stalls on the hit is let go as well.
     let (received, ended) = stalled_download(proxy.addr).await;
     assert!(ended, "a stalled hit still open 5 s after the stall");
-    assert!(received < LARGE / 2, "served {received} bytes of a stalled hit");
+    assert!(
+        received < LARGE / 2,
+        "served {received} bytes of a stalled hit"
+    );
     assert_eq!(o.state.count("/bytes/"), 1);
 }
 
