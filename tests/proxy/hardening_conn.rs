@@ -84,6 +84,72 @@ async fn a_denied_post_written_first_gets_its_403() {
     assert_eq!(o.state.total(), 0, "the origin saw a denied request");
 }
 
+/// Whether a GET on a new connection to `addr` is answered (false: closed unanswered).
+async fn answers(addr: SocketAddr) -> bool {
+    let Ok(mut conn) = Conn::open(addr).await else {
+        return false;
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(5), conn.get("/echo", &[]));
+    matches!(answer.await, Ok(Ok(resp)) if resp.status() == 200)
+}
+
+/// A POST declaring 2 MiB that sends 64 KiB of it and reads its 413.
+async fn refused_after_part_of_its_body(
+    addr: SocketAddr,
+) -> std::io::Result<BufReader<tokio::net::TcpStream>> {
+    let mut tcp = BufReader::new(tokio::net::TcpStream::connect(addr).await?);
+    let head = request("POST", "/echo", &[&format!("Content-Length: {BODY}")]);
+    tcp.get_mut().write_all(head.as_bytes()).await?;
+    tcp.get_mut().write_all(&[b'x'; 64 << 10]).await?;
+    let answer = wire::read_head(&mut tcp).await?;
+    let status = answer.as_ref().map(Head::status);
+    let Some(answer) = answer.filter(|_| status == Some(413)) else {
+        return Err(std::io::Error::other(format!("answered {status:?}")));
+    };
+    let framing = wire::response_framing(&answer, "POST");
+    wire::read_body(&mut tcp, framing, |_| {}).await?;
+    Ok(tcp)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lingering_connection_counts_and_ends_when_the_client_stops() {
+    let o = origin("o").await;
+    let capped = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let config = Config::single(&[o.addr])
+        .listener(json!({"address": capped.to_string(), "max_connections_per_ip": 1}))
+        .section("limits", json!({"max_request_body_bytes": "1MiB"}));
+    let proxy = Proxy::start(&config).await;
+    proxy.wait_accepting(capped).await;
+    // The probe of `wait_accepting` may hold the address's one connection a moment.
+    let mut refused = None;
+    for _ in 0..40 {
+        match refused_after_part_of_its_body(capped).await {
+            Ok(tcp) => {
+                refused = Some(tcp);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    let mut tcp = refused.expect("no 413");
+    // Lingering, it is still the address's one connection (1 s on: not a race
+    // with the end of the request).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !answers(capped).await,
+        "a second connection while lingering"
+    );
+    // Its FIN came after the answer.
+    let mut byte = [0u8; 1];
+    assert_eq!(tcp.read(&mut byte).await.unwrap(), 0);
+    // The client sends no more: the linger ends after 5 s without a byte.
+    assert!(
+        eventually(Duration::from_secs(7), async || answers(capped).await).await,
+        "the address stayed capped after the linger"
+    );
+    assert_eq!(o.state.count("/echo"), 1, "only the last GET");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_post_over_tls_gets_its_413() {
     use crate::support::tls::{self, TestCa};
