@@ -77,14 +77,16 @@ pub(crate) fn mark_if_body_unread(session: &mut Session) {
     }
 }
 
-/// Send the FIN after what is buffered, then read and discard within the bounds.
+/// Send the FIN after what is buffered, then read and discard within the bounds
+/// (the shutdown too: over TLS it writes a close_notify a stalled client may not take).
 pub(crate) async fn close(mut stream: Stream) {
-    if let Err(e) = stream.shutdown().await {
-        log::debug!("lingering close: shutdown failed: {e}");
-        return;
-    }
-    let discarded = tokio::time::timeout(LINGER_TOTAL, discard(&mut stream)).await;
-    log::debug!("lingering close done: {discarded:?}");
+    let lingered = tokio::time::timeout(LINGER_TOTAL, async {
+        stream.shutdown().await?;
+        Ok::<_, std::io::Error>(discard(&mut stream).await)
+    });
+    // Awaited outside the macro, which skips its arguments when debug is off.
+    let lingered = lingered.await;
+    log::debug!("lingering close done: {lingered:?}");
 }
 
 /// Read until the client closes, stalls for `LINGER_READ` or `LINGER_BYTES` are in.
