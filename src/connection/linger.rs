@@ -1,12 +1,12 @@
 //! Lingering close, as nginx's: an HTTP/1 connection answered before its request
 //! body was read (a 413, 403, 429, an error page, an origin that answered early)
 //! is not closed at once. Closing a socket with unread bytes makes the kernel send
-//! an RST (RFC 9293 §3.6.1 leaves it to the implementation; Linux does), and an RST
-//! can destroy the answer before a client that writes its whole body first (as
-//! Python's http.client does) reads it. So the connection sends its FIN (TLS:
-//! close_notify, then FIN) once the answer is flushed, and then reads and discards
-//! what the client still sends, until it closes, or for at most [`LINGER_TOTAL`] in
-//! all, [`LINGER_READ`] between reads and [`LINGER_BYTES`].
+//! an RST (RFC 1122 §4.2.2.13), and an RST can destroy the answer before a client
+//! that writes its whole body first (as Python's http.client does) reads it. So,
+//! as RFC 9112 §9.6 asks, the connection sends its FIN (TLS: close_notify, then
+//! FIN) once the answer is flushed, and then reads and discards what the client
+//! still sends, until it closes, or for at most [`LINGER_TOTAL`] in all,
+//! [`LINGER_READ`] between reads and [`LINGER_BYTES`].
 //!
 //! Pingora 0.9.1 closes such a connection itself: after `request_filter` answers
 //! it shuts the stream down and drops it, after an error it drops it

@@ -23,10 +23,11 @@
 //!
 //! - `client_send_timeout` (default 60s, as nginx's `send_timeout`): a response
 //!   body write that makes no progress for this long closes the connection (and
-//!   its upstream connection; a cache fill it was feeding goes on). Pingora's
-//!   HTTP/1 write timeout does not cover the response head nor the flush at the
-//!   end of the body (pingora-core `protocols/http/v1/server.rs`,
-//!   `write_response_header`, `finish_body`).
+//!   its upstream connection; a cache fill it was feeding goes on), on hits too.
+//!   It is Pingora's downstream write timeout, which over HTTP/1 does not cover the
+//!   response head nor the end of a body (a chunked body's last chunk, the flush:
+//!   pingora-core `protocols/http/v1/server.rs`, `write_response_header`,
+//!   `finish_body`).
 //!
 //! - `client_keepalive_timeout` (default 60s): an idle keep-alive connection is
 //!   closed after it; `keepalive_requests` (default 1000, as nginx; 0 for no limit):
