@@ -84,6 +84,15 @@ async fn a_denied_post_written_first_gets_its_403() {
     assert_eq!(o.state.total(), 0, "the origin saw a denied request");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_written_first_gets_the_edges_502() {
+    // The error path (fail_to_proxy), after part of the body was read ahead.
+    let config = Config::single(&[dead_addr()]);
+    let proxy = Proxy::start(&config).await;
+    let (ok, failures) = answered(proxy.addr, "/echo", 502, 10).await;
+    assert_eq!(ok, 10, "answers lost: {failures:?}");
+}
+
 /// Whether a GET on a new connection to `addr` is answered (false: closed unanswered).
 async fn answers(addr: SocketAddr) -> bool {
     let Ok(mut conn) = Conn::open(addr).await else {
