@@ -17,8 +17,10 @@ pub fn status_for(e: &Error) -> u16 {
     use ErrorType::*;
     match (e.etype(), e.esource()) {
         (HTTPStatus(code), _) => *code,
-        (ReadError | WriteError | ConnectionClosed, ErrorSource::Downstream) => 0,
-        (ReadTimedout | WriteTimedout, ErrorSource::Downstream) => 408,
+        // A client that stopped reading (`limits.client_send_timeout`) can be told
+        // nothing more, as one that went away.
+        (ReadError | WriteError | WriteTimedout | ConnectionClosed, ErrorSource::Downstream) => 0,
+        (ReadTimedout, ErrorSource::Downstream) => 408,
         (_, ErrorSource::Downstream) => 400,
         (ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout, _) => 504,
         (_, ErrorSource::Upstream) => 502,
@@ -144,6 +146,8 @@ mod tests {
         assert_eq!(status_for(&up(ErrorType::ConnectTimedout)), 504);
         assert_eq!(status_for(&up(ErrorType::ReadTimedout)), 504);
         assert_eq!(status_for(&Error::new_down(ErrorType::ConnectionClosed)), 0);
+        assert_eq!(status_for(&Error::new_down(ErrorType::WriteTimedout)), 0);
+        assert_eq!(status_for(&Error::new_down(ErrorType::ReadTimedout)), 408);
         assert_eq!(
             status_for(&Error::new_down(ErrorType::InvalidHTTPHeader)),
             400

@@ -22,6 +22,7 @@
 //! reads under the deadline, stops at the first byte that is not the preface's (a
 //! short HTTP/1 request is not held waiting for 24 bytes), and replays what it read.
 
+use super::linger;
 use async_trait::async_trait;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::TlsRef;
@@ -32,6 +33,7 @@ use pingora::protocols::{
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -70,6 +72,10 @@ pub struct HeadDeadline {
     sleep: Option<Pin<Box<Sleep>>>,
     /// What a peek read, for the reads after it.
     peeked: Vec<u8>,
+    /// Set when the connection closes with a request body unread: dropping this
+    /// stream then leaves `inner` in `linger` for a lingering close (`linger`).
+    lingers: AtomicBool,
+    linger: linger::Slot,
 }
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4); its request line tells an
@@ -87,15 +93,16 @@ impl HeadDeadline {
             head_deadline: Instant::now() + timeout,
             sleep: None,
             peeked: Vec::new(),
+            lingers: AtomicBool::new(false),
+            linger: linger::Slot::default(),
         }
     }
 
     /// An HTTP/2 connection (by ALPN) whose preface must arrive within `timeout`.
     pub fn h2_preface(inner: Stream, timeout: Duration) -> Self {
-        HeadDeadline {
-            phase: Phase::Preface(H2_PREFACE_ALL.len()),
-            ..HeadDeadline::new(inner, timeout)
-        }
+        let mut stream = HeadDeadline::new(inner, timeout);
+        stream.phase = Phase::Preface(H2_PREFACE_ALL.len());
+        stream
     }
 
     fn timed_out(&self) -> io::Error {
@@ -104,6 +111,17 @@ impl HeadDeadline {
             _ => "the request head did not arrive within client_header_timeout",
         };
         io::Error::new(io::ErrorKind::TimedOut, message)
+    }
+
+    /// Where the connection is left when it must linger.
+    pub(crate) fn linger_slot(&self) -> linger::Slot {
+        self.linger.clone()
+    }
+
+    /// Linger on this connection when it is dropped (the answer is written and
+    /// the request body was not read).
+    pub(crate) fn linger_on_close(&self) {
+        self.lingers.store(true, Ordering::Relaxed);
     }
 
     /// Bytes were read: arm the deadline at a request's first byte, disarm it at
@@ -277,6 +295,16 @@ impl AsyncWrite for HeadDeadline {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+impl Drop for HeadDeadline {
+    fn drop(&mut self) {
+        if self.lingers.load(Ordering::Relaxed) {
+            // An empty cursor stands in for the connection handed over.
+            let closed: Stream = Box::new(io::Cursor::new(Vec::new()));
+            self.linger.put(std::mem::replace(&mut self.inner, closed));
+        }
     }
 }
 

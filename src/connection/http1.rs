@@ -19,7 +19,12 @@
 //! connection is served if it sends one before its keep-alive timeout or the end of
 //! the grace period. Either way the answer closes the connection (Pingora turns
 //! keep-alive off once shutdown has begun).
+//!
+//! A connection answered before its request body was read comes back to the loop
+//! once Pingora is done with it, for a lingering close (`linger`).
 
+use super::header_timeout::HeadDeadline;
+use super::linger;
 use bytes::{BufMut, BytesMut};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp};
 use pingora::protocols::http::ServerSession;
@@ -51,6 +56,9 @@ pub async fn serve<A>(
 ) where
     A: HttpServerApp + Send + Sync + 'static,
 {
+    // Where a connection answered before its request body was read is left to
+    // linger (`linger`): still this loop's, so it counts toward the caps.
+    let lingering = linger::head_deadline(&stream).map(HeadDeadline::linger_slot);
     let mut next = Next::First;
     loop {
         let first = match next {
@@ -79,6 +87,9 @@ pub async fn serve<A>(
         head.put_u8(first);
         session.set_pipelined_prefix(head);
         let Some(reused) = app.process_new_http(session, shutdown).await else {
+            if let Some(stream) = lingering.as_ref().and_then(linger::Slot::take) {
+                linger::close(stream).await;
+            }
             return;
         };
         let (kept, settings) = reused.consume();

@@ -9,12 +9,15 @@
 //! header_timeout  `limits.client_header_timeout`: a request head must arrive whole
 //!                 in time, from the accept or the request's first byte (slowloris);
 //!                 and an HTTP/2 preface
+//! linger          an answer sent before the request body was read is followed by a
+//!                 lingering close, so that an RST does not destroy it
 //! tls             TLS listeners' handshakes, within `limits.client_header_timeout`
 
 pub mod caps;
 pub mod handoff;
 pub mod header_timeout;
 pub mod http1;
+pub mod linger;
 pub(crate) mod tls;
 
 use async_trait::async_trait;

@@ -21,6 +21,14 @@
 //! - `client_header_timeout` (default 10s): a request head must arrive whole within
 //!   it, or the connection is closed (`connection::header_timeout`).
 //!
+//! - `client_send_timeout` (default 60s, as nginx's `send_timeout`): a response
+//!   body write that makes no progress for this long closes the connection (and
+//!   its upstream connection; a cache fill it was feeding goes on), on hits too.
+//!   It is Pingora's downstream write timeout, which over HTTP/1 does not cover the
+//!   response head nor the end of a body (a chunked body's last chunk, the flush:
+//!   pingora-core `protocols/http/v1/server.rs`, `write_response_header`,
+//!   `finish_body`).
+//!
 //! - `client_keepalive_timeout` (default 60s): an idle keep-alive connection is
 //!   closed after it; `keepalive_requests` (default 1000, as nginx; 0 for no limit):
 //!   the answer to the last request a connection may carry has `Connection: close`.
@@ -41,6 +49,7 @@ pub struct LimitsConfig {
     pub max_request_body_bytes: Size,
     pub client_header_timeout: Span,
     pub client_body_timeout: Span,
+    pub client_send_timeout: Span,
     pub request_buffer: Size,
     pub http2_max_concurrent_streams: u32,
     pub client_keepalive_timeout: Span,
@@ -54,6 +63,7 @@ impl Default for LimitsConfig {
             max_request_body_bytes: Size(100 << 20),
             client_header_timeout: Span(Duration::from_secs(10)),
             client_body_timeout: Span(Duration::from_secs(30)),
+            client_send_timeout: Span(Duration::from_secs(60)),
             request_buffer: Size(MAX_REQUEST_BUFFER),
             http2_max_concurrent_streams: 100,
             client_keepalive_timeout: Span(Duration::from_secs(60)),
@@ -68,6 +78,8 @@ pub struct RequestLimits {
     pub body_bytes: u64,
     pub header_timeout: Duration,
     pub body_timeout: Duration,
+    /// The longest a response write may make no progress.
+    pub send_timeout: Duration,
     pub buffer: RequestBuffer,
     pub http2_streams: u32,
     /// Whole seconds, as Pingora keeps it (at least 1).
@@ -98,11 +110,13 @@ impl RequestLimits {
         }
         let header_timeout = config.client_header_timeout.0;
         let body_timeout = config.client_body_timeout.0;
+        let send_timeout = config.client_send_timeout.0;
         require_nonzero(
             "limits",
             &[
                 ("client_header_timeout", header_timeout),
                 ("client_body_timeout", body_timeout),
+                ("client_send_timeout", send_timeout),
             ],
             errors,
         );
@@ -120,6 +134,7 @@ impl RequestLimits {
             body_bytes: config.max_request_body_bytes.0,
             header_timeout,
             body_timeout,
+            send_timeout,
             buffer: RequestBuffer {
                 limit: config.request_buffer.0.min(MAX_REQUEST_BUFFER) as usize,
             },
@@ -175,6 +190,7 @@ mod tests {
         assert!(problems.is_empty());
         assert_eq!((l.header_bytes, l.body_bytes), (64 << 10, 100 << 20));
         assert_eq!(l.body_timeout, Duration::from_secs(30));
+        assert_eq!(l.send_timeout, Duration::from_secs(60));
         assert_eq!(l.header_timeout, Duration::from_secs(10));
         assert_eq!(l.http2_streams, 100);
         assert_eq!((l.keepalive_timeout, l.keepalive_reuses), (60, Some(999)));
@@ -185,7 +201,7 @@ mod tests {
         assert_eq!(l.buffer.limit, 0, "0 turns buffering off");
         let (_, problems) = limits(
             "{max_request_header_bytes: 100, max_request_body_bytes: 0, client_body_timeout: 0s, \
-              request_buffer: 65537, client_header_timeout: 0s}",
+              request_buffer: 65537, client_header_timeout: 0s, client_send_timeout: 0s}",
         );
         assert_eq!(
             problems,
@@ -194,6 +210,7 @@ mod tests {
                 "limits.max_request_body_bytes",
                 "limits.client_header_timeout",
                 "limits.client_body_timeout",
+                "limits.client_send_timeout",
                 "limits.request_buffer"
             ]
         );

@@ -17,7 +17,8 @@
 //!                            response header rules, request ID, Cache-Status
 //! fail_to_connect / error_while_proxy -> the attempt failed; retry policy (`retry`)
 //! fail_to_proxy           -> status and error page
-//! logging                 -> metrics and the access log
+//! logging                 -> metrics and the access log; a connection that closes with
+//!                            its request body unread is marked for a lingering close
 
 mod answer;
 mod attempt;
@@ -99,6 +100,9 @@ impl ProxyHttp for Parapet {
         let rt = &self.rt;
         ctx.active = Some(rt.requests.begin());
         connection::keep_alive(session, rt.limits.keepalive_timeout, &rt.handoff);
+        // A response write (hits and refusals too) that makes no progress for this
+        // long ends the connection; Pingora sets no downstream write timeout.
+        session.set_write_timeout(Some(rt.limits.send_timeout));
         let req = session.req_header();
         ctx.request_id = request_id::accept_or_generate(req.headers.get(&rt.request_id_header));
         ctx.client = rt.client_ip.resolve(session);
@@ -386,7 +390,9 @@ impl ProxyHttp for Parapet {
         e
     }
 
-    /// An answer dropped to be retried is not worth a warning.
+    /// An answer dropped to be retried, and a client that stopped reading while
+    /// the cache fill it started goes on (`limits.client_send_timeout`), are not
+    /// worth a warning.
     fn suppress_proxy_warn_log(
         &self,
         _session: &Session,
@@ -394,7 +400,7 @@ impl ProxyHttp for Parapet {
         e: &Error,
         _context: ProxyWarnLogContext,
     ) -> bool {
-        e.etype() == &retry::RETRY_ANSWER
+        e.etype() == &retry::RETRY_ANSWER || error_page::status_for(e) == 0
     }
 
     async fn fail_to_proxy(
@@ -432,6 +438,7 @@ impl ProxyHttp for Parapet {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        connection::linger::mark_if_body_unread(session);
         report::finish(&self.rt, session, e, ctx);
     }
 }

@@ -10,6 +10,7 @@ mod config_check;
 mod connections;
 mod edge;
 mod failures;
+mod hardening_conn;
 mod hardening_ident;
 mod hardening_tls;
 mod headers;
