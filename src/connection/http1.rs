@@ -88,7 +88,9 @@ pub async fn serve<A>(
         session.set_pipelined_prefix(head);
         let Some(reused) = app.process_new_http(session, shutdown).await else {
             if let Some(stream) = lingering.as_ref().and_then(linger::Slot::take) {
-                linger::close(stream).await;
+                // Boxed: rare, and its timers would otherwise size every
+                // connection's future for its whole life.
+                Box::pin(linger::close(stream)).await;
             }
             return;
         };

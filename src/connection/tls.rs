@@ -59,10 +59,10 @@ impl TlsListeners {
             log::error!("a connection to a TLS listener is not a TCP stream");
             return None;
         };
-        // Boxed: the handshake's state would otherwise size the future of every
-        // connection, for its whole life (the idle-memory figures in bench/RESULTS.md).
-        let handshake = Box::pin(acceptor.tls_handshake(*tcp));
-        match tokio::time::timeout(timeout, handshake).await {
+        // Boxed with its timer: their state would otherwise size the future of every
+        // connection, TLS or not, for its whole life (idle memory, bench/RESULTS.md).
+        let handshake = Box::pin(tokio::time::timeout(timeout, acceptor.tls_handshake(*tcp)));
+        match handshake.await {
             Ok(Ok(tls)) => Some(Box::new(tls)),
             // Client-made failures: not errors of the proxy.
             Ok(Err(e)) => {
