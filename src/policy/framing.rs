@@ -65,28 +65,9 @@ mod tests {
             has_bad_host(&r)
         };
         let v11 = http::Version::HTTP_11;
-        for good in [
-            "example.com",
-            "example.com:8080",
-            "10.0.0.1",
-            "[::1]:80",
-            "[::1]",
-            "",
-            "a_b.test",
-            "example.com:",
-        ] {
-            assert!(!req(v11, &[good]), "{good}");
-        }
-        for bad in [
-            "exa mple.com",
-            "example.com:80x",
-            "[::1",
-            "[nope]",
-            "a/b",
-            "a@b",
-        ] {
-            assert!(req(v11, &[bad]), "{bad}");
-        }
+        // What a valid host is: `http_util::host`'s tests.
+        assert!(!req(v11, &["example.com:8080"]));
+        assert!(req(v11, &["exa mple.com"]));
         assert!(req(v11, &[]), "HTTP/1.1 needs a Host");
         assert!(!req(http::Version::HTTP_10, &[]), "HTTP/1.0 need not");
         assert!(req(v11, &["a.test", "b.test"]), "two Host lines");

@@ -5,7 +5,6 @@
 
 use crate::support::client::{raw, request};
 use crate::support::*;
-use bytes::Bytes;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -230,15 +229,7 @@ async fn http2_requests_are_normalised_the_same_way() {
         let mut client = client.clone().ready().await.unwrap();
         let req = http::Request::get(uri).body(()).unwrap();
         let (response, _) = client.send_request(req, true).unwrap();
-        let resp = response.await.unwrap();
-        let status = resp.status().as_u16();
-        let mut body = resp.into_body();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = body.data().await {
-            let chunk: Bytes = chunk.unwrap();
-            let _ = body.flow_control().release_capacity(chunk.len());
-            bytes.extend_from_slice(&chunk);
-        }
+        let (status, bytes) = crate::support::client::h2_answer(response.await.unwrap()).await;
         (status, String::from_utf8_lossy(&bytes).to_ascii_lowercase())
     };
     for uri in [

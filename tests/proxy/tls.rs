@@ -4,7 +4,6 @@
 
 use crate::support::tls::{self, TestCa};
 use crate::support::*;
-use bytes::Bytes;
 use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
@@ -112,15 +111,7 @@ where
         let req = http::Request::get(uri).body(()).unwrap();
         let (response, _) = client.send_request(req, true).unwrap();
         streams.push(tokio::spawn(async move {
-            let resp = response.await.unwrap();
-            let status = resp.status().as_u16();
-            let mut body = resp.into_body();
-            let mut bytes = Vec::new();
-            while let Some(chunk) = body.data().await {
-                let chunk: Bytes = chunk.unwrap();
-                let _ = body.flow_control().release_capacity(chunk.len());
-                bytes.extend_from_slice(&chunk);
-            }
+            let (status, bytes) = crate::support::client::h2_answer(response.await.unwrap()).await;
             (status, String::from_utf8_lossy(&bytes).into_owned())
         }));
     }

@@ -136,3 +136,17 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8], method: &str) -> std::io::Resul
     conn.send(bytes).await?;
     conn.response(method).await
 }
+
+/// An HTTP/2 answer's status and whole body, giving its flow-control window back as
+/// it is read.
+pub async fn h2_answer(resp: http::Response<h2::RecvStream>) -> (u16, Vec<u8>) {
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        bytes.extend_from_slice(&chunk);
+    }
+    (status, bytes)
+}
