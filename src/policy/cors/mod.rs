@@ -65,9 +65,9 @@ pub(crate) enum Verdict {
     /// Refuse this preflight with 403 and no CORS headers: a foreign origin, or a
     /// method or header that is not allowed.
     Refuse,
-    /// Forward the request; on its response call `Cors::apply`. `allowed` says whether
-    /// the response will carry our CORS headers (for logs; `apply` decides again).
-    Actual { allowed: bool },
+    /// Forward the request; on its response call `Cors::apply`, which decides
+    /// whether the answer carries our CORS fields.
+    Actual,
 }
 
 /// An allowed preflight, to be answered with `Cors::preflight_headers`.
@@ -94,23 +94,21 @@ impl Cors {
     /// The most fields `preflight_headers` yields: Allow-Origin, -Methods, -Headers,
     /// Max-Age, Allow-Credentials and Vary.
     pub(crate) const PREFLIGHT_FIELDS: usize = 6;
+
     /// What to do with a request: `None` when it has no `Origin` (CORS does not apply;
     /// forward it and still call `apply` on the response). A preflight is an `OPTIONS`
     /// with `Origin` and `Access-Control-Request-Method`; any other request with
     /// `Origin` is an actual request.
     pub(crate) fn classify(&self, req: &HeaderMap, method: &Method) -> Option<Verdict> {
         let origin = req.get(header::ORIGIN)?;
-        let allowed = self.allowed(origin);
         let requested = match *method == Method::OPTIONS {
             true => req.get(header::ACCESS_CONTROL_REQUEST_METHOD),
             false => None,
         };
         let Some(requested) = requested else {
-            return Some(Verdict::Actual {
-                allowed: allowed.is_some(),
-            });
+            return Some(Verdict::Actual);
         };
-        let Some(origin) = allowed else {
+        let Some(origin) = self.allowed(origin) else {
             return Some(Verdict::Refuse);
         };
         let method_ok = self

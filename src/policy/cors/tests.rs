@@ -147,11 +147,11 @@ fn requests_without_origin_and_plain_options_are_not_preflights() {
     assert_eq!(cors.classify(&req, &Method::OPTIONS), None);
     assert_eq!(cors.classify(&HeaderMap::new(), &Method::GET), None);
     let req = map(&[("origin", "https://app.example.com")]);
-    let allowed = Some(Verdict::Actual { allowed: true });
+    let allowed = Some(Verdict::Actual);
     assert_eq!(cors.classify(&req, &Method::OPTIONS), allowed);
     // A GET with Access-Control-Request-Method is an actual request.
     let req = preflight("https://evil.example", "PUT", "");
-    let foreign = Some(Verdict::Actual { allowed: false });
+    let foreign = Some(Verdict::Actual);
     assert_eq!(cors.classify(&req, &Method::GET), foreign);
 }
 
@@ -159,7 +159,7 @@ fn requests_without_origin_and_plain_options_are_not_preflights() {
 fn an_allowed_actual_request_gets_our_fields_and_vary_appended() {
     let cors = cors(APP);
     let req = map(&[("origin", "https://app.example.com")]);
-    let allowed = Some(Verdict::Actual { allowed: true });
+    let allowed = Some(Verdict::Actual);
     assert_eq!(cors.classify(&req, &Method::POST), allowed);
     let mut resp = map(&[
         ("vary", "Accept-Encoding"),
