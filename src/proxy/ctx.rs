@@ -35,7 +35,7 @@ pub struct RequestCtx {
     /// Boxed, and only on caching routes: what it holds would make every request's
     /// context, and the futures that carry it, larger.
     pub cache: Option<Box<CacheCtx>>,
-    /// Counts the request in `parapet_connections_active` while it lives.
+    /// Counts the request in `parapet_requests_active` while it lives.
     pub active: Option<ActiveRequest>,
 }
 

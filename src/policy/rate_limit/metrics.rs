@@ -1,5 +1,5 @@
 //! `parapet_ratelimited_total{route}`: requests refused with 429, per route with a
-//! rate limit (registered only when some route has one; README "Metrics").
+//! rate limit (registered only when some route has one; README "Observe it").
 
 use super::RateLimit;
 

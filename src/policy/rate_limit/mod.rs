@@ -1,6 +1,5 @@
-//! Per-route rate limiting (README "Rate limits"; a refusal is a 429): a GCRA (the token
-//! bucket as one timestamp per key) that lets a client send `burst` requests at
-//! once and then `requests_per_second` for as long as it likes. A client that stays
+//! Per-route rate limiting (README "Rate limits"): a GCRA (the token bucket as one
+//! timestamp per key) that lets a client send `burst` requests at once and then `requests_per_second` for as long as it likes. A client that stays
 //! under the rate is never refused; one over it gets 429 with `Retry-After`.
 //!
 //! The whole feature is this folder: the route's `rate_limit` section and its
