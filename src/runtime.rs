@@ -14,9 +14,8 @@ use crate::observe::metrics::{Metrics, RequestMetrics};
 use crate::policy::client_ip::ClientIpPolicy;
 use crate::policy::headers::ResponseHeaderRules;
 use crate::policy::limits::RequestLimits;
-use crate::policy::rate_limit::RateLimitMetrics;
-use crate::policy::retry::RetryFamilies;
-use crate::routing::{Route, RouteTable};
+use crate::routing::{Route, RoutePolicies, RouteTable};
+use crate::upstream::retry::RetryFamilies;
 use crate::upstream::{BackendFamilies, Upstream};
 use http::HeaderName;
 use pingora::services::background::background_service;
@@ -41,7 +40,6 @@ pub struct Runtime {
     pub limits: RequestLimits,
     pub metrics: Metrics,
     pub requests: RequestMetrics,
-    pub ratelimited: RateLimitMetrics,
     pub access_log: Option<AccessLog>,
     /// The cache, when some route caches.
     pub shield: Option<Shield>,
@@ -56,7 +54,7 @@ pub struct Built {
 
 impl Runtime {
     /// `grace` is how long in-flight requests may finish after shutdown starts.
-    pub fn build(settings: Settings, grace: Duration) -> pingora::Result<Built> {
+    pub fn build(mut settings: Settings, grace: Duration) -> pingora::Result<Built> {
         let registering = |e| Error::because(ErrorType::InternalError, "registering metrics", e);
         let metrics = Metrics::default();
         let requests = RequestMetrics::register(metrics.registry(), &route_labels(&settings))
@@ -69,13 +67,8 @@ impl Runtime {
         )
         .map_err(registering)?;
         let retry_families = RetryFamilies::register(metrics.registry()).map_err(registering)?;
-        let limited: Vec<_> = settings
-            .routes
-            .iter()
-            .map(|r| (r.label.as_str(), r.policies.rate_limit.is_some()))
-            .collect();
-        let ratelimited =
-            RateLimitMetrics::register(metrics.registry(), &limited).map_err(registering)?;
+        RoutePolicies::register_metrics(metrics.registry(), &mut settings.routes)
+            .map_err(registering)?;
         let shield = match settings.cache {
             Some(cache) => Some(Shield::build(cache, metrics.registry()).map_err(registering)?),
             None => None,
@@ -122,7 +115,6 @@ impl Runtime {
             limits: settings.limits,
             metrics,
             requests,
-            ratelimited,
             access_log,
             shield,
         };

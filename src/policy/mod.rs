@@ -9,5 +9,3 @@ pub mod headers;
 pub mod limits;
 pub mod rate_limit;
 pub mod request_buffer;
-pub mod retry;
-pub mod websocket;

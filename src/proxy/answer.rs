@@ -7,10 +7,10 @@
 use super::{Parapet, RequestCtx};
 use crate::cache::status::CACHE_STATUS;
 use crate::error_page;
-use crate::policy::cors::{Cors, Preflight, Verdict};
+use crate::policy::cors::{Cors, Preflight};
 use crate::policy::request_buffer::Buffered;
 use crate::policy::{framing, limits};
-use crate::routing::{self, Route};
+use crate::routing::{self, Admission, RoutePolicies};
 use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
@@ -120,43 +120,29 @@ impl Parapet {
             .map(|v| (CACHE_STATUS.clone(), v))
             .into_iter()
             .collect();
-        let route = ctx.route.and_then(|m| self.rt.route(m.route));
-        let limit = route.and_then(|r| r.policies.rate_limit.as_ref());
-        if let (Some(decision), Some(limit)) = (ctx.rate_limit, limit) {
-            extra.extend(decision.headers(limit));
+        if let Some(route) = ctx.route.and_then(|m| self.rt.route(m.route)) {
+            route.policies.on_refusal(&ctx.policies, &mut extra);
         }
         let id_header = &self.rt.request_id_header;
         error_page::send(session, status, &ctx.request_id, id_header, extra).await
     }
 
-    /// The route's policies that may answer first: the access list, the rate limit
-    /// and CORS preflights, in that order. `Some` when the request was answered.
+    /// The route's policies that may answer first (`RoutePolicies::on_request`):
+    /// `Some` when the request was answered.
     pub(super) async fn route_policies(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-        route: &Route,
+        policies: &RoutePolicies,
     ) -> Option<Result<bool>> {
-        if let Some((status, by)) = route.policies.refusal(&ctx.client) {
-            return Some(self.refuse(session, ctx, status, by).await);
-        }
+        let grouping = self.rt.client_ip.grouping;
         let req = session.req_header();
-        if let Some(limit) = &route.policies.rate_limit {
-            let client = self.rt.client_ip.grouping.group(ctx.client.ip);
-            let decision = limit.check(client, &req.headers);
-            ctx.rate_limit = Some(decision);
-            if !decision.allowed {
-                self.rt
-                    .ratelimited
-                    .refused(ctx.route.map_or(0, |m| m.route));
-                return Some(self.refuse(session, ctx, 429, "rate_limit").await);
+        match policies.on_request(&ctx.client, grouping, req, &mut ctx.policies) {
+            Admission::Pass => None,
+            Admission::Refuse(status, by) => Some(self.refuse(session, ctx, status, by).await),
+            Admission::Preflight(cors, p) => {
+                Some(Box::pin(self.preflight(session, ctx, cors, p)).await)
             }
-        }
-        let cors = route.policies.cors.as_ref()?;
-        match cors.classify(&req.headers, &req.method)? {
-            Verdict::Preflight(p) => Some(Box::pin(self.preflight(session, ctx, cors, p)).await),
-            Verdict::Refuse => Some(self.refuse(session, ctx, 403, "cors").await),
-            Verdict::Actual { .. } => None,
         }
     }
 

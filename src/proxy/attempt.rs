@@ -59,11 +59,6 @@ impl Attempts {
         self.started.get_or_insert_with(Instant::now);
     }
 
-    /// Whether an attempt is in progress.
-    pub fn in_progress(&self) -> bool {
-        self.current.is_some()
-    }
-
     /// The backend answered with a response head of `status`; a 5xx counts against
     /// its circuit.
     pub fn answered(&mut self, status: u16) {
@@ -192,7 +187,7 @@ mod tests {
         let (a, b) = (backend(), backend());
         let mut attempts = Attempts::default();
         attempts.begin(0, &a);
-        assert_eq!((a.in_flight(), attempts.in_progress()), (1, true));
+        assert_eq!((a.in_flight(), attempts.current.is_some()), (1, true));
         let refused = Error::new_up(ErrorType::ConnectRefused);
         attempts.end(Outcome::ConnectError, Some(&refused));
         attempts.end(Outcome::ConnectError, Some(&refused));
@@ -205,7 +200,7 @@ mod tests {
             (2, 0b11, Some(1))
         );
         attempts.answered(200);
-        assert!(attempts.elapsed.is_some() && !attempts.in_progress());
+        assert!(attempts.elapsed.is_some() && attempts.current.is_none());
         assert_eq!(attempts.status, Some(200));
         assert_eq!(b.in_flight(), 0);
 

@@ -7,8 +7,7 @@ use crate::cache::CacheCtx;
 use crate::observe::metrics::ActiveRequest;
 use crate::observe::trace::TraceContext;
 use crate::policy::client_ip::Client;
-use crate::policy::rate_limit::Decision;
-use crate::routing::RouteMatch;
+use crate::routing::{PolicyState, RouteMatch};
 use http::HeaderValue;
 use std::time::Instant;
 
@@ -26,8 +25,8 @@ pub struct RequestCtx {
     pub compressing: bool,
     /// The policy that refused the request, for the access log.
     pub refused_by: Option<&'static str>,
-    /// The route's rate limit's verdict, for the `RateLimit` fields of the answer.
-    pub rate_limit: Option<Decision>,
+    /// What the route's policies decided in the request phase, for the response.
+    pub policies: PolicyState,
     /// Request body bytes read so far, against `limits.max_request_body_bytes`.
     pub body_bytes: u64,
     /// Body read ahead that Pingora's retry buffer could not hold: sent upstream
@@ -36,7 +35,7 @@ pub struct RequestCtx {
     /// Boxed, and only on caching routes: what it holds would make every request's
     /// context, and the futures that carry it, larger.
     pub cache: Option<Box<CacheCtx>>,
-    /// Counts the request in `parapet_connections_active` while it lives.
+    /// Counts the request in `parapet_requests_active` while it lives.
     pub active: Option<ActiveRequest>,
 }
 
@@ -52,7 +51,7 @@ impl RequestCtx {
             attempts: Attempts::default(),
             body_bytes: 0,
             body_prefix: None,
-            rate_limit: None,
+            policies: PolicyState::default(),
             compressing: false,
             refused_by: None,
             cache: None,

@@ -127,7 +127,7 @@ impl ProxyHttp for Parapet {
         let Some(route) = ctx.route.and_then(|m| rt.route(m.route)) else {
             return self.refuse(session, ctx, 404, "routing").await;
         };
-        if let Some(answered) = self.route_policies(session, ctx, route).await {
+        if let Some(answered) = self.route_policies(session, ctx, &route.policies).await {
             return answered;
         }
         if let Some(policy) = &route.policies.compression {
@@ -348,7 +348,7 @@ impl ProxyHttp for Parapet {
             }
             let _ = h.try_insert(rt.request_id_header.clone(), ctx.request_id.clone());
             if let Some(policies) = policies {
-                policies.on_response(h, origin, ctx.rate_limit);
+                policies.on_response(h, origin, &ctx.policies);
             }
             if let Some(facts) = cache_status {
                 if let Some(cache) = ctx.cache.as_deref() {

@@ -1,9 +1,9 @@
 //! The request path's side of retries: what it knows of a failed attempt, handed
-//! to the upstream's `RetryPolicy` (`policy::retry`), and the decision written
+//! to the upstream's `RetryPolicy` (`upstream::retry`), and the decision written
 //! into the error the way Pingora reads it (`Error::retry`).
 
 use super::{Parapet, RequestCtx};
-use crate::policy::retry::{Attempt, RetryReason};
+use crate::upstream::retry::{Attempt, RetryReason};
 use crate::upstream::Outcome;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorSource, ErrorType, RetryType};

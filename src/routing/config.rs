@@ -24,11 +24,11 @@ pub struct RouteConfig {
     pub cache: RouteCacheConfig,
     pub cache_key: Option<CacheKeyConfig>,
     /// CIDR allow and deny lists on the client IP.
-    pub access: Option<AccessConfig>,
+    pub(crate) access: Option<AccessConfig>,
     /// Cross-origin requests answered at the edge.
-    pub cors: Option<CorsConfig>,
+    pub(crate) cors: Option<CorsConfig>,
     /// Requests per second and burst.
-    pub rate_limit: Option<RateLimitConfig>,
+    pub(crate) rate_limit: Option<RateLimitConfig>,
     /// Answers compressed at the edge.
     pub compression: Option<CompressionConfig>,
 }

@@ -1,15 +1,13 @@
-//! Host and path prefix to route, first match wins (SPEC §2 `routes`). Built once
+//! Host and path prefix to route, first match wins (README "Configuration walk-through", `routes`). Built once
 //! at load; matching allocates nothing. A route carries the policies that apply to
 //! its requests, so a hook asks the matched route rather than a global table.
 
 pub mod config;
+mod policies;
 
-use crate::cache::config::RouteCache;
-use crate::policy::access::AccessList;
-use crate::policy::client_ip::Client;
-use crate::policy::compression::Compression;
-use crate::policy::cors::Cors;
-use crate::policy::rate_limit::{Decision, RateLimit};
+pub(crate) use policies::Admission;
+pub use policies::{PolicyState, RoutePolicies};
+
 use pingora::http::RequestHeader;
 
 /// One route: where its requests go and what applies to them on the way.
@@ -22,24 +20,6 @@ pub struct Route {
     /// Index of the upstream in the runtime's list.
     pub upstream: usize,
     pub policies: RoutePolicies,
-}
-
-/// The per-route policies. Each edge feature adds its own `Option<...>` field here
-/// (cache, rate limit, CORS, access list, compression), `None` when the route does
-/// not use it, so that a hook reads `if let Some(p) = &route.policies.cors { ... }`
-/// and a route without the feature pays one branch.
-#[derive(Debug, Default)]
-pub struct RoutePolicies {
-    /// `cache: true`: the origin shield answers what it may.
-    pub cache: Option<RouteCache>,
-    /// `access`: which client addresses may use the route.
-    pub access: Option<AccessList>,
-    /// `cors`: preflights answered at the edge, CORS fields on responses.
-    pub cors: Option<Cors>,
-    /// `rate_limit`: requests per second and burst, per client (or route, or header).
-    pub rate_limit: Option<RateLimit>,
-    /// `compression`: answers compressed at the edge.
-    pub compression: Option<Compression>,
 }
 
 /// How a route matches the request's host (port ignored, ASCII case-insensitive).
@@ -88,35 +68,6 @@ impl HostMatch {
                     && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
             }
         }
-    }
-}
-
-impl RoutePolicies {
-    /// What the route adds to its responses: CORS fields for `origin`, and the rate
-    /// limit's fields when it decided on this request.
-    pub fn on_response(
-        &self,
-        headers: &mut http::HeaderMap,
-        origin: Option<&http::HeaderValue>,
-        rate_limit: Option<Decision>,
-    ) {
-        if let Some(cors) = &self.cors {
-            cors.apply(origin, headers);
-        }
-        if let (Some(decision), Some(limit)) = (rate_limit, &self.rate_limit) {
-            for (name, value) in decision.headers(limit) {
-                headers.insert(name, value);
-            }
-        }
-    }
-
-    /// The status a request of `client` is refused with before it goes anywhere,
-    /// and the policy that refused it.
-    pub fn refusal(&self, client: &Client) -> Option<(u16, &'static str)> {
-        if self.access.as_ref().is_some_and(|a| !a.permits(client.ip)) {
-            return Some((403, "access"));
-        }
-        None
     }
 }
 

@@ -9,8 +9,8 @@ use super::peer::{UpstreamTls, UpstreamTlsConfig};
 use super::HashKey;
 use crate::config::units::Span;
 use crate::config::{field, header_name, require_nonzero, ConfigErrors};
-use crate::policy::retry::config::{RetryBudgetConfig, RetryOnEntry};
-use crate::policy::retry::RetrySettings;
+use crate::upstream::retry::config::{RetryBudgetConfig, RetryOnEntry};
+use crate::upstream::retry::RetrySettings;
 use http::HeaderValue;
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -119,7 +119,7 @@ pub struct Timeouts {
     pub response_header: Duration,
     /// Pooled keep-alive connections to a backend.
     pub idle: Duration,
-    /// A WebSocket with no frame either way (`policy::websocket`).
+    /// A WebSocket with no frame either way (`upstream::websocket`).
     pub websocket_idle: Duration,
 }
 

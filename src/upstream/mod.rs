@@ -10,6 +10,8 @@
 //! least_connections our own selection: fewest requests in flight per weight
 //! health            active health checks and their configuration
 //! circuit           the circuit breaker of a backend
+//! retry             the retry policy, its budget and its metrics (`retry_on`)
+//! websocket         the idle timeout of an upgraded connection (`websocket_idle`)
 //! backend           each backend's live state and metric series
 //! peer              how a backend is connected to
 
@@ -20,14 +22,16 @@ pub mod config;
 pub mod health;
 mod least_connections;
 pub mod peer;
+pub(crate) mod retry;
+pub(crate) mod websocket;
 
 pub use backend::{BackendFamilies, BackendState, Outcome};
 pub use balancer::Algorithm;
 pub use circuit::CircuitState;
 pub use config::UpstreamSettings;
 
-use crate::policy::retry::{RetryFamilies, RetryPolicy};
-use crate::policy::websocket::WebSocketIdle;
+use crate::upstream::retry::{RetryFamilies, RetryPolicy};
+use crate::upstream::websocket::WebSocketIdle;
 use balancer::{Balancer, HealthService};
 use http::{HeaderName, HeaderValue};
 use least_connections::LeastConnections;

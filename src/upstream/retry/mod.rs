@@ -1,5 +1,5 @@
-//! Which failed attempts are tried again (SPEC §2 `retries`, `retry_on`,
-//! `retry_budget`; §4). A retry needs all of:
+//! Which failed attempts are tried again (`upstreams.NAME.retries`, `retry_on`,
+//! `retry_budget`; README "What Parapet answers itself"). A retry needs all of:
 //!
 //! - an idempotent method (GET, HEAD, OPTIONS, PUT, DELETE), nothing sent to the
 //!   client yet, and the request body still fully buffered for a replay;

@@ -1,7 +1,8 @@
-//! The retry budget of one upstream (SPEC §2 `retry_budget`): retries may be at
-//! most `ratio` of the requests seen over the last `window`, plus a reserve of
-//! `min_per_second` for each second of it, so that a quiet upstream can still
-//! retry and a sick one under load is not sent twice its traffic. As in
+//! The retry budget of one upstream (`upstreams.NAME.retry_budget`, README "What
+//! Parapet answers itself"): retries may be at most `ratio` of the requests seen
+//! over the last `window`, plus a reserve of `min_per_second` for each second of
+//! it, so that a quiet upstream can still retry and a sick one under load is not
+//! sent twice its traffic. As in
 //! linkerd2-proxy and Finagle, each request deposits and each retry withdraws.
 //!
 //! The window is ten slots of `window / 10` each, counted with atomics: a request
