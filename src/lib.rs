@@ -7,8 +7,7 @@ pub mod admin;
 pub mod alloc_count;
 /// The origin shield: storage, cache policy, keys, purge.
 pub mod cache;
-/// The YAML file: loading, the dispatcher to each feature's own validation, the
-/// validated settings.
+/// The toolkit each feature reads its section with: field-path errors, units, PEM.
 pub mod config;
 /// Client connections before and between requests: the head deadline.
 pub mod connection;
@@ -22,6 +21,8 @@ pub mod error_page;
 pub mod http_util;
 /// The proxy's listening sockets.
 pub mod listener;
+/// Reading the file, each section to its owner, the validated settings.
+pub mod load;
 /// Giving memory back to the system after a flood of connections.
 pub mod memory;
 /// Request IDs, trace context, the access log and metrics.

@@ -4,10 +4,10 @@
 
 use crate::admin::AdminSettings;
 use crate::cache::Shield;
-use crate::config::Settings;
 use crate::connection::caps::ConnectionGates;
 use crate::connection::handoff::{Handoff, HandoffWatch};
 use crate::listener::ListenerPolicies;
+use crate::load::Settings;
 use crate::memory::AllocatorPurge;
 use crate::observe::access_log::{self, AccessLog};
 use crate::observe::metrics::{Metrics, RequestMetrics};
