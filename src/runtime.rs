@@ -2,7 +2,7 @@
 //! shared by `Arc`. Building it yields the background services (health checks, the
 //! access log writer) that the server must run beside the proxy.
 
-use crate::admin::AdminSettings;
+use crate::admin::config::AdminSettings;
 use crate::cache::Shield;
 use crate::connection::caps::ConnectionGates;
 use crate::connection::handoff::{Handoff, HandoffWatch};

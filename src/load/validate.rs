@@ -4,7 +4,7 @@
 //! take a proxy listener's address. Runs once at load (and for `parapet -t`).
 
 use super::Settings;
-use crate::admin::{AdminConfig, AdminSettings};
+use crate::admin::config::{AdminConfig, AdminSettings};
 use crate::cache::config::CacheSettings;
 use crate::config::{section, section_or_default, ConfigErrors};
 use crate::listener::Listener;
