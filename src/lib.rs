@@ -1,14 +1,13 @@
 //! Parapet: an edge reverse proxy and origin shield on Pingora.
 
-/// The admin listener: health, readiness, status, metrics.
+/// The admin listener and its section: health, readiness, status, metrics, purge.
 pub mod admin;
 /// The counting allocator of the bench-only build.
 #[cfg(feature = "count-alloc")]
 pub mod alloc_count;
 /// The origin shield: storage, cache policy, keys, purge.
 pub mod cache;
-/// The YAML file: loading, the dispatcher to each feature's own validation, the
-/// validated settings.
+/// The bottom toolkit each feature reads its section with: field-path errors, units, PEM.
 pub mod config;
 /// Client connections before and between requests: the head deadline.
 pub mod connection;
@@ -17,16 +16,17 @@ pub mod connection;
 pub mod demo;
 /// Status codes and bodies of the responses Parapet itself produces.
 pub mod error_page;
-/// Heads as header maps, ASCII numbers and addresses, hand-written JSON, the
-/// request target and host in normal form.
+/// Heads as header maps, ASCII numbers, hand-written JSON, the request target and host.
 pub mod http_util;
 /// The proxy's listening sockets.
 pub mod listener;
+/// The top: reads the file, hands each section to its owner, the validated `Settings`.
+pub mod load;
 /// Giving memory back to the system after a flood of connections.
 pub mod memory;
 /// Request IDs, trace context, the access log and metrics.
 pub mod observe;
-/// Request policies: client identity, framing, headers, retries.
+/// Request policies: client IP, headers, limits, access, CORS, rate limits, retries, ...
 pub mod policy;
 /// The `ProxyHttp` implementation: the request's story.
 pub mod proxy;

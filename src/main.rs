@@ -33,7 +33,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let opt = Cli::parse().opt;
     let path = opt.conf.clone().unwrap_or_else(|| DEFAULT_CONF.to_string());
-    let settings = match parapet::config::load(&path) {
+    let settings = match parapet::load::load(&path) {
         Ok(settings) => settings,
         Err(errors) => {
             eprintln!("{errors}");

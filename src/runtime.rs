@@ -2,12 +2,12 @@
 //! shared by `Arc`. Building it yields the background services (health checks, the
 //! access log writer) that the server must run beside the proxy.
 
-use crate::admin::AdminSettings;
+use crate::admin::config::AdminSettings;
 use crate::cache::Shield;
-use crate::config::Settings;
 use crate::connection::caps::ConnectionGates;
 use crate::connection::handoff::{Handoff, HandoffWatch};
 use crate::listener::ListenerPolicies;
+use crate::load::Settings;
 use crate::memory::AllocatorPurge;
 use crate::observe::access_log::{self, AccessLog};
 use crate::observe::metrics::{Metrics, RequestMetrics};

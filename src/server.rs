@@ -2,10 +2,10 @@
 //! listener per `listeners` entry, and the background services.
 
 use crate::admin::Admin;
-use crate::config::Settings;
 use crate::connection::tls::TlsListeners;
 use crate::connection::ConnectionGate;
 use crate::listener::Listener;
+use crate::load::Settings;
 use crate::policy::limits::RequestLimits;
 use crate::proxy::Parapet;
 use crate::runtime::Runtime;

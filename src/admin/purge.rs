@@ -1,4 +1,4 @@
-//! Cache purges on the admin listener (SPEC §5):
+//! Cache purges on the admin listener (README, "Observe it"):
 //! - `PURGE /path?query` with the site's `Host`: drop what is stored for that URL;
 //! - `POST /cache/purge` with `{"host": "...", "path": "..."}`, the same;
 //! - `POST /cache/purge` with `{"tags": ["a", "b"]}`: every object stored with one

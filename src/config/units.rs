@@ -1,6 +1,11 @@
 //! Human-readable units in the configuration: durations (`250ms`, `2s`, `5m`, `1h`, `180d`),
 //! sizes (`512`, `64KiB`, `256MiB`, `1GiB`) and shares (`20%`). Parsed once at load;
 //! the request path only ever sees `std::time::Duration`, `u64` and `f64`.
+//!
+//! Sizes are binary: `KiB`, `MiB`, `GiB` are 2^10, 2^20, 2^30 bytes, and so are the
+//! bare `K`, `M`, `G` (as nginx reads `k` and `m`). `KB`, `MB` and `GB` are refused
+//! with a hint: SI makes them 10^3, 10^6, 10^9 but many tools (and earlier Parapet)
+//! read them as binary, so which one the operator meant cannot be told.
 
 use serde::{Deserialize, Deserializer};
 use std::time::Duration;
@@ -9,7 +14,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span(pub Duration);
 
-/// A configured size in bytes. Deserializes from an integer or a string with a binary unit.
+/// A configured size in bytes. Deserializes from an integer or a string with a binary
+/// unit (`64KiB`); `64KB` is refused as ambiguous.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size(pub u64);
 
@@ -64,9 +70,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .map_err(|_| format!("'{text}' is not a size like '64KiB' or '256MiB'"))?;
     let factor: u64 = match unit.trim() {
         "" | "B" => 1,
-        "KiB" | "K" | "KB" => 1 << 10,
-        "MiB" | "M" | "MB" => 1 << 20,
-        "GiB" | "G" | "GB" => 1 << 30,
+        "KiB" | "K" => 1 << 10,
+        "MiB" | "M" => 1 << 20,
+        "GiB" | "G" => 1 << 30,
+        ambiguous @ ("KB" | "MB" | "GB") => return Err(ambiguous_size(value, ambiguous)),
         other => {
             return Err(format!(
                 "'{text}': unknown unit '{other}' (use KiB, MiB or GiB)"
@@ -76,6 +83,20 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     value
         .checked_mul(factor)
         .ok_or_else(|| format!("'{text}' is too large"))
+}
+
+/// The hint for `64MB`: the binary spelling and the decimal count of bytes.
+fn ambiguous_size(value: u64, unit: &str) -> String {
+    let (binary, power, decimal) = match unit {
+        "KB" => ("KiB", 10, 1_000u64),
+        "MB" => ("MiB", 20, 1_000_000),
+        _ => ("GiB", 30, 1_000_000_000),
+    };
+    let bytes = value
+        .checked_mul(decimal)
+        .map(|n| format!(" or {n}"))
+        .unwrap_or_default();
+    format!("'{value}{unit}' is ambiguous: write {value}{binary} (2^{power} bytes){bytes}")
 }
 
 impl<'de> Deserialize<'de> for Span {
@@ -136,6 +157,51 @@ mod tests {
         assert_eq!(parse_size("256MiB"), Ok(256 << 20));
         assert_eq!(parse_size("1GiB"), Ok(1 << 30));
         assert!(parse_size("12 parsecs").is_err());
+    }
+
+    #[test]
+    fn bare_letters_are_binary() {
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("8M"), Ok(8 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("512B"), Ok(512));
+    }
+
+    #[test]
+    fn decimal_looking_units_are_refused_with_a_hint() {
+        assert_eq!(
+            parse_size("64MB"),
+            Err("'64MB' is ambiguous: write 64MiB (2^20 bytes) or 64000000".to_string())
+        );
+        assert_eq!(
+            parse_size("8KB"),
+            Err("'8KB' is ambiguous: write 8KiB (2^10 bytes) or 8000".to_string())
+        );
+        assert_eq!(
+            parse_size("1GB"),
+            Err("'1GB' is ambiguous: write 1GiB (2^30 bytes) or 1000000000".to_string())
+        );
+        let huge = parse_size("99999999999999GB").unwrap_err();
+        assert!(
+            huge.ends_with("write 99999999999999GiB (2^30 bytes)"),
+            "{huge}"
+        );
+    }
+
+    #[test]
+    fn a_size_refused_in_the_file_names_the_hint() {
+        let err = serde_yaml::from_str::<Size>("64MB")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("write 64MiB (2^20 bytes) or 64000000"),
+            "{err}"
+        );
+        assert_eq!(
+            serde_yaml::from_str::<Size>("64MiB").ok(),
+            Some(Size(64 << 20))
+        );
+        assert_eq!(serde_yaml::from_str::<Size>("4096").ok(), Some(Size(4096)));
     }
 
     #[test]

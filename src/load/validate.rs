@@ -3,9 +3,10 @@
 //! two sections is checked here: routes name upstreams, the admin listener must not
 //! take a proxy listener's address. Runs once at load (and for `parapet -t`).
 
-use super::{section, section_or_default, ConfigErrors, Settings};
-use crate::admin::{AdminConfig, AdminSettings};
+use super::Settings;
+use crate::admin::config::{AdminConfig, AdminSettings};
 use crate::cache::config::CacheSettings;
+use crate::config::{section, section_or_default, ConfigErrors};
 use crate::listener::Listener;
 use crate::observe::access_log::{AccessLogConfig, Target};
 use crate::observe::request_id;
@@ -22,7 +23,7 @@ use std::collections::BTreeMap;
 
 /// The top-level keys that belong to Parapet; every other key must be one of
 /// Pingora's own server keys.
-pub const SECTIONS: &[&str] = &[
+pub(super) const SECTIONS: &[&str] = &[
     "listeners",
     "client_ip",
     "request_id",

@@ -3,7 +3,7 @@
 //! point at upstreams by index. No serde type is left, and the request path never
 //! parses configuration.
 
-use crate::admin::AdminSettings;
+use crate::admin::config::AdminSettings;
 use crate::cache::config::CacheSettings;
 use crate::listener::Listener;
 use crate::observe::access_log::Target;
