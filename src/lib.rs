@@ -10,15 +10,15 @@ pub mod cache;
 /// The YAML file: loading, the dispatcher to each feature's own validation, the
 /// validated settings.
 pub mod config;
-/// Client connections before and between requests: the head deadline.
+/// Client connections before and between requests: the caps, the upgrade's hand-off.
 pub mod connection;
 /// A small origin server for the demo and the tests; not part of the proxy.
 #[cfg(feature = "demo")]
 pub mod demo;
 /// Status codes and bodies of the responses Parapet itself produces.
 pub mod error_page;
-/// Heads as header maps, ASCII numbers and addresses, hand-written JSON, the
-/// request target and host in normal form.
+/// ASCII numbers and addresses, hand-written JSON, token lists, the request
+/// target and host in normal form.
 pub mod http_util;
 /// The proxy's listening sockets.
 pub mod listener;
@@ -26,6 +26,8 @@ pub mod listener;
 pub mod memory;
 /// Request IDs, trace context, the access log and metrics.
 pub mod observe;
+/// Every workaround for Pingora 0.9.1, each with the Pingora source and issue.
+pub(crate) mod pingora_compat;
 /// Request policies: client identity, framing, headers, retries.
 pub mod policy;
 /// The `ProxyHttp` implementation: the request's story.

@@ -3,9 +3,9 @@
 
 use crate::admin::Admin;
 use crate::config::Settings;
-use crate::connection::tls::TlsListeners;
 use crate::connection::ConnectionGate;
 use crate::listener::Listener;
+use crate::pingora_compat::tls::TlsListeners;
 use crate::policy::limits::RequestLimits;
 use crate::proxy::Parapet;
 use crate::runtime::Runtime;
@@ -95,7 +95,7 @@ fn http2_options(limits: &RequestLimits) -> H2Options {
 }
 
 /// Add one listener to a proxy service, as plain TCP: the connection gate
-/// terminates TLS (`connection::tls`).
+/// terminates TLS (`pingora_compat::tls`).
 fn listen<A>(service: &mut Service<A>, listener: &Listener) {
     let buffer = L4BufferSettings {
         read: Some(listener.read_buffer),

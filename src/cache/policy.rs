@@ -201,7 +201,7 @@ fn stale_windows(cc: Option<&CacheControl>, settings: &CacheSettings) -> (u32, u
 /// `private="..."`/`no-cache="..."` name, the origin's `Age` (hits get their own).
 fn prepare_for_storage(stored: &mut ResponseHeader, cc: Option<&CacheControl>) {
     let status = stored.status;
-    crate::http_util::head_edit::edit_response(stored, |h| {
+    crate::pingora_compat::head_edit::edit_response(stored, |h| {
         strip_response_hop_by_hop(h, status);
         h.remove(header::AGE);
     });

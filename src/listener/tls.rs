@@ -2,7 +2,7 @@
 //! checked once at load (so `parapet -t` reports a missing, unreadable, non-PEM,
 //! mismatched or expired file by its field), and chosen per handshake by SNI.
 //!
-//! The handshake is Parapet's (`connection::tls`), with the rustls configuration
+//! The handshake is Parapet's (`pingora_compat::tls`), with the rustls configuration
 //! built here as Pingora's `TlsSettings::build` builds it (pingora-core
 //! listeners/tls/rustls/mod.rs): TLS 1.2 and 1.3 only, rustls's cipher suites (AEAD
 //! only: the TLS 1.3 suites and ECDHE with AES-GCM or ChaCha20-Poly1305, a subset of

@@ -23,7 +23,7 @@
 //! A connection answered before its request body was read comes back to the loop
 //! once Pingora is done with it, for a lingering close (`linger`).
 
-use super::header_timeout::HeadDeadline;
+use super::header_timeout::{HeadDeadline, Slot};
 use super::linger;
 use bytes::{BufMut, BytesMut};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp};
@@ -48,7 +48,7 @@ enum Next {
 
 /// Serve HTTP/1 requests on `stream` until it closes. `keepalive` bounds the wait
 /// for a request after the first.
-pub async fn serve<A>(
+pub(crate) async fn serve<A>(
     app: &Arc<A>,
     mut stream: Stream,
     keepalive: Duration,
@@ -58,7 +58,7 @@ pub async fn serve<A>(
 {
     // Where a connection answered before its request body was read is left to
     // linger (`linger`): still this loop's, so it counts toward the caps.
-    let lingering = linger::head_deadline(&stream).map(HeadDeadline::linger_slot);
+    let lingering = HeadDeadline::of(&stream).map(HeadDeadline::linger_slot);
     let mut next = Next::First;
     loop {
         let first = match next {
@@ -87,7 +87,7 @@ pub async fn serve<A>(
         head.put_u8(first);
         session.set_pipelined_prefix(head);
         let Some(reused) = app.process_new_http(session, shutdown).await else {
-            if let Some(stream) = lingering.as_ref().and_then(linger::Slot::take) {
+            if let Some(stream) = lingering.as_ref().and_then(Slot::take) {
                 linger::close(stream).await;
             }
             return;
