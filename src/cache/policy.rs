@@ -26,6 +26,7 @@
 //!   `proxy-revalidate`, `s-maxage` or `no-cache`.
 
 use super::config::{CacheSettings, SetCookie};
+use crate::http_util::tokens;
 use crate::policy::headers::strip_response_hop_by_hop;
 use http::header::{self, HeaderMap, HeaderName};
 use pingora::cache::cache_control::{CacheControl, InterpretCacheControl};
@@ -248,11 +249,10 @@ fn names_set_cookie(cc: &CacheControl) -> bool {
 }
 
 fn vary_star(headers: &HeaderMap) -> bool {
-    headers.get_all(header::VARY).iter().any(|v| {
-        v.as_bytes()
-            .split(|b| *b == b',')
-            .any(|name| name.trim_ascii() == b"*")
-    })
+    headers
+        .get_all(header::VARY)
+        .iter()
+        .any(|v| tokens(v.as_bytes()).any(|name| name == b"*"))
 }
 
 fn http_date(value: Option<&http::HeaderValue>) -> Option<SystemTime> {

@@ -1,13 +1,17 @@
 //! Small HTTP helpers shared by the request path, the access log and the admin
-//! listener: numbers and addresses as ASCII, hand-written JSON, and the request
-//! target and host in normal form. None of them knows about configuration or
-//! policy. (Heads edited as plain header maps: `pingora_compat::head_edit`.)
+//! listener: numbers and addresses as ASCII, hand-written JSON, the elements of a
+//! comma-separated list, and the request target and host in normal form. None of
+//! them knows about configuration or policy. (Heads edited as plain header maps:
+//! `pingora_compat::head_edit`.)
 
 pub mod ascii;
 pub(crate) mod host;
 pub mod json;
 pub(crate) mod path;
 pub(crate) mod target;
+mod tokens;
+
+pub(crate) use tokens::tokens;
 
 /// The `Content-Length` of a head, when it has one that is a number.
 pub fn content_length(headers: &http::HeaderMap) -> Option<u64> {
