@@ -32,9 +32,10 @@
 //!                 application sees the connection, with a fixed 60 s timeout, so
 //!                 a silent client holds a connection outside every cap; TLS
 //!                 listeners are plain TCP to Pingora and we run the handshake,
-//!                 counted and within `client_header_timeout`. Works around
-//!                 pingora-core `services/listening.rs` (`timeout(60 s,
-//!                 io.handshake())`). Upstream: #543 (the fixed timeout, "make it
+//!                 counted and within `client_header_timeout`, with a rustls
+//!                 configuration built as Pingora's. Works around pingora-core
+//!                 `services/listening.rs` (`timeout(60 s, io.handshake())`);
+//!                 mirrors `listeners/tls/rustls/mod.rs` (`TlsSettings::build`). Upstream: #543 (the fixed timeout, "make it
 //!                 configurable in the future"). Delete when the handshake timeout
 //!                 is configurable and runs after the application's admission.
 //! head_edit       Pingora's `insert_header` writes through a second map of each

@@ -7,11 +7,21 @@
 //! runs the handshake here within `client_header_timeout` (as nginx bounds its
 //! SSL handshake by `client_header_timeout`). The stream it makes is Pingora's own
 //! `TlsStream`, so what reads the TLS digest (the scheme, ALPN) is unchanged.
+//!
+//! The rustls configuration is built here as Pingora's `TlsSettings::build` builds
+//! it (pingora-core listeners/tls/rustls/mod.rs): TLS 1.2 and 1.3 only, rustls's
+//! cipher suites (AEAD only: the TLS 1.3 suites and ECDHE with AES-GCM or
+//! ChaCha20-Poly1305, a subset of Mozilla's "intermediate"), sessions resumed from
+//! rustls's in-memory cache. One difference: the server's cipher order wins
+//! (`ignore_client_order`, as nginx's `ssl_prefer_server_ciphers`), which Pingora's
+//! settings cannot ask for.
 
+use crate::listener::tls::Certificates;
 use crate::listener::{accepts_on, Listener};
 use pingora::listeners::tls::Acceptor;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::Stream;
+use pingora::tls::{version, ServerConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +38,7 @@ impl TlsListeners {
             .iter()
             .filter_map(|l| {
                 let tls = l.tls.as_ref()?;
-                let config =
-                    crate::listener::tls::server_config(tls.certificates.clone(), tls.http2);
+                let config = server_config(tls.certificates.clone(), tls.http2);
                 Some((l.address, Arc::new(Acceptor::from_server_config(config))))
             })
             .collect();
@@ -75,4 +84,22 @@ impl TlsListeners {
             }
         }
     }
+}
+
+/// The rustls configuration of a TLS listener: its certificates chosen by SNI,
+/// HTTP/2 offered by ALPN beside HTTP/1.1 when `http2`, the server's cipher order.
+fn server_config(certificates: Arc<Certificates>, http2: bool) -> Arc<ServerConfig> {
+    pingora::tls::install_default_crypto_provider();
+    let mut config =
+        ServerConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13])
+            .with_no_client_auth()
+            .with_cert_resolver(certificates);
+    if http2 {
+        // As Pingora's `ALPN::H2H1`: HTTP/2 preferred (RFC 7301 §3.2 names).
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    }
+    // rustls's order (pingora-rustls installs ring's): AES-256-GCM, AES-128-GCM,
+    // ChaCha20-Poly1305, ECDSA before RSA for TLS 1.2.
+    config.ignore_client_order = true;
+    Arc::new(config)
 }
