@@ -4,8 +4,8 @@
 use crate::admin::Admin;
 use crate::config::Settings;
 use crate::connection::ConnectionGate;
+use crate::listener::tls::TlsListeners;
 use crate::listener::Listener;
-use crate::pingora_compat::tls::TlsListeners;
 use crate::policy::limits::RequestLimits;
 use crate::proxy::Parapet;
 use crate::runtime::Runtime;

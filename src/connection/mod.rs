@@ -12,9 +12,9 @@
 pub mod caps;
 pub mod handoff;
 
+use crate::listener::tls::TlsListeners;
 use crate::pingora_compat::header_timeout::HeadDeadline;
 use crate::pingora_compat::http1;
-use crate::pingora_compat::tls::TlsListeners;
 use async_trait::async_trait;
 use caps::ConnectionGates;
 use handoff::Handoff;

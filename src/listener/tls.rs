@@ -4,17 +4,24 @@
 //! handshake by SNI.
 //!
 //! The handshake and its rustls configuration are Parapet's, not Pingora's
-//! (`pingora_compat::tls`); [`Certificates`] resolves each handshake's certificate.
+//! (`pingora_compat::tls`); [`Certificates`] resolves each handshake's certificate,
+//! and [`TlsListeners`] finds the acceptor of the listener a connection came in on.
 
+use super::{accepts_on, Listener};
 use crate::config::{field, pem, ConfigErrors};
+use crate::pingora_compat as compat;
+use pingora::listeners::tls::Acceptor;
+use pingora::protocols::Stream;
 use pingora::tls::sign::CertifiedKey;
 use pingora::tls::{ClientHello, CryptoProvider, ResolvesServerCert};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// `listeners[].tls` as written.
@@ -107,6 +114,46 @@ impl Certificates {
             }
         }
         Some(out)
+    }
+}
+
+/// The TLS acceptor of each TLS listener.
+#[derive(Default)]
+pub(crate) struct TlsListeners {
+    acceptors: Vec<(SocketAddr, Arc<Acceptor>)>,
+}
+
+impl TlsListeners {
+    pub(crate) fn new(listeners: &[Listener]) -> TlsListeners {
+        let acceptors = listeners
+            .iter()
+            .filter_map(|l| {
+                let tls = l.tls.as_ref()?;
+                let acceptor = compat::tls::acceptor(tls.certificates.clone(), tls.http2);
+                Some((l.address, Arc::new(acceptor)))
+            })
+            .collect();
+        TlsListeners { acceptors }
+    }
+
+    /// The acceptor of the listener `stream` came in on, if that one is TLS.
+    fn of(&self, stream: &Stream) -> Option<&Acceptor> {
+        if self.acceptors.is_empty() {
+            return None;
+        }
+        let digest = stream.get_socket_digest()?;
+        let local = *digest.local_addr()?.as_inet()?;
+        let (_, acceptor) = self.acceptors.iter().find(|(a, _)| accepts_on(*a, local))?;
+        Some(acceptor)
+    }
+
+    /// `stream` as it must be served: over TLS when its listener is a TLS one (None
+    /// when the handshake fails or does not end within `timeout`), else as it is.
+    pub(crate) async fn terminate(&self, stream: Stream, timeout: Duration) -> Option<Stream> {
+        match self.of(&stream) {
+            Some(acceptor) => compat::tls::handshake(acceptor, stream, timeout).await,
+            None => Some(stream),
+        }
     }
 }
 

@@ -2,8 +2,9 @@
 //! Pingora release we build on, so that an upgrade has one place to look. Each
 //! item says what Pingora does, what we do instead, the Pingora source it mirrors
 //! or works around, the upstream issue where there is one, and what would let us
-//! delete it. The connection gate (`connection::ConnectionGate`) and the proxy
-//! call in here; what is Parapet's own policy stays with its feature.
+//! delete it. The connection gate (`connection::ConnectionGate`), the listeners
+//! and the proxy call in here; what is Parapet's own policy stays with its feature.
+//! It imports nothing of Parapet's, only Pingora: the bottom of the house.
 //!
 //! http1           Pingora builds each request's session (the proxy's per-request
 //!                 future and a 4 KiB head buffer) before the request's first byte,

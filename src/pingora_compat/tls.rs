@@ -4,7 +4,7 @@
 //! application sees the connection, so a client that never sends its ClientHello
 //! held a connection for a minute outside every cap. TLS listeners are therefore
 //! plain TCP to Pingora; the connection gate counts each connection first, then
-//! runs the handshake here within `client_header_timeout` (as nginx bounds its
+//! runs the handshake here (through `listener::tls::TlsListeners`) within `client_header_timeout` (as nginx bounds its
 //! SSL handshake by `client_header_timeout`). The stream it makes is Pingora's own
 //! `TlsStream`, so what reads the TLS digest (the scheme, ALPN) is unchanged.
 //!
@@ -16,79 +16,52 @@
 //! (`ignore_client_order`, as nginx's `ssl_prefer_server_ciphers`), which Pingora's
 //! settings cannot ask for.
 
-use crate::listener::tls::Certificates;
-use crate::listener::{accepts_on, Listener};
 use pingora::listeners::tls::Acceptor;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::Stream;
-use pingora::tls::{version, ServerConfig};
-use std::net::SocketAddr;
+use pingora::tls::{version, ResolvesServerCert, ServerConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The TLS acceptor of each TLS listener.
-#[derive(Default)]
-pub(crate) struct TlsListeners {
-    acceptors: Vec<(SocketAddr, Arc<Acceptor>)>,
+/// The acceptor of a TLS listener whose certificate `certificates` picks per
+/// handshake; HTTP/2 offered by ALPN when `http2`.
+pub(crate) fn acceptor(certificates: Arc<dyn ResolvesServerCert>, http2: bool) -> Acceptor {
+    Acceptor::from_server_config(server_config(certificates, http2))
 }
 
-impl TlsListeners {
-    pub(crate) fn new(listeners: &[Listener]) -> TlsListeners {
-        let acceptors = listeners
-            .iter()
-            .filter_map(|l| {
-                let tls = l.tls.as_ref()?;
-                let config = server_config(tls.certificates.clone(), tls.http2);
-                Some((l.address, Arc::new(Acceptor::from_server_config(config))))
-            })
-            .collect();
-        TlsListeners { acceptors }
-    }
-
-    /// The acceptor of the listener `stream` came in on, if that one is TLS.
-    fn of(&self, stream: &Stream) -> Option<&Acceptor> {
-        if self.acceptors.is_empty() {
-            return None;
+/// `stream` over TLS; None when the handshake fails or does not end within
+/// `timeout`.
+pub(crate) async fn handshake(
+    acceptor: &Acceptor,
+    stream: Stream,
+    timeout: Duration,
+) -> Option<Stream> {
+    // Pingora's listener hands over its TCP stream boxed (pingora-core
+    // listeners/mod.rs, `UninitializedStream::handshake`).
+    let Ok(tcp) = stream.into_any().downcast::<L4Stream>() else {
+        log::error!("a connection to a TLS listener is not a TCP stream");
+        return None;
+    };
+    // Boxed: the handshake's state would otherwise size the future of every
+    // connection, for its whole life (the idle-memory figures in bench/RESULTS.md).
+    let handshake = Box::pin(acceptor.tls_handshake(*tcp));
+    match tokio::time::timeout(timeout, handshake).await {
+        Ok(Ok(tls)) => Some(Box::new(tls)),
+        // Client-made failures: not errors of the proxy.
+        Ok(Err(e)) => {
+            log::debug!("TLS handshake failed: {e}");
+            None
         }
-        let digest = stream.get_socket_digest()?;
-        let local = *digest.local_addr()?.as_inet()?;
-        let (_, acceptor) = self.acceptors.iter().find(|(a, _)| accepts_on(*a, local))?;
-        Some(acceptor)
-    }
-
-    /// `stream` as it must be served: over TLS when its listener is a TLS one (None
-    /// when the handshake fails or does not end within `timeout`), else as it is.
-    pub(crate) async fn terminate(&self, stream: Stream, timeout: Duration) -> Option<Stream> {
-        let Some(acceptor) = self.of(&stream) else {
-            return Some(stream);
-        };
-        // Pingora's listener hands over its TCP stream boxed (pingora-core
-        // listeners/mod.rs, `UninitializedStream::handshake`).
-        let Ok(tcp) = stream.into_any().downcast::<L4Stream>() else {
-            log::error!("a connection to a TLS listener is not a TCP stream");
-            return None;
-        };
-        // Boxed: the handshake's state would otherwise size the future of every
-        // connection, for its whole life (the idle-memory figures in bench/RESULTS.md).
-        let handshake = Box::pin(acceptor.tls_handshake(*tcp));
-        match tokio::time::timeout(timeout, handshake).await {
-            Ok(Ok(tls)) => Some(Box::new(tls)),
-            // Client-made failures: not errors of the proxy.
-            Ok(Err(e)) => {
-                log::debug!("TLS handshake failed: {e}");
-                None
-            }
-            Err(_) => {
-                log::debug!("TLS handshake not done within client_header_timeout");
-                None
-            }
+        Err(_) => {
+            log::debug!("TLS handshake not done within client_header_timeout");
+            None
         }
     }
 }
 
 /// The rustls configuration of a TLS listener: its certificates chosen by SNI,
 /// HTTP/2 offered by ALPN beside HTTP/1.1 when `http2`, the server's cipher order.
-fn server_config(certificates: Arc<Certificates>, http2: bool) -> Arc<ServerConfig> {
+fn server_config(certificates: Arc<dyn ResolvesServerCert>, http2: bool) -> Arc<ServerConfig> {
     pingora::tls::install_default_crypto_provider();
     let mut config =
         ServerConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13])
