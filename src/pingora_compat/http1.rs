@@ -5,12 +5,12 @@
 //! Pingora 0.9.1 starts each request's work before its first byte arrives: the
 //! proxy's per-request future (with the request context inside) and a 4 KiB head
 //! buffer sit allocated for the whole idle time of a keep-alive connection, which is
-//! most of its life at the edge (the idle-memory figures are in bench/RESULTS.md). Here the loop first reads one
-//! byte, and only then builds the session, handing the byte to Pingora as the start
-//! of the head (`set_pipelined_prefix`, the way Pingora itself carries pipelined
-//! bytes into the next request). Reading through the stream, not peeking at the
-//! socket, sees bytes already buffered above the socket (a TLS record, the
-//! listener's read buffer).
+//! most of its life at the edge (the idle-memory figures are in bench/RESULTS.md).
+//! Here the loop first reads one byte, and only then builds the session, handing the
+//! byte to Pingora as the start of the head (`set_pipelined_prefix`, the way Pingora
+//! itself carries pipelined bytes into the next request). Reading through the
+//! stream, not peeking at the socket, sees bytes already buffered above the socket
+//! (a TLS record, the listener's read buffer).
 //!
 //! The wait for a request is the loop's, so it, not Pingora, decides what a shutdown
 //! does to it: a connection that has not sent its first request is given its
