@@ -36,9 +36,10 @@
 //!                 counted and within `client_header_timeout`, with a rustls
 //!                 configuration built as Pingora's. Works around pingora-core
 //!                 `services/listening.rs` (`timeout(60 s, io.handshake())`);
-//!                 mirrors `listeners/tls/rustls/mod.rs` (`TlsSettings::build`). Upstream: #543 (the fixed timeout, "make it
-//!                 configurable in the future"). Delete when the handshake timeout
-//!                 is configurable and runs after the application's admission.
+//!                 mirrors `listeners/tls/rustls/mod.rs` (`TlsSettings::build`).
+//!                 Upstream: #543 (the fixed timeout, "make it configurable in the
+//!                 future"). Delete when the handshake timeout is configurable and
+//!                 runs after the application's admission.
 //! head_edit       Pingora's `insert_header` writes through a second map of each
 //!                 name's case, which cannot be reserved; we edit heads as plain
 //!                 `http` parts and drop the case map (names go out in lower

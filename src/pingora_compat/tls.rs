@@ -4,8 +4,9 @@
 //! application sees the connection, so a client that never sends its ClientHello
 //! held a connection for a minute outside every cap. TLS listeners are therefore
 //! plain TCP to Pingora; the connection gate counts each connection first, then
-//! runs the handshake here (through `listener::tls::TlsListeners`) within `client_header_timeout` (as nginx bounds its
-//! SSL handshake by `client_header_timeout`). The stream it makes is Pingora's own
+//! runs the handshake here (through `listener::tls::TlsListeners`) within
+//! `client_header_timeout` (as nginx bounds its SSL handshake by
+//! `client_header_timeout`). The stream it makes is Pingora's own
 //! `TlsStream`, so what reads the TLS digest (the scheme, ALPN) is unchanged.
 //!
 //! The rustls configuration is built here as Pingora's `TlsSettings::build` builds

@@ -9,10 +9,11 @@
 //! a `HeadDeadline`, which watches the bytes go by. A new connection's deadline
 //! runs from its accept, so one that never sends a byte is closed too; on a
 //! keep-alive connection reading the first byte of a request arms it; the empty
-//! line that ends the head disarms it; writing a final response (not a 1xx) makes the next bytes read a new request's. A read
-//! still waiting at the deadline fails with `TimedOut`, and Pingora closes the
-//! connection: the head is not complete, so no answer can be framed (nginx, too,
-//! closes without one). Between requests Pingora's keep-alive timeout applies.
+//! line that ends the head disarms it; writing a final response (not a 1xx) makes
+//! the next bytes read a new request's. A read still waiting at the deadline fails
+//! with `TimedOut`, and Pingora closes the connection: the head is not complete, so
+//! no answer can be framed (nginx, too, closes without one). Between requests the
+//! keep-alive loop's timeout applies (`http1`, `limits.client_keepalive_timeout`).
 //!
 //! HTTP/2 (ALPN or the h2c preface) and connections after a `101 Switching
 //! Protocols` are not HTTP/1 heads: the deadline is off for them, once the HTTP/2
@@ -72,7 +73,7 @@ enum Phase {
     /// nothing is closed too.
     Fresh,
     /// Between requests: waiting for the first byte of the next one (the
-    /// keep-alive timeout's, Pingora's).
+    /// keep-alive loop's timeout, `http1`).
     Idle,
     /// Reading a request head, which must end by the deadline.
     Head,
