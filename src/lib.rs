@@ -9,14 +9,15 @@ pub mod alloc_count;
 pub mod cache;
 /// The bottom toolkit each feature reads its section with: field-path errors, units, PEM.
 pub mod config;
-/// Client connections before and between requests: the head deadline.
+/// Client connections before and between requests: the caps, the upgrade's hand-off.
 pub mod connection;
 /// A small origin server for the demo and the tests; not part of the proxy.
 #[cfg(feature = "demo")]
 pub mod demo;
 /// Status codes and bodies of the responses Parapet itself produces.
 pub mod error_page;
-/// Heads as header maps, ASCII numbers, hand-written JSON, the request target and host.
+/// ASCII numbers and addresses, hand-written JSON, token lists, the request
+/// target and host in normal form.
 pub mod http_util;
 /// The proxy's listening sockets.
 pub mod listener;
@@ -26,7 +27,9 @@ pub mod load;
 pub mod memory;
 /// Request IDs, trace context, the access log and metrics.
 pub mod observe;
-/// Request policies: client IP, headers, limits, access, CORS, rate limits, retries, ...
+/// Every workaround for Pingora 0.9.1, each with the Pingora source and issue.
+pub(crate) mod pingora_compat;
+/// Request policies: client IP, headers, limits, access, CORS, rate limits, ...
 pub mod policy;
 /// The `ProxyHttp` implementation: the request's story.
 pub mod proxy;

@@ -2,8 +2,8 @@
 //! listener per `listeners` entry, and the background services.
 
 use crate::admin::Admin;
-use crate::connection::tls::TlsListeners;
 use crate::connection::ConnectionGate;
+use crate::listener::tls::TlsListeners;
 use crate::listener::Listener;
 use crate::load::Settings;
 use crate::policy::limits::RequestLimits;
@@ -95,7 +95,7 @@ fn http2_options(limits: &RequestLimits) -> H2Options {
 }
 
 /// Add one listener to a proxy service, as plain TCP: the connection gate
-/// terminates TLS (`connection::tls`).
+/// terminates TLS (`pingora_compat::tls`).
 fn listen<A>(service: &mut Service<A>, listener: &Listener) {
     let buffer = L4BufferSettings {
         read: Some(listener.read_buffer),

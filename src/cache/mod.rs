@@ -231,7 +231,7 @@ impl Shield {
             return self.decide(resp, ctx);
         };
         let mut merged = resp.clone();
-        crate::http_util::head_edit::edit_response(&mut merged, |h| {
+        crate::pingora_compat::head_edit::edit_response(&mut merged, |h| {
             for name in fields.keys() {
                 if name != http::header::CONTENT_LENGTH {
                     h.remove(name);

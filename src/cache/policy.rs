@@ -26,6 +26,7 @@
 //!   `proxy-revalidate`, `s-maxage` or `no-cache`.
 
 use super::config::{CacheSettings, SetCookie};
+use crate::http_util::tokens;
 use crate::policy::headers::strip_response_hop_by_hop;
 use http::header::{self, HeaderMap, HeaderName};
 use pingora::cache::cache_control::{CacheControl, InterpretCacheControl};
@@ -201,7 +202,7 @@ fn stale_windows(cc: Option<&CacheControl>, settings: &CacheSettings) -> (u32, u
 /// `private="..."`/`no-cache="..."` name, the origin's `Age` (hits get their own).
 fn prepare_for_storage(stored: &mut ResponseHeader, cc: Option<&CacheControl>) {
     let status = stored.status;
-    crate::http_util::head_edit::edit_response(stored, |h| {
+    crate::pingora_compat::head_edit::edit_response(stored, |h| {
         strip_response_hop_by_hop(h, status);
         h.remove(header::AGE);
     });
@@ -248,11 +249,10 @@ fn names_set_cookie(cc: &CacheControl) -> bool {
 }
 
 fn vary_star(headers: &HeaderMap) -> bool {
-    headers.get_all(header::VARY).iter().any(|v| {
-        v.as_bytes()
-            .split(|b| *b == b',')
-            .any(|name| name.trim_ascii() == b"*")
-    })
+    headers
+        .get_all(header::VARY)
+        .iter()
+        .any(|v| tokens(v.as_bytes()).any(|name| name == b"*"))
 }
 
 fn http_date(value: Option<&http::HeaderValue>) -> Option<SystemTime> {

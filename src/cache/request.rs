@@ -6,6 +6,7 @@
 //! rather than an origin fetch.
 
 use super::policy;
+use crate::http_util::tokens;
 use pingora::cache::cache_control::{CacheControl, DirectiveKey};
 use pingora::cache::CacheMeta;
 use pingora::http::RequestHeader;
@@ -42,11 +43,11 @@ impl RequestDirectives {
     pub fn of(req: &RequestHeader) -> RequestDirectives {
         let authorization = req.headers.contains_key(http::header::AUTHORIZATION);
         let Some(cc) = CacheControl::from_headers_named("cache-control", &req.headers) else {
-            let pragma = req.headers.get_all(http::header::PRAGMA).iter().any(|v| {
-                v.as_bytes()
-                    .split(|b| *b == b',')
-                    .any(|d| d.trim_ascii().eq_ignore_ascii_case(b"no-cache"))
-            });
+            let pragma = req
+                .headers
+                .get_all(http::header::PRAGMA)
+                .iter()
+                .any(|v| tokens(v.as_bytes()).any(|d| d.eq_ignore_ascii_case(b"no-cache")));
             return RequestDirectives {
                 no_cache: pragma,
                 authorization,

@@ -3,6 +3,7 @@
 //! variants apart once `cache_vary_filter` returns their hash, and ignores `Vary`
 //! otherwise. `Vary: *` never reaches here: such responses are not stored.
 
+use crate::http_util::tokens;
 use pingora::cache::key::HashBinary;
 use pingora::cache::{CacheMeta, VarianceBuilder};
 use pingora::http::RequestHeader;
@@ -18,9 +19,8 @@ pub fn variance(meta: &CacheMeta, req: &RequestHeader) -> Option<HashBinary> {
         .headers()
         .get_all(http::header::VARY)
         .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .map(|name| String::from_utf8_lossy(name.trim_ascii()).to_ascii_lowercase())
-        .filter(|name| !name.is_empty())
+        .flat_map(|v| tokens(v.as_bytes()))
+        .map(|name| String::from_utf8_lossy(name).to_ascii_lowercase())
         .collect();
     names.sort();
     names.dedup();

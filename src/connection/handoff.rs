@@ -4,7 +4,7 @@
 //! instance says `Connection: close`: keep-alive clients leave at a response
 //! boundary and reconnect, to the new instance, rather than stay on an instance
 //! that is about to exit. (Connections still waiting for a request when the
-//! shutdown begins are the keep-alive loop's to serve: `connection::http1`.)
+//! shutdown begins are the keep-alive loop's to serve: `pingora_compat::http1`.)
 
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;

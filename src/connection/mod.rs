@@ -4,33 +4,26 @@
 //!
 //! caps            listeners' connection caps, and the count of open connections
 //! handoff         from a graceful upgrade's SIGQUIT on, answers close their connection
-//! http1           the HTTP/1 keep-alive loop: between requests a connection holds
-//!                 only its stream
-//! header_timeout  `limits.client_header_timeout`: a request head must arrive whole
-//!                 in time, from the accept or the request's first byte (slowloris);
-//!                 and an HTTP/2 preface
-//! linger          an answer sent before the request body was read is followed by a
-//!                 lingering close, so that an RST does not destroy it
-//! tls             TLS listeners' handshakes, within `limits.client_header_timeout`
+//!
+//! What the gate then does in Pingora's place lives in `pingora_compat`: the TLS
+//! handshake (`tls`), the request-head deadline (`header_timeout`), the HTTP/1
+//! keep-alive loop (`http1`) and the lingering close (`linger`).
 
 pub mod caps;
 pub mod handoff;
-pub mod header_timeout;
-pub mod http1;
-pub mod linger;
-pub(crate) mod tls;
 
+use crate::listener::tls::TlsListeners;
+use crate::pingora_compat::header_timeout::HeadDeadline;
+use crate::pingora_compat::http1;
 use async_trait::async_trait;
 use caps::ConnectionGates;
 use handoff::Handoff;
-use header_timeout::HeadDeadline;
 use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::protocols::{Stream, ALPN};
 use pingora::proxy::Session;
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
 use std::time::Duration;
-use tls::TlsListeners;
 
 /// Whether the connection stays open after this request's answer, and how long
 /// it may then sit idle: `limits.client_keepalive_timeout` (unless keep-alive is
@@ -112,6 +105,6 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for ConnectionGate<A> {
 
     /// Not the proxy's: at shutdown it aborts every wait for a request head, and
     /// the HTTP/1 waits are the keep-alive loop's, which gives them their time
-    /// (`http1`). HTTP/2 connections end through the shutdown watch.
+    /// (`pingora_compat::http1`). HTTP/2 connections end through the shutdown watch.
     async fn cleanup(&self) {}
 }

@@ -1,14 +1,17 @@
 //! Small HTTP helpers shared by the request path, the access log and the admin
-//! listener: heads edited as plain header maps, numbers and addresses as ASCII,
-//! hand-written JSON, and the request target and host in normal form. None of them
-//! knows about configuration or policy.
+//! listener: numbers and addresses as ASCII, hand-written JSON, the elements of a
+//! comma-separated list, and the request target and host in normal form. None of
+//! them knows about configuration or policy. (Heads edited as plain header maps:
+//! `pingora_compat::head_edit`.)
 
 pub mod ascii;
-pub mod head_edit;
 pub(crate) mod host;
 pub mod json;
 pub(crate) mod path;
 pub(crate) mod target;
+mod tokens;
+
+pub(crate) use tokens::tokens;
 
 /// The `Content-Length` of a head, when it has one that is a number.
 pub fn content_length(headers: &http::HeaderMap) -> Option<u64> {

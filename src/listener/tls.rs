@@ -1,24 +1,27 @@
-//! TLS on a listener (SPEC §2 `listeners[].tls`): its certificates, read and
-//! checked once at load (so `parapet -t` reports a missing, unreadable, non-PEM,
-//! mismatched or expired file by its field), and chosen per handshake by SNI.
+//! TLS on a listener (`listeners[].tls`, README "TLS and HTTP/2 at the edge"): its
+//! certificates, read and checked once at load (so `parapet -t` reports a missing,
+//! unreadable, non-PEM, mismatched or expired file by its field), and chosen per
+//! handshake by SNI.
 //!
-//! The handshake is Parapet's (`connection::tls`), with the rustls configuration
-//! built here as Pingora's `TlsSettings::build` builds it (pingora-core
-//! listeners/tls/rustls/mod.rs): TLS 1.2 and 1.3 only, rustls's cipher suites (AEAD
-//! only: the TLS 1.3 suites and ECDHE with AES-GCM or ChaCha20-Poly1305, a subset of
-//! Mozilla's "intermediate"), sessions resumed from rustls's in-memory cache. One
-//! difference: the server's cipher order wins (`ignore_client_order`, as nginx's
-//! `ssl_prefer_server_ciphers`), which Pingora's settings cannot ask for.
+//! The handshake and its rustls configuration are Parapet's, not Pingora's
+//! (`pingora_compat::tls`); [`Certificates`] resolves each handshake's certificate,
+//! and [`TlsListeners`] finds the acceptor of the listener a connection came in on.
 
+use super::{accepts_on, Listener};
 use crate::config::{field, pem, ConfigErrors};
+use crate::pingora_compat as compat;
+use pingora::listeners::tls::Acceptor;
+use pingora::protocols::Stream;
 use pingora::tls::sign::CertifiedKey;
-use pingora::tls::{version, ClientHello, CryptoProvider, ResolvesServerCert, ServerConfig};
+use pingora::tls::{ClientHello, CryptoProvider, ResolvesServerCert};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// `listeners[].tls` as written.
@@ -114,22 +117,44 @@ impl Certificates {
     }
 }
 
-/// The rustls configuration of a TLS listener: its certificates chosen by SNI,
-/// HTTP/2 offered by ALPN beside HTTP/1.1 when `http2`, the server's cipher order.
-pub(crate) fn server_config(certificates: Arc<Certificates>, http2: bool) -> Arc<ServerConfig> {
-    pingora::tls::install_default_crypto_provider();
-    let mut config =
-        ServerConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13])
-            .with_no_client_auth()
-            .with_cert_resolver(certificates);
-    if http2 {
-        // As Pingora's `ALPN::H2H1`: HTTP/2 preferred (RFC 7301 §3.2 names).
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+/// The TLS acceptor of each TLS listener.
+#[derive(Default)]
+pub(crate) struct TlsListeners {
+    acceptors: Vec<(SocketAddr, Arc<Acceptor>)>,
+}
+
+impl TlsListeners {
+    pub(crate) fn new(listeners: &[Listener]) -> TlsListeners {
+        let acceptors = listeners
+            .iter()
+            .filter_map(|l| {
+                let tls = l.tls.as_ref()?;
+                let acceptor = compat::tls::acceptor(tls.certificates.clone(), tls.http2);
+                Some((l.address, Arc::new(acceptor)))
+            })
+            .collect();
+        TlsListeners { acceptors }
     }
-    // rustls's order (pingora-rustls installs ring's): AES-256-GCM, AES-128-GCM,
-    // ChaCha20-Poly1305, ECDSA before RSA for TLS 1.2.
-    config.ignore_client_order = true;
-    Arc::new(config)
+
+    /// The acceptor of the listener `stream` came in on, if that one is TLS.
+    fn of(&self, stream: &Stream) -> Option<&Acceptor> {
+        if self.acceptors.is_empty() {
+            return None;
+        }
+        let digest = stream.get_socket_digest()?;
+        let local = *digest.local_addr()?.as_inet()?;
+        let (_, acceptor) = self.acceptors.iter().find(|(a, _)| accepts_on(*a, local))?;
+        Some(acceptor)
+    }
+
+    /// `stream` as it must be served: over TLS when its listener is a TLS one (None
+    /// when the handshake fails or does not end within `timeout`), else as it is.
+    pub(crate) async fn terminate(&self, stream: Stream, timeout: Duration) -> Option<Stream> {
+        match self.of(&stream) {
+            Some(acceptor) => compat::tls::handshake(acceptor, stream, timeout).await,
+            None => Some(stream),
+        }
+    }
 }
 
 /// A certificate with its key, and the names it serves.

@@ -7,6 +7,7 @@
 //! rate-limit keys) groups IPv6 clients by `ipv6_prefix` (`ClientGrouping`).
 
 use crate::config::{header_name, ConfigErrors};
+use crate::http_util::tokens;
 use crate::listener::Scheme;
 use crate::policy::headers::X_FORWARDED_FOR;
 use http::HeaderName;
@@ -68,9 +69,9 @@ impl ClientGrouping {
         }
     }
 
-    /// The address `ip` is counted under.
+    /// The address `ip` is counted under (an IPv4-mapped IPv6 one: its IPv4 address).
     pub(crate) fn group(self, ip: IpAddr) -> IpAddr {
-        match canonical(ip) {
+        match ip.to_canonical() {
             IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & self.ipv6_mask)),
             v4 => v4,
         }
@@ -188,8 +189,9 @@ impl Cidr {
         Ok(Cidr { addr, prefix })
     }
 
+    /// An IPv4-mapped IPv6 peer (`::ffff:10.0.0.1`) is taken as the IPv4 address.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, canonical(ip)) {
+        match (self.addr, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(
                 u32::from(net) as u128,
                 u32::from(ip) as u128,
@@ -207,14 +209,6 @@ impl Cidr {
 fn prefix_eq(a: u128, b: u128, prefix: u8, bits: u32) -> bool {
     let shift = bits - prefix as u32;
     shift >= bits || (a >> shift) == (b >> shift)
-}
-
-/// IPv4-mapped IPv6 peers (`::ffff:10.0.0.1`) are treated as the IPv4 address.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
 }
 
 pub fn is_trusted(trusted: &[Cidr], peer: IpAddr) -> bool {
@@ -239,11 +233,9 @@ pub fn client_ip<'a>(
         return ip;
     }
     let mut client = peer;
-    let hops = forwarded_for
-        .rev()
-        .flat_map(|line| line.rsplit(|b| *b == b','));
     // RFC 9110 §5.6.1: empty list elements do not count.
-    for hop in hops.filter(|hop| !hop.trim_ascii().is_empty()) {
+    let hops = forwarded_for.rev().flat_map(|line| tokens(line).rev());
+    for hop in hops {
         match parse_ip(hop) {
             Some(ip) => {
                 client = ip;

@@ -19,7 +19,7 @@
 
 use crate::config::units::Size;
 use crate::config::{field, ConfigErrors};
-use crate::http_util::content_length;
+use crate::http_util::{content_length, tokens};
 use http::header::CONTENT_TYPE;
 use http::HeaderValue;
 use pingora::http::ResponseHeader;
@@ -125,7 +125,9 @@ impl Compression {
         let items = accept_encoding
             .into_iter()
             .filter_map(|line| line.to_str().ok())
-            .flat_map(|line| line.split(','));
+            .flat_map(|line| tokens(line.as_bytes()))
+            // Parts of a `str` cut at ASCII bytes: still UTF-8.
+            .filter_map(|item| std::str::from_utf8(item).ok());
         let mut best: Option<(f32, usize)> = None;
         for item in items {
             let mut parts = item.split(';');

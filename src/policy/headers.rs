@@ -9,6 +9,7 @@
 
 use crate::config::{header_name, ConfigErrors};
 use crate::http_util::ascii::put_ip;
+use crate::http_util::tokens;
 use crate::policy::client_ip::Client;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -140,16 +141,14 @@ pub fn strip_response_hop_by_hop(headers: &mut HeaderMap, status: http::StatusCo
 /// §7.6.1). The names are gathered first: removing needs the map that holds them.
 fn remove_connection_options(headers: &mut HeaderMap) {
     let mut named: Vec<HeaderName> = Vec::new();
-    let tokens = headers
+    let options = headers
         .get_all(header::CONNECTION)
         .iter()
-        .flat_map(|line| line.as_bytes().split(|b| *b == b','));
-    for token in tokens {
-        let token = token.trim_ascii();
+        .flat_map(|line| tokens(line.as_bytes()));
+    for token in options {
         // The usual values name no other header (`upgrade` names one that is
         // hop-by-hop anyway, or a 101's, which stays): skip parsing them.
-        if token.is_empty()
-            || token.eq_ignore_ascii_case(b"keep-alive")
+        if token.eq_ignore_ascii_case(b"keep-alive")
             || token.eq_ignore_ascii_case(b"close")
             || token.eq_ignore_ascii_case(b"upgrade")
         {

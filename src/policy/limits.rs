@@ -19,7 +19,7 @@
 //!   before the upstream request starts (`policy::request_buffer`).
 //!
 //! - `client_header_timeout` (default 10s): a request head must arrive whole within
-//!   it, or the connection is closed (`connection::header_timeout`).
+//!   it, or the connection is closed (`pingora_compat::header_timeout`).
 //!
 //! - `client_send_timeout` (default 60s, as nginx's `send_timeout`): a response
 //!   body write that makes no progress for this long closes the connection (and

@@ -1,11 +1,13 @@
 //! The request path's side of response compression (`policy::compression`): the
 //! route's policy picks the coding and says which answers qualify; Pingora's
-//! compression module, added only when some route compresses, does the work.
+//! compression module, added only when some route compresses, does the work, told
+//! the coding through `pingora_compat::compression`.
 
 use super::{Parapet, RequestCtx};
+use crate::pingora_compat as compat;
 use crate::policy::compression::{self, Compression};
 use http::header::ACCEPT_ENCODING;
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::ResponseHeader;
 use pingora::modules::http::compression::ResponseCompression;
 use pingora::proxy::Session;
 
@@ -29,15 +31,7 @@ impl Parapet {
         else {
             return;
         };
-        let Ok(mut chosen) = RequestHeader::build("GET", b"/", Some(1)) else {
-            return;
-        };
-        if chosen
-            .insert_header(ACCEPT_ENCODING, algorithm.as_str())
-            .is_ok()
-        {
-            module.adjust_algorithm_level(algorithm, compression::level(algorithm));
-            module.request_filter(&chosen);
+        if compat::compression::choose(module, algorithm, compression::level(algorithm)) {
             ctx.compressing = true;
         }
     }

@@ -34,8 +34,9 @@ use crate::cache::status::{Facts, CACHE_STATUS};
 use crate::cache::Shield;
 use crate::connection;
 use crate::error_page;
-use crate::http_util::{head_edit, target};
+use crate::http_util::target;
 use crate::observe::{request_id, trace};
+use crate::pingora_compat::head_edit;
 use crate::policy::headers;
 use crate::runtime::Runtime;
 use crate::upstream::Upstream;
@@ -438,7 +439,7 @@ impl ProxyHttp for Parapet {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        connection::linger::mark_if_body_unread(session);
+        crate::pingora_compat::linger::mark_if_body_unread(session);
         report::finish(&self.rt, session, e, ctx);
     }
 }

@@ -1,21 +1,22 @@
 //! Editing Pingora's request and response heads as plain `http` header maps.
 //!
-//! Pingora keeps a second map beside a head's header map, with each name's
-//! original case, and its `insert_header` goes through both maps, copying the name
-//! and growing each map on its own; neither can be reserved. For the eight or so
-//! fields Parapet adds to every request and response that was about a tenth of the
-//! instructions of a whole proxied request. So a head is taken apart into its `http`
-//! parts, edited (a request with room reserved up front), and put back together
-//! without the case map. Header names then go out in lower case (the usual ones, such as `Host`,
-//! `Content-Type` and `Content-Length`, in title case), as Envoy and HAProxy send
-//! them; HTTP field names are case-insensitive (RFC 9110 §5.1). The request-target
-//! and the response's reason phrase are kept byte for byte.
+//! Pingora 0.9.1 keeps a second map beside a head's header map, with each name's
+//! original case (pingora-http `lib.rs`, `header_name_map`), and its
+//! `insert_header` goes through both maps, copying the name and growing each map
+//! on its own; neither can be reserved. For the eight or so fields Parapet adds to
+//! every request and response that is a large share of a proxied request's
+//! instructions (bench/RESULTS.md). So a head is taken apart into its `http` parts,
+//! edited (a request with room reserved up front), and put back together without
+//! the case map. Header names then go out in lower case (the usual ones, such as
+//! `Host`, `Content-Type` and `Content-Length`, in title case), as Envoy and
+//! HAProxy send them; HTTP field names are case-insensitive (RFC 9110 §5.1). The
+//! request-target and the response's reason phrase are kept byte for byte.
 
 use http::HeaderMap;
 use pingora::http::{RequestHeader, ResponseHeader};
 
 /// Edit an upstream request's header map, with room for `adding` more fields.
-pub fn edit_request(
+pub(crate) fn edit_request(
     req: &mut RequestHeader,
     adding: usize,
     edit: impl FnOnce(&mut HeaderMap),
@@ -41,7 +42,7 @@ pub fn edit_request(
 /// Edit a response's header map. Nothing is reserved: the edit usually removes the
 /// origin's `Connection` before it adds its two or three fields, so the map parsed
 /// from the origin mostly has room already, and reserving first would grow it.
-pub fn edit_response(resp: &mut ResponseHeader, edit: impl FnOnce(&mut HeaderMap)) {
+pub(crate) fn edit_response(resp: &mut ResponseHeader, edit: impl FnOnce(&mut HeaderMap)) {
     let reason = resp
         .get_reason_phrase()
         .filter(|r| Some(*r) != resp.status.canonical_reason())

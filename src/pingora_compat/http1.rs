@@ -3,14 +3,14 @@
 //! only its stream.
 //!
 //! Pingora 0.9.1 starts each request's work before its first byte arrives: the
-//! proxy's per-request future (about 15 KB, with the request context inside) and a
-//! 4 KiB head buffer sit allocated for the whole idle time of a keep-alive
-//! connection, which is most of its life at the edge. Here the loop first reads one
-//! byte, and only then builds the session, handing the byte to Pingora as the start
-//! of the head (`set_pipelined_prefix`, the way Pingora itself carries pipelined
-//! bytes into the next request). Reading through the stream, not peeking at the
-//! socket, sees bytes already buffered above the socket (a TLS record, the
-//! listener's read buffer).
+//! proxy's per-request future (with the request context inside) and a 4 KiB head
+//! buffer sit allocated for the whole idle time of a keep-alive connection, which is
+//! most of its life at the edge (the idle-memory figures are in bench/RESULTS.md).
+//! Here the loop first reads one byte, and only then builds the session, handing the
+//! byte to Pingora as the start of the head (`set_pipelined_prefix`, the way Pingora
+//! itself carries pipelined bytes into the next request). Reading through the
+//! stream, not peeking at the socket, sees bytes already buffered above the socket
+//! (a TLS record, the listener's read buffer).
 //!
 //! The wait for a request is the loop's, so it, not Pingora, decides what a shutdown
 //! does to it: a connection that has not sent its first request is given its
@@ -23,7 +23,7 @@
 //! A connection answered before its request body was read comes back to the loop
 //! once Pingora is done with it, for a lingering close (`linger`).
 
-use super::header_timeout::HeadDeadline;
+use super::header_timeout::{HeadDeadline, Slot};
 use super::linger;
 use bytes::{BufMut, BytesMut};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp};
@@ -48,7 +48,7 @@ enum Next {
 
 /// Serve HTTP/1 requests on `stream` until it closes. `keepalive` bounds the wait
 /// for a request after the first.
-pub async fn serve<A>(
+pub(crate) async fn serve<A>(
     app: &Arc<A>,
     mut stream: Stream,
     keepalive: Duration,
@@ -58,7 +58,7 @@ pub async fn serve<A>(
 {
     // Where a connection answered before its request body was read is left to
     // linger (`linger`): still this loop's, so it counts toward the caps.
-    let lingering = linger::head_deadline(&stream).map(HeadDeadline::linger_slot);
+    let lingering = HeadDeadline::of(&stream).map(HeadDeadline::linger_slot);
     let mut next = Next::First;
     loop {
         let first = match next {
@@ -87,7 +87,7 @@ pub async fn serve<A>(
         head.put_u8(first);
         session.set_pipelined_prefix(head);
         let Some(reused) = app.process_new_http(session, shutdown).await else {
-            if let Some(stream) = lingering.as_ref().and_then(linger::Slot::take) {
+            if let Some(stream) = lingering.as_ref().and_then(Slot::take) {
                 // Boxed: rare, and its timers would otherwise size every
                 // connection's future for its whole life.
                 Box::pin(linger::close(stream)).await;

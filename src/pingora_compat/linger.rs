@@ -13,17 +13,16 @@
 //! (pingora-proxy `lib.rs`, `process_request` and `handle_error`). So the proxy
 //! marks the connection's stream ([`mark_if_body_unread`], in `logging`, which
 //! runs on every path before the session ends); dropping a marked `HeadDeadline`
-//! leaves the connection underneath in its [`Slot`], and the keep-alive loop
-//! (`http1`), which holds the other end of the slot, lingers on it once Pingora is
-//! done. The lingering connection is still the connection gate's: it counts
+//! leaves the connection underneath in its `Slot` (`header_timeout`), and the
+//! keep-alive loop (`http1`), which holds the other end of the slot, lingers on it
+//! once Pingora is done. The lingering connection is still the connection gate's: it counts
 //! toward the listener's caps until it closes. Keep-alive answers (whose body
 //! Pingora reads before reuse) and connections whose body was read never linger;
 //! HTTP/2 needs none (a refused stream is reset on its own).
 
 use super::header_timeout::HeadDeadline;
-use pingora::protocols::{Stream, IO};
+use pingora::protocols::Stream;
 use pingora::proxy::Session;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -37,29 +36,6 @@ pub(crate) const LINGER_BYTES: usize = 32 << 20;
 /// The discard buffer, allocated only by a lingering connection.
 const DISCARD_BUFFER: usize = 16 << 10;
 
-/// Where a dropped, marked stream leaves the connection underneath for the
-/// keep-alive loop.
-#[derive(Clone, Default)]
-pub(crate) struct Slot(Arc<Mutex<Option<Stream>>>);
-
-impl Slot {
-    pub(crate) fn put(&self, stream: Stream) {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(stream);
-        }
-    }
-
-    pub(crate) fn take(&self) -> Option<Stream> {
-        self.0.lock().ok()?.take()
-    }
-}
-
-/// The `HeadDeadline` under an HTTP/1 stream, if it is one.
-pub(crate) fn head_deadline(stream: &Stream) -> Option<&HeadDeadline> {
-    let io: &dyn IO = stream.as_ref();
-    io.as_any().downcast_ref::<HeadDeadline>()
-}
-
 /// After the answer: an HTTP/1 connection that closes with its request body
 /// unread lingers. Keep-alive on means Pingora drains the body before reuse
 /// (writing an answer before the body is read turns keep-alive off:
@@ -72,7 +48,7 @@ pub(crate) fn mark_if_body_unread(session: &mut Session) {
     if downstream.as_http1().is_none() || downstream.is_body_done() {
         return;
     }
-    if let Some(stream) = downstream.stream().and_then(head_deadline) {
+    if let Some(stream) = downstream.stream().and_then(HeadDeadline::of) {
         stream.linger_on_close();
     }
 }

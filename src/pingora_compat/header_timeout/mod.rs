@@ -8,11 +8,12 @@
 //! gate (`connection::ConnectionGate`) hands the proxy each HTTP/1 connection inside
 //! a `HeadDeadline`, which watches the bytes go by. A new connection's deadline
 //! runs from its accept, so one that never sends a byte is closed too; on a
-//! keep-alive connection reading the first byte of a request arms it; the empty line that ends the head disarms it; writing
-//! a final response (not a 1xx) makes the next bytes read a new request's. A read
-//! still waiting at the deadline fails with `TimedOut`, and Pingora closes the
-//! connection: the head is not complete, so no answer can be framed (nginx, too,
-//! closes without one). Between requests Pingora's keep-alive timeout applies.
+//! keep-alive connection reading the first byte of a request arms it; the empty
+//! line that ends the head disarms it; writing a final response (not a 1xx) makes
+//! the next bytes read a new request's. A read still waiting at the deadline fails
+//! with `TimedOut`, and Pingora closes the connection: the head is not complete, so
+//! no answer can be framed (nginx, too, closes without one). Between requests the
+//! keep-alive loop's timeout applies (`http1`, `limits.client_keepalive_timeout`).
 //!
 //! HTTP/2 (ALPN or the h2c preface) and connections after a `101 Switching
 //! Protocols` are not HTTP/1 heads: the deadline is off for them, once the HTTP/2
@@ -20,25 +21,50 @@
 //! too (h2's handshake has no timer of its own). On an h2c listener Pingora peeks
 //! for the preface (pingora-core apps/mod.rs) with no timer either: the peek here
 //! reads under the deadline, stops at the first byte that is not the preface's (a
-//! short HTTP/1 request is not held waiting for 24 bytes), and replays what it read.
+//! short HTTP/1 request is not held waiting for 24 bytes), and replays what it read
+//! (`h2`). Pingora issue #447 asks for a whole-head timeout of its own.
+//!
+//! A marked stream, dropped, leaves the connection underneath in its [`Slot`] for a
+//! lingering close (`pingora_compat::linger`, which holds the other end).
 
-use super::linger;
+mod h2;
+mod scan;
+
 use async_trait::async_trait;
+use h2::H2_PREFACE;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::TlsRef;
 use pingora::protocols::{
-    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
-    TimingDigest, UniqueID, UniqueIDType, ALPN,
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Shutdown, SocketDigest, Ssl, Stream,
+    TimingDigest, UniqueID, UniqueIDType, ALPN, IO,
 };
+use scan::{HeadScan, Written};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+
+/// Where a dropped, marked stream leaves the connection underneath for the
+/// keep-alive loop (`pingora_compat::http1`), which lingers on it.
+#[derive(Clone, Default)]
+pub(crate) struct Slot(Arc<Mutex<Option<Stream>>>);
+
+impl Slot {
+    fn put(&self, stream: Stream) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(stream);
+        }
+    }
+
+    pub(crate) fn take(&self) -> Option<Stream> {
+        self.0.lock().ok()?.take()
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -47,7 +73,7 @@ enum Phase {
     /// nothing is closed too.
     Fresh,
     /// Between requests: waiting for the first byte of the next one (the
-    /// keep-alive timeout's, Pingora's).
+    /// keep-alive loop's timeout, `http1`).
     Idle,
     /// Reading a request head, which must end by the deadline.
     Head,
@@ -61,7 +87,7 @@ enum Phase {
 }
 
 /// A client connection whose request heads must each arrive within `timeout`.
-pub struct HeadDeadline {
+pub(crate) struct HeadDeadline {
     inner: Stream,
     timeout: Duration,
     phase: Phase,
@@ -73,18 +99,13 @@ pub struct HeadDeadline {
     /// What a peek read, for the reads after it.
     peeked: Vec<u8>,
     /// Set when the connection closes with a request body unread: dropping this
-    /// stream then leaves `inner` in `linger` for a lingering close (`linger`).
+    /// stream then leaves `inner` in `linger` for a lingering close.
     lingers: AtomicBool,
-    linger: linger::Slot,
+    linger: Slot,
 }
 
-/// The HTTP/2 connection preface (RFC 9113 §3.4); its request line tells an
-/// h2c connection from an HTTP/1 one.
-const H2_PREFACE_ALL: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const H2_PREFACE: &[u8] = H2_PREFACE_ALL.split_at(14).0;
-
 impl HeadDeadline {
-    pub fn new(inner: Stream, timeout: Duration) -> Self {
+    pub(crate) fn new(inner: Stream, timeout: Duration) -> Self {
         HeadDeadline {
             inner,
             timeout,
@@ -94,15 +115,8 @@ impl HeadDeadline {
             sleep: None,
             peeked: Vec::new(),
             lingers: AtomicBool::new(false),
-            linger: linger::Slot::default(),
+            linger: Slot::default(),
         }
-    }
-
-    /// An HTTP/2 connection (by ALPN) whose preface must arrive within `timeout`.
-    pub fn h2_preface(inner: Stream, timeout: Duration) -> Self {
-        let mut stream = HeadDeadline::new(inner, timeout);
-        stream.phase = Phase::Preface(H2_PREFACE_ALL.len());
-        stream
     }
 
     fn timed_out(&self) -> io::Error {
@@ -113,8 +127,14 @@ impl HeadDeadline {
         io::Error::new(io::ErrorKind::TimedOut, message)
     }
 
+    /// The `HeadDeadline` under an HTTP/1 stream, if it is one.
+    pub(crate) fn of(stream: &Stream) -> Option<&HeadDeadline> {
+        let io: &dyn IO = stream.as_ref();
+        io.as_any().downcast_ref::<HeadDeadline>()
+    }
+
     /// Where the connection is left when it must linger.
-    pub(crate) fn linger_slot(&self) -> linger::Slot {
+    pub(crate) fn linger_slot(&self) -> Slot {
         self.linger.clone()
     }
 
@@ -134,7 +154,8 @@ impl HeadDeadline {
                 return;
             }
             self.scan = HeadScan::default();
-            // Most heads arrive in one read: those never look at a clock.
+            // Most heads arrive in one read: those never arm a timer (and on a
+            // kept connection never read the clock).
             if self.scan.ends_in(bytes) {
                 self.phase = Phase::Served;
                 return;
@@ -174,52 +195,6 @@ impl HeadDeadline {
                 Written::Interim => Phase::Served,
                 Written::Switching => Phase::Off,
             };
-        }
-    }
-}
-
-/// The scan for the empty line that ends a head, across reads.
-#[derive(Debug, Default)]
-struct HeadScan {
-    /// A non-empty line was seen.
-    seen_line: bool,
-    /// The current line is empty so far (only `\r` since the last `\n`).
-    line_empty: bool,
-}
-
-impl HeadScan {
-    fn ends_in(&mut self, bytes: &[u8]) -> bool {
-        for &b in bytes {
-            match b {
-                // Empty lines before the request line end nothing (RFC 9112 §2.2).
-                b'\n' if self.line_empty && self.seen_line => return true,
-                b'\n' => self.line_empty = true,
-                b'\r' => {}
-                _ => (self.seen_line, self.line_empty) = (true, false),
-            }
-        }
-        false
-    }
-}
-
-/// What the first write after a head is the start of.
-#[derive(Debug, PartialEq, Eq)]
-enum Written {
-    /// A final response (or its body): the request is answered.
-    Final,
-    /// `100 Continue` and other 1xx: the request goes on.
-    Interim,
-    /// `101 Switching Protocols`: no more HTTP/1 heads on this connection.
-    Switching,
-}
-
-impl Written {
-    fn of(bytes: &[u8]) -> Written {
-        let status = bytes.get(9..12).filter(|_| bytes.starts_with(b"HTTP/1."));
-        match status {
-            Some(b"101") => Written::Switching,
-            Some([b'1', ..]) => Written::Interim,
-            _ => Written::Final,
         }
     }
 }
@@ -371,75 +346,5 @@ impl GetSocketDigest for HeadDeadline {
     }
     fn set_socket_digest(&mut self, digest: SocketDigest) {
         self.inner.set_socket_digest(digest)
-    }
-}
-
-#[async_trait]
-impl Peek for HeadDeadline {
-    /// Pingora peeks only for the h2c preface: read until `buf` is full or a
-    /// byte differs from the preface's, within the head's deadline; the bytes are
-    /// read again by the reads after.
-    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        use tokio::io::AsyncReadExt;
-        let mut got = self.peeked.len().min(buf.len());
-        buf[..got].copy_from_slice(&self.peeked[..got]);
-        while got < buf.len() && buf[..got] == H2_PREFACE_ALL[..got.min(H2_PREFACE_ALL.len())] {
-            let read = self.inner.read(&mut buf[got..]);
-            let n = match tokio::time::timeout_at(self.head_deadline, read).await {
-                Ok(n) => n?,
-                Err(_) => return Err(self.timed_out()),
-            };
-            if n == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            self.peeked.extend_from_slice(&buf[got..got + n]);
-            got += n;
-        }
-        Ok(true)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_head_ends_at_its_empty_line_however_it_is_split() {
-        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
-        for split in 0..head.len() {
-            let mut scan = HeadScan::default();
-            let (a, b) = head.split_at(split);
-            let ended = scan.ends_in(a) || scan.ends_in(b);
-            assert!(ended, "split at {split}");
-        }
-        assert!(HeadScan::default().ends_in(b"GET / HTTP/1.1\nHost: a\n\n"));
-        assert!(!HeadScan::default().ends_in(b"GET / HTTP/1.1\r\nHost: a\r\n"));
-    }
-
-    #[test]
-    fn leading_empty_lines_do_not_end_a_head() {
-        let mut scan = HeadScan::default();
-        assert!(!scan.ends_in(b"\r\n\r\n\n\n"));
-        assert!(!scan.ends_in(b"GET / HTTP/1.1\r\n"));
-        assert!(scan.ends_in(b"\r\n"));
-    }
-
-    #[test]
-    fn interim_answers_keep_the_request_going() {
-        assert_eq!(
-            Written::of(b"HTTP/1.1 100 Continue\r\n\r\n"),
-            Written::Interim
-        );
-        assert_eq!(
-            Written::of(b"HTTP/1.1 103 Early Hints\r\n"),
-            Written::Interim
-        );
-        assert_eq!(
-            Written::of(b"HTTP/1.1 101 Switching Protocols\r\n"),
-            Written::Switching
-        );
-        assert_eq!(Written::of(b"HTTP/1.1 200 OK\r\n"), Written::Final);
-        assert_eq!(Written::of(b"HTTP/1.0 404 Not Found\r\n"), Written::Final);
-        assert_eq!(Written::of(b"body bytes 101"), Written::Final);
     }
 }
