@@ -1,4 +1,4 @@
-//! The responses Parapet itself produces (SPEC §4): which status a failure becomes,
+//! The responses Parapet itself produces (README: What Parapet answers itself): which status a failure becomes,
 //! and its short body — JSON when the client accepts `application/json`, plain text
 //! otherwise — carrying the request ID and never a backend address or an internal
 //! error string.

@@ -1,4 +1,4 @@
-//! The cache's metric families (SPEC §5): lookups by result and collapsed requests,
+//! The cache's metric families (README: Observe it): lookups by result and collapsed requests,
 //! counted on the request path; the store's size, objects and evictions, read from
 //! the store when the metrics are scraped.
 

@@ -1,4 +1,4 @@
-//! Purge (SPEC §5): drop, or with `soft` mark stale, what is stored for a URL, or
+//! Purge (README: Observe it): drop, or with `soft` mark stale, what is stored for a URL, or
 //! for every object that carried a tag in its `Cache-Tag` or `Surrogate-Key`
 //! response field (space- or comma-separated, as Cloudflare and Fastly read them).
 //!

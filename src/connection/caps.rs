@@ -1,4 +1,4 @@
-//! Connection caps per listener (SPEC §2 `listeners[].max_connections`,
+//! Connection caps per listener (README: Configuration walk-through, `listeners[].max_connections`,
 //! `max_connections_per_ip`): beyond them a new connection is closed at once,
 //! before a byte is read, and counted in
 //! `parapet_connections_refused_total{listener,reason}`; connections already open

@@ -1,4 +1,4 @@
-//! The proxy's listening sockets (SPEC §2 `listeners`): what each entry may say,
+//! The proxy's listening sockets (README: Configuration walk-through, `listeners`): what each entry may say,
 //! and the typed listener the server binds: cleartext or TLS (`tls`), HTTP/2 by
 //! ALPN or by prior knowledge (`h2c`), what a listener adds to its answers
 //! (`hsts`, `redirect_https`), and what its paths may carry (`path_normalization`).

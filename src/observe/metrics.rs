@@ -1,4 +1,4 @@
-//! Prometheus metrics of SPEC §5 in a registry of our own, served by the admin
+//! Prometheus metrics (README: Observe it) in a registry of our own, served by the admin
 //! listener. Every series the request path touches is resolved to a handle ahead
 //! of time or once on first use, so a request increments atomics and never hashes
 //! label values. Labels are bounded: route and upstream names come from the
@@ -13,9 +13,8 @@ use std::time::Duration;
 
 /// The registry the admin listener renders. Each feature registers its own
 /// families in it when it is built (requests here, backends in `upstream`).
-/// SPEC §5 names a few families of features not built yet (the cache, rate limits,
-/// the circuit breaker): they are registered by those features when they land,
-/// not as placeholders before.
+/// The families of optional features (the cache, rate limits, the circuit
+/// breaker) exist only where those are configured, not as placeholders.
 #[derive(Default)]
 pub struct Metrics {
     registry: Registry,

@@ -1,4 +1,4 @@
-//! Access lists per route (SPEC §2 `access`): CIDR blocks on the client IP as
+//! Access lists per route (README: Configuration walk-through, `access`): CIDR blocks on the client IP as
 //! Parapet determined it (so a trusted proxy's clients are told apart). A client in
 //! `deny` is refused; otherwise, when `allow` is not empty, only clients in it pass.
 //! Deny wins, so `allow: [0.0.0.0/0], deny: [203.0.113.0/24]` refuses that block

@@ -1,4 +1,4 @@
-//! Who the client is (SPEC §2 `client_ip`). Only peers in `client_ip.trusted_proxies`
+//! Who the client is (README: Configuration walk-through, `client_ip`). Only peers in `client_ip.trusted_proxies`
 //! may tell us (through X-Forwarded-For or the client-IP header); from anyone else
 //! those headers are ignored and the TCP peer is the client.
 //!

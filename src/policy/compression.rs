@@ -1,4 +1,4 @@
-//! Response compression at the edge, per route (SPEC §2 route `compression`), done
+//! Response compression at the edge, per route (README: Compression at the edge), done
 //! by Pingora's compression module: it drops `Content-Length`, weakens `ETag`, adds
 //! `Vary: Accept-Encoding` and never compresses an answer that already has a
 //! `Content-Encoding`. This policy decides what the module is told:

@@ -1,5 +1,5 @@
 //! Requests whose framing is ambiguous, or whose `Host` is missing, repeated or
-//! invalid, never reach an origin (SPEC §4: 400; RFC 9112 §3.2).
+//! invalid, never reach an origin (400, README: What Parapet answers itself; RFC 9112 §3.2).
 //!
 //! Pingora already rejects invalid header bytes, bad Content-Length values and a
 //! non-chunked final Transfer-Encoding. A request with both Content-Length and

@@ -1,4 +1,4 @@
-//! Header rules of SPEC §3 that Pingora does not already apply.
+//! Header rules (README: Headers) that Pingora does not already apply.
 //!
 //! Request hop-by-hop fields (the standard list, everything named in `Connection`,
 //! `Upgrade` unless it is a WebSocket handshake) are stripped by Pingora's default

@@ -1,4 +1,4 @@
-//! Request buffering (SPEC §2 `limits.request_buffer`, as nginx's
+//! Request buffering (README: Configuration walk-through, `limits.request_buffer`, as nginx's
 //! `proxy_request_buffering`): a body of up to `request_buffer` bytes is read whole
 //! before the upstream request starts. A malformed chunked body is then refused
 //! (400) before the origin sees a byte of it, a slow uploader holds a client

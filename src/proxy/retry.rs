@@ -54,7 +54,7 @@ impl Parapet {
     }
 
     /// Connecting failed: nothing reached the backend, but a POST is still
-    /// answered at once (SPEC §4).
+    /// answered at once (README: What Parapet answers itself).
     pub(super) fn after_connect_failure(
         &self,
         session: &Session,

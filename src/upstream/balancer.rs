@@ -1,4 +1,4 @@
-//! The selection algorithms of SPEC §2 mapped onto `pingora-load-balancing`:
+//! The selection algorithms (README: Selection) mapped onto `pingora-load-balancing`:
 //! weighted round robin, weighted random, and ketama for `consistent_hash`.
 //! `least_connections` is our own (see `least_connections`): for it the balancer
 //! only keeps the health checks and readiness, and `Upstream::select` chooses.

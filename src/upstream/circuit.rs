@@ -1,4 +1,4 @@
-//! The circuit breaker of one backend (SPEC §2 `circuit_breaker`): after
+//! The circuit breaker of one backend (README: Configuration walk-through, `circuit_breaker`): after
 //! `consecutive_failures` failed attempts in a row (connect errors, timeouts, broken
 //! connections, 5xx answers) the circuit opens and selection skips the backend for
 //! `open_for`; then it is half-open, and exactly one trial request decides: a

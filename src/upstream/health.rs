@@ -1,5 +1,5 @@
-//! Active health checks (SPEC §2 `health_check`), built on Pingora's `HttpHealthCheck`
-//! and `TcpHealthCheck`. A backend is ejected after `unhealthy_threshold` failed
+//! Active health checks (README: Configuration walk-through, `health_check`), built
+//! on Pingora's `HttpHealthCheck` and `TcpHealthCheck`. A backend is ejected after `unhealthy_threshold` failed
 //! checks in a row and readmitted after `healthy_threshold` good ones; every change
 //! is logged.
 
