@@ -1,7 +1,7 @@
-//! The responses Parapet itself produces (README: What Parapet answers itself): which status a failure becomes,
-//! and its short body — JSON when the client accepts `application/json`, plain text
-//! otherwise — carrying the request ID and never a backend address or an internal
-//! error string.
+//! The responses Parapet itself produces (README: What Parapet answers itself): which
+//! status a failure becomes, and its short body — JSON when the client accepts
+//! `application/json`, plain text otherwise — carrying the request ID and never a
+//! backend address or an internal error string.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};

@@ -1,7 +1,8 @@
-//! The proxy's listening sockets (README: Configuration walk-through, `listeners`): what each entry may say,
-//! and the typed listener the server binds: cleartext or TLS (`tls`), HTTP/2 by
-//! ALPN or by prior knowledge (`h2c`), what a listener adds to its answers
-//! (`hsts`, `redirect_https`), and what its paths may carry (`path_normalization`).
+//! The proxy's listening sockets (README: Configuration walk-through, `listeners`):
+//! what each entry may say, and the typed listener the server binds: cleartext or TLS
+//! (`tls`), HTTP/2 by ALPN or by prior knowledge (`h2c`), what a listener adds to its
+//! answers (`hsts`, `redirect_https`), and what its paths may carry
+//! (`path_normalization`).
 
 pub mod tls;
 

@@ -1,9 +1,9 @@
-//! Access lists per route (README: Configuration walk-through, `access`): CIDR blocks on the client IP as
-//! Parapet determined it (so a trusted proxy's clients are told apart). A client in
-//! `deny` is refused; otherwise, when `allow` is not empty, only clients in it pass.
-//! Deny wins, so `allow: [0.0.0.0/0], deny: [203.0.113.0/24]` refuses that block
-//! alone. Refused requests get 403 and never reach the origin; the list is checked
-//! before the rate limit, so they do not spend a client's budget.
+//! Access lists per route (README: Configuration walk-through, `access`): CIDR blocks
+//! on the client IP as Parapet determined it (so a trusted proxy's clients are told
+//! apart). A client in `deny` is refused; otherwise, when `allow` is not empty, only
+//! clients in it pass. Deny wins, so `allow: [0.0.0.0/0], deny: [203.0.113.0/24]`
+//! refuses that block alone. Refused requests get 403 and never reach the origin; the
+//! list is checked before the rate limit, so they do not spend a client's budget.
 
 use super::client_ip::Cidr;
 use crate::config::{field, ConfigErrors};

@@ -1,6 +1,6 @@
-//! Who the client is (README: Configuration walk-through, `client_ip`). Only peers in `client_ip.trusted_proxies`
-//! may tell us (through X-Forwarded-For or the client-IP header); from anyone else
-//! those headers are ignored and the TCP peer is the client.
+//! Who the client is (README: Configuration walk-through, `client_ip`). Only peers in
+//! `client_ip.trusted_proxies` may tell us (through X-Forwarded-For or the client-IP
+//! header); from anyone else those headers are ignored and the TCP peer is the client.
 //!
 //! Several `X-Forwarded-For` field lines are one list, combined in order (RFC 9110
 //! §5.3): the client is found across all of them. Per-IP counting (connection caps,

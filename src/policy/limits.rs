@@ -1,4 +1,5 @@
-//! Request limits (README: Configuration walk-through, `limits`): how large a request head and body may be.
+//! Request limits (README: Configuration walk-through, `limits`): how large a request
+//! head and body may be.
 //!
 //! - `max_request_header_bytes` (default 64KiB): a larger head gets 431. Pingora
 //!   reads heads of up to 1 MiB before Parapet sees them (its own fixed limit, past

@@ -1,6 +1,7 @@
-//! Host and path prefix to route, first match wins (README "Configuration walk-through", `routes`). Built once
-//! at load; matching allocates nothing. A route carries the policies that apply to
-//! its requests, so a hook asks the matched route rather than a global table.
+//! Host and path prefix to route, first match wins (README "Configuration
+//! walk-through", `routes`). Built once at load; matching allocates nothing. A route
+//! carries the policies that apply to its requests, so a hook asks the matched route
+//! rather than a global table.
 
 pub mod config;
 mod policies;

@@ -1,8 +1,8 @@
-//! The circuit breaker of one backend (README: Configuration walk-through, `circuit_breaker`): after
-//! `consecutive_failures` failed attempts in a row (connect errors, timeouts, broken
-//! connections, 5xx answers) the circuit opens and selection skips the backend for
-//! `open_for`; then it is half-open, and exactly one trial request decides: a
-//! success closes it, a failure opens it again for `open_for`.
+//! The circuit breaker of one backend (README: Configuration walk-through,
+//! `circuit_breaker`): after `consecutive_failures` failed attempts in a row (connect
+//! errors, timeouts, broken connections, 5xx answers) the circuit opens and selection
+//! skips the backend for `open_for`; then it is half-open, and exactly one trial
+//! request decides: a success closes it, a failure opens it again for `open_for`.
 //!
 //! The trial slot is claimed by selection (`claim`), taken by the attempt that
 //! starts at the backend right after (`take_trial`), and freed by that attempt when

@@ -1,7 +1,7 @@
-//! Active health checks (README: Configuration walk-through, `health_check`), built
-//! on Pingora's `HttpHealthCheck` and `TcpHealthCheck`. A backend is ejected after `unhealthy_threshold` failed
-//! checks in a row and readmitted after `healthy_threshold` good ones; every change
-//! is logged.
+//! Active health checks (README: Configuration walk-through, `health_check`), built on
+//! Pingora's `HttpHealthCheck` and `TcpHealthCheck`. A backend is ejected after
+//! `unhealthy_threshold` failed checks in a row and readmitted after
+//! `healthy_threshold` good ones; every change is logged.
 
 use super::backend::BackendState;
 use super::balancer::HealthCheck;
