@@ -5,14 +5,14 @@
 //! object. The method is not part of the key: a HEAD is answered from a stored GET.
 
 use super::config::QueryKey;
+use crate::http_util::host;
 use crate::listener::Scheme;
-use crate::routing::host_of;
 use pingora::http::RequestHeader;
 
 /// The primary key of `req`, which arrived with `scheme`.
 pub fn primary(req: &RequestHeader, scheme: Scheme, query: &QueryKey) -> Vec<u8> {
     let uri = &req.uri;
-    primary_of(host_of(req), uri.path(), uri.query(), scheme, query)
+    primary_of(host::of(req), uri.path(), uri.query(), scheme, query)
 }
 
 /// The primary key of `path` and `query` on `authority` (a host, maybe with a port).

@@ -298,7 +298,7 @@ impl Shield {
                 .get(&name)
                 .and_then(|v| same_host_target(req, v.as_bytes()));
             if let Some(target) = target {
-                let host = crate::routing::host_of(req);
+                let host = crate::http_util::host::of(req);
                 let (path, q) = (target.path(), target.query());
                 keys.push(key::primary_of(host, path, q, scheme, &route.query));
             }
@@ -401,7 +401,7 @@ fn same_host_target(req: &RequestHeader, reference: &[u8]) -> Option<http::uri::
         return text.parse().ok();
     }
     let uri: http::Uri = text.parse().ok()?;
-    let host = crate::routing::host_of(req);
+    let host = crate::http_util::host::of(req);
     if !uri
         .authority()?
         .as_str()

@@ -2,6 +2,8 @@
 //! looks like (RFC 9112 §3.2, RFC 3986 §3.2.2), and its one spelling, so that
 //! routing, the cache key and the origin see the same name.
 
+use pingora::http::RequestHeader;
+
 /// `uri-host [":" port]`: a reg-name or IPv4 address, or an IPv6 literal in brackets.
 pub(crate) fn is_valid(value: &[u8]) -> bool {
     let (host, port) = value.split_at(name_end(value));
@@ -38,6 +40,32 @@ pub(crate) fn normalized(value: &[u8]) -> Option<Vec<u8>> {
     out.extend(name.iter().map(u8::to_ascii_lowercase));
     out.extend_from_slice(port);
     Some(out)
+}
+
+/// The host a request is for (possibly with a port). Before `http_util::target`
+/// ran (and for purges), as the client sent it: so `find` and the cache key still
+/// fold case and a trailing dot themselves.
+pub(crate) fn of(req: &RequestHeader) -> &[u8] {
+    req.uri
+        .authority()
+        .map(|a| a.as_str().as_bytes())
+        .or_else(|| req.headers.get(http::header::HOST).map(|h| h.as_bytes()))
+        .unwrap_or_default()
+}
+
+/// `host` without its port (an IPv6 literal keeps its brackets).
+pub(crate) fn strip_port(host: &[u8]) -> &[u8] {
+    if host.first() == Some(&b'[') {
+        // [v6]:port
+        return match host.iter().position(|b| *b == b']') {
+            Some(end) => &host[..=end],
+            None => host,
+        };
+    }
+    match host.iter().rposition(|b| *b == b':') {
+        Some(colon) => &host[..colon],
+        None => host,
+    }
 }
 
 /// Where the name ends and `:port` (if any) begins: after an IPv6 literal's `]`.

@@ -7,10 +7,11 @@
 use super::{Parapet, RequestCtx};
 use crate::cache::status::CACHE_STATUS;
 use crate::error_page;
+use crate::http_util::host;
 use crate::policy::cors::{Cors, Preflight};
 use crate::policy::request_buffer::Buffered;
 use crate::policy::{framing, limits};
-use crate::routing::{self, Admission, RoutePolicies};
+use crate::routing::{Admission, RoutePolicies};
 use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
@@ -68,7 +69,7 @@ impl Parapet {
         ctx: &mut RequestCtx,
     ) -> Result<bool> {
         let req = session.req_header();
-        let host = routing::strip_port(routing::host_of(req));
+        let host = host::strip_port(host::of(req));
         let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
         let location = [b"https://", host, target.as_bytes()].concat();
         let Ok(location) = HeaderValue::from_bytes(&location) else {

@@ -39,7 +39,7 @@ pub fn finish(rt: &Runtime, session: &Session, e: Option<&Error>, ctx: &mut Requ
         method: req.method.as_str(),
         scheme: ctx.client.scheme.as_str(),
         protocol: protocol(req.version),
-        host: Some(crate::routing::host_of(req)).filter(|h| !h.is_empty()),
+        host: Some(crate::http_util::host::of(req)).filter(|h| !h.is_empty()),
         path: req.uri.path_and_query().map_or("/", |p| p.as_str()),
         status,
         bytes_in: session.body_bytes_read() as u64,

@@ -9,6 +9,7 @@ mod policies;
 pub(crate) use policies::Admission;
 pub use policies::{PolicyState, RoutePolicies};
 
+use crate::http_util::host;
 use pingora::http::RequestHeader;
 
 /// One route: where its requests go and what applies to them on the way.
@@ -93,7 +94,7 @@ impl RouteTable {
     /// path; both in normal form by then (`http_util::target`, which also makes an
     /// absolute-form target's authority the `Host`).
     pub fn route_for(&self, req: &RequestHeader) -> Option<RouteMatch> {
-        self.find(host_of(req), req.uri.path().as_bytes())
+        self.find(host::of(req), req.uri.path().as_bytes())
     }
 
     /// The route at `index`, as a `RouteMatch` gave it.
@@ -107,7 +108,7 @@ impl RouteTable {
 
     /// The first route whose host and path prefix match. `host` may carry a port.
     pub fn find(&self, host: &[u8], path: &[u8]) -> Option<RouteMatch> {
-        let host = strip_port(host);
+        let host = host::strip_port(host);
         let host = host.strip_suffix(b".").unwrap_or(host);
         self.routes
             .iter()
@@ -116,31 +117,6 @@ impl RouteTable {
                 route,
                 upstream: self.routes[route].upstream,
             })
-    }
-}
-
-/// The host a request is for (possibly with a port). Before `http_util::target`
-/// ran (and for purges), as the client sent it: so `find` and the cache key still
-/// fold case and a trailing dot themselves.
-pub fn host_of(req: &RequestHeader) -> &[u8] {
-    req.uri
-        .authority()
-        .map(|a| a.as_str().as_bytes())
-        .or_else(|| req.headers.get(http::header::HOST).map(|h| h.as_bytes()))
-        .unwrap_or_default()
-}
-
-pub fn strip_port(host: &[u8]) -> &[u8] {
-    if host.first() == Some(&b'[') {
-        // [v6]:port
-        return match host.iter().position(|b| *b == b']') {
-            Some(end) => &host[..=end],
-            None => host,
-        };
-    }
-    match host.iter().rposition(|b| *b == b':') {
-        Some(colon) => &host[..colon],
-        None => host,
     }
 }
 
@@ -197,7 +173,7 @@ mod tests {
         let mut req = RequestHeader::build("GET", b"/x", None).unwrap();
         req.set_uri(http::Uri::from_static("http://a.test/x"));
         req.insert_header("Host", "b.test").unwrap();
-        assert_eq!(host_of(&req), b"a.test");
+        assert_eq!(host::of(&req), b"a.test");
         assert_eq!(t.route_for(&req).map(|m| m.upstream), Some(0));
         let req = RequestHeader::build("GET", b"/x", None).unwrap();
         assert_eq!(t.route_for(&req), None);
