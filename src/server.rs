@@ -5,10 +5,9 @@ use crate::admin::Admin;
 use crate::connection::ConnectionGate;
 use crate::listener::tls::TlsListeners;
 use crate::listener::Listener;
-use crate::load::Settings;
+use crate::load::{self, Settings};
 use crate::policy::limits::RequestLimits;
 use crate::proxy::Parapet;
-use crate::runtime::Runtime;
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::ListenerConfig;
 use pingora::protocols::http::v2::server::{default_h2_options, H2Options};
@@ -44,7 +43,7 @@ pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
 
     // Pingora's default when unset: EXIT_TIMEOUT, 300 s.
     let grace = Duration::from_secs(server.configuration.grace_period_seconds.unwrap_or(300));
-    let built = Runtime::build(settings, grace)?;
+    let built = load::assemble(settings, grace)?;
     let runtime = Arc::new(built.runtime);
     // Cleartext HTTP/2 by prior knowledge is a setting of the whole service in
     // Pingora: h2c listeners get a service of their own.

@@ -2,7 +2,8 @@
 //! top level and Parapet's sections beside them (README, "Configuration walk-through"). `load`
 //! reads it, separates the two, hands each section to the feature that owns it
 //! (`validate`) and returns the validated `Settings`, or every problem with its field
-//! path. Runs once at start (and for `parapet -t`); the request path never parses.
+//! path; `assemble` then builds the `Runtime` from them. Runs once at start (and
+//! for `parapet -t`); the request path never parses.
 //!
 //! Each feature owns its part of the file: its serde struct (what the operator
 //! wrote), its conversion into the runtime object (`from_config`, reporting problems
@@ -10,9 +11,11 @@
 //! both, in the feature's own module. This module only dispatches and checks what
 //! spans two sections.
 
+mod assemble;
 mod settings;
 mod validate;
 
+pub use assemble::{assemble, Built};
 pub use settings::Settings;
 
 use crate::config::{section, ConfigErrors};
