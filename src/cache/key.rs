@@ -6,7 +6,7 @@
 
 use super::config::QueryKey;
 use crate::http_util::host;
-use crate::listener::Scheme;
+use crate::http_util::Scheme;
 use pingora::http::RequestHeader;
 
 /// The primary key of `req`, which arrived with `scheme`.

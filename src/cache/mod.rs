@@ -161,7 +161,7 @@ impl Shield {
         &self,
         req: &RequestHeader,
         route: &RouteCache,
-        scheme: crate::listener::Scheme,
+        scheme: crate::http_util::Scheme,
     ) -> CacheKey {
         CacheKey::new(key::primary(req, scheme, &route.query), "")
     }
@@ -285,7 +285,7 @@ impl Shield {
         req: &RequestHeader,
         resp: &ResponseHeader,
         route: &RouteCache,
-        scheme: crate::listener::Scheme,
+        scheme: crate::http_util::Scheme,
     ) {
         let status = resp.status.as_u16();
         if !invalidates(&req.method) || !(200..400).contains(&status) {
@@ -324,8 +324,8 @@ impl Shield {
         };
         let mut purged = 0;
         for scheme in [
-            crate::listener::Scheme::Http,
-            crate::listener::Scheme::Https,
+            crate::http_util::Scheme::Http,
+            crate::http_util::Scheme::Https,
         ] {
             let primary = key::primary_of(host.as_bytes(), path, q, scheme, &route.query);
             purged += usize::from(self.drop_key(primary, soft).await);

@@ -8,9 +8,11 @@ pub mod ascii;
 pub(crate) mod host;
 pub mod json;
 pub(crate) mod path;
+mod scheme;
 pub(crate) mod target;
 mod tokens;
 
+pub use scheme::Scheme;
 pub(crate) use tokens::tokens;
 
 /// The `Content-Length` of a head, when it has one that is a number.

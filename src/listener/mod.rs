@@ -145,30 +145,6 @@ impl ListenerPolicies {
     }
 }
 
-/// The scheme a request arrived with, for `X-Forwarded-Proto` and the access log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    Http,
-    Https,
-}
-
-impl Scheme {
-    /// From the connection the request came on: TLS or not.
-    pub fn of(session: &Session) -> Scheme {
-        match session.digest().is_some_and(|d| d.ssl_digest.is_some()) {
-            true => Scheme::Https,
-            false => Scheme::Http,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        }
-    }
-}
-
 impl Listener {
     /// Every entry of `listeners` (each deserialized on its own, so one mistake
     /// does not hide the next); at least one is required, no address twice.

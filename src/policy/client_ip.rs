@@ -8,7 +8,7 @@
 
 use crate::config::{header_name, ConfigErrors};
 use crate::http_util::tokens;
-use crate::listener::Scheme;
+use crate::http_util::Scheme;
 use crate::policy::headers::X_FORWARDED_FOR;
 use http::HeaderName;
 use pingora::proxy::Session;

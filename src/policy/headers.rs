@@ -244,7 +244,7 @@ mod tests {
             peer: peer.parse().unwrap(),
             ip: client.parse().unwrap(),
             trusted_peer: trusted,
-            scheme: crate::listener::Scheme::Http,
+            scheme: crate::http_util::Scheme::Http,
         }
     }
 
