@@ -4,16 +4,18 @@
 //! (compared in constant time); otherwise 401.
 
 pub mod config;
+mod documents;
 mod purge;
 
-use crate::http_util::json::json_str;
 use crate::runtime::Runtime;
 use async_trait::async_trait;
+use documents::{NotReady, Status};
 use http::{header, Method, Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
-use std::io::Write;
+use serde::Serialize;
 use std::sync::Arc;
+use subtle::ConstantTimeEq;
 
 pub struct Admin {
     rt: Arc<Runtime>,
@@ -37,77 +39,17 @@ impl Admin {
             .headers
             .get(header::AUTHORIZATION)
             .map_or(&[][..], |v| v.as_bytes());
-        constant_time_eq(given, expected)
+        // Lengths may differ (the comparison is then false), contents are compared
+        // without an early exit.
+        bool::from(given.ct_eq(expected))
     }
 
     /// 200 when every upstream has a healthy backend, else 503 naming those without.
     fn readyz(&self) -> Response<Vec<u8>> {
-        let down: Vec<&str> = self
-            .rt
-            .upstreams
-            .iter()
-            .filter(|u| !(0..u.len()).any(|i| u.is_healthy(i)))
-            .map(|u| u.name.as_str())
-            .collect();
-        if down.is_empty() {
-            return text(StatusCode::OK, "ready\n");
+        match NotReady::of(&self.rt) {
+            None => text(StatusCode::OK, "ready\n"),
+            Some(doc) => json(StatusCode::SERVICE_UNAVAILABLE, &doc),
         }
-        let mut body = b"{\"ready\":false,\"upstreams_without_healthy_backends\":[".to_vec();
-        for (i, name) in down.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            json_str(&mut body, name.as_bytes());
-        }
-        body.extend_from_slice(b"]}\n");
-        json(StatusCode::SERVICE_UNAVAILABLE, body)
-    }
-
-    fn status(&self) -> Response<Vec<u8>> {
-        let mut body = b"{\"upstreams\":[".to_vec();
-        for (n, u) in self.rt.upstreams.iter().enumerate() {
-            if n > 0 {
-                body.push(b',');
-            }
-            body.extend_from_slice(b"{\"name\":");
-            json_str(&mut body, u.name.as_bytes());
-            body.extend_from_slice(b",\"backends\":[");
-            for i in 0..u.len() {
-                let state = u.state(i);
-                if i > 0 {
-                    body.push(b',');
-                }
-                let _ = write!(
-                    body,
-                    "{{\"address\":\"{}\",\"healthy\":{},",
-                    u.address(i),
-                    u.is_healthy(i)
-                );
-                // Only backends of an upstream with a `circuit_breaker` have a circuit.
-                if let Some(circuit) = state.circuit() {
-                    let _ = write!(body, "\"circuit\":\"{}\",", circuit.as_str());
-                }
-                let _ = write!(body, "\"in_flight\":{},\"last_error\":", state.in_flight());
-                match state.last_error() {
-                    Some(e) => json_str(&mut body, e.as_bytes()),
-                    None => body.extend_from_slice(b"null"),
-                }
-                body.push(b'}');
-            }
-            body.extend_from_slice(b"]}");
-        }
-        body.extend_from_slice(b"]");
-        if let Some(shield) = &self.rt.shield {
-            let store = shield.storage();
-            let _ = write!(
-                body,
-                ",\"cache\":{{\"size_bytes\":{},\"objects\":{}}}",
-                store.size_bytes(),
-                store.objects()
-            );
-        }
-        body.extend_from_slice(b"}\n");
-        json(StatusCode::OK, body)
     }
 }
 
@@ -132,7 +74,7 @@ impl ServeHttp for Admin {
         match req.uri.path() {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/readyz" => self.readyz(),
-            "/status" => self.status(),
+            "/status" => json(StatusCode::OK, &Status::of(&self.rt)),
             "/metrics" => {
                 let mut resp = Response::new(self.rt.metrics.render());
                 resp.headers_mut().insert(
@@ -156,7 +98,10 @@ fn text(status: StatusCode, body: &str) -> Response<Vec<u8>> {
     finish(resp)
 }
 
-fn json(status: StatusCode, body: Vec<u8>) -> Response<Vec<u8>> {
+fn json(status: StatusCode, doc: &impl Serialize) -> Response<Vec<u8>> {
+    // Serialising plain structs of strings and numbers cannot fail.
+    let mut body = serde_json::to_vec(doc).unwrap_or_default();
+    body.push(b'\n');
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     resp.headers_mut().insert(
@@ -175,24 +120,4 @@ fn finish(mut resp: Response<Vec<u8>>) -> Response<Vec<u8>> {
         header::HeaderValue::from_static("no-store"),
     );
     resp
-}
-
-/// Equal-length inputs are compared without an early exit.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"Bearer abc", b"Bearer abc"));
-        assert!(!constant_time_eq(b"Bearer abd", b"Bearer abc"));
-        assert!(!constant_time_eq(b"Bearer ab", b"Bearer abc"));
-    }
 }

@@ -9,6 +9,7 @@
 //! 200 with `{"purged": N}` when something matched, 404 with `{"purged": 0}` when
 //! nothing did, 400 for a body that is not one of these.
 
+use super::documents::Purged;
 use super::{json, text};
 use crate::http_util::{self, path::EncodedSlash};
 use crate::runtime::Runtime;
@@ -69,7 +70,7 @@ pub async fn answer(rt: &Runtime, session: &mut ServerSession) -> Response<Vec<u
         0 => StatusCode::NOT_FOUND,
         _ => StatusCode::OK,
     };
-    json(status, format!("{{\"purged\":{purged}}}\n").into_bytes())
+    json(status, &Purged { purged })
 }
 
 /// The URL on the caching route it belongs to, under that route's key rule. Its
