@@ -28,6 +28,9 @@ pub fn status_for(e: &Error) -> u16 {
     }
 }
 
+/// The short, lowercase phrases the README documents for Parapet's own answers
+/// (`"error":"bad gateway"`); `http::StatusCode`'s canonical phrases are title case and
+/// spell some differently ("Internal Server Error"), so they are not used here.
 fn reason(status: u16) -> &'static str {
     match status {
         400 => "bad request",
@@ -58,7 +61,9 @@ fn body(status: u16, request_id: &HeaderValue, json: bool) -> Bytes {
     let id = request_id.as_bytes();
     let reason = reason(status);
     let mut buf = BytesMut::with_capacity(64 + id.len());
-    let code = itoa_u16(status);
+    // A status out of 100..=999 is a bug upstream of here; it is answered as a 500.
+    let code =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     let code = code.as_str();
     if json {
         // The request ID is [A-Za-z0-9._:-] (accepted or generated): no escaping needed.
@@ -115,23 +120,6 @@ pub async fn send(
         session.write_response_body(Some(body), true).await?;
     }
     Ok(())
-}
-
-struct Code([u8; 3]);
-
-impl Code {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or("500")
-    }
-}
-
-fn itoa_u16(status: u16) -> Code {
-    let s = status.clamp(100, 999);
-    Code([
-        b'0' + (s / 100) as u8,
-        b'0' + (s / 10 % 10) as u8,
-        b'0' + (s % 10) as u8,
-    ])
 }
 
 #[cfg(test)]
