@@ -134,7 +134,7 @@ impl Shield {
     pub fn enable(&self, session: &mut Session, route: &RouteCache, ctx: &mut CacheCtx) {
         let req = session.req_header();
         let cached = matches!(req.method, http::Method::GET | http::Method::HEAD);
-        if !cached || crate::upstream::websocket::is_handshake(req) {
+        if !cached || crate::http_util::is_websocket_handshake(req) {
             return;
         }
         ctx.directives = match route.client_directives {

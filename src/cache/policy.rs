@@ -26,8 +26,8 @@
 //!   `proxy-revalidate`, `s-maxage` or `no-cache`.
 
 use super::config::{CacheSettings, SetCookie};
+use crate::http_util::strip_response_hop_by_hop;
 use crate::http_util::tokens;
-use crate::policy::headers::strip_response_hop_by_hop;
 use http::header::{self, HeaderMap, HeaderName};
 use pingora::cache::cache_control::{CacheControl, InterpretCacheControl};
 use pingora::cache::{CacheMeta, NoCacheReason, RespCacheable};

@@ -5,8 +5,8 @@
 //! refuses that block alone. Refused requests get 403 and never reach the origin; the
 //! list is checked before the rate limit, so they do not spend a client's budget.
 
-use super::client_ip::Cidr;
 use crate::config::{field, ConfigErrors};
+use crate::http_util::Cidr;
 use serde::Deserialize;
 use std::net::IpAddr;
 

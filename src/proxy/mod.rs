@@ -342,7 +342,7 @@ impl ProxyHttp for Parapet {
             .map(|r| &r.policies);
         let origin = session.req_header().headers.get(http::header::ORIGIN);
         head_edit::edit_response(resp, |h| {
-            headers::strip_response_hop_by_hop(h, status);
+            crate::http_util::strip_response_hop_by_hop(h, status);
             rt.response_headers.apply(h);
             if let Some(hsts) = &ctx.hsts {
                 let _ = h.try_insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());

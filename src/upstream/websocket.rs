@@ -22,8 +22,8 @@
 //! `response_header`, and the origin side never cuts the tunnel before the idle
 //! timeout does. An idle tunnel is closed without a close frame, as nginx does.
 
+use crate::http_util::is_websocket_handshake;
 use crate::upstream::config::Timeouts;
-use http::header::UPGRADE;
 use pingora::http::RequestHeader;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::Session;
@@ -49,7 +49,7 @@ impl WebSocketIdle {
     /// `upstream_peer`: a handshake's origin side must outlast the idle timeout
     /// (see the module documentation); other requests keep the peer as built.
     pub fn fit_peer(&self, req: &RequestHeader, peer: &mut HttpPeer) {
-        if is_handshake(req) {
+        if is_websocket_handshake(req) {
             peer.options.read_timeout = Some(self.handshake_read);
         }
     }
@@ -59,16 +59,6 @@ impl WebSocketIdle {
     pub fn on_switch(&self, session: &mut Session) {
         session.set_read_timeout(Some(self.idle));
     }
-}
-
-/// Whether Pingora forwards this request as a WebSocket handshake (the same test
-/// as its `WebSocketOnly` policy: HTTP/1.1 and `Upgrade: websocket`).
-pub fn is_handshake(req: &RequestHeader) -> bool {
-    req.version == http::Version::HTTP_11
-        && req
-            .headers
-            .get(UPGRADE)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
 }
 
 #[cfg(test)]
@@ -88,7 +78,7 @@ mod tests {
         let mut req = RequestHeader::build("GET", b"/ws", None).unwrap();
         req.set_version(version);
         if let Some(value) = upgrade {
-            req.insert_header(UPGRADE, value).unwrap();
+            req.insert_header(http::header::UPGRADE, value).unwrap();
         }
         req
     }
@@ -111,17 +101,23 @@ mod tests {
 
     #[test]
     fn only_http_1_1_websocket_upgrades_are_handshakes() {
-        assert!(is_handshake(&request(
+        assert!(is_websocket_handshake(&request(
             http::Version::HTTP_11,
             Some("websocket")
         )));
-        assert!(is_handshake(&request(
+        assert!(is_websocket_handshake(&request(
             http::Version::HTTP_11,
             Some("WebSocket")
         )));
-        assert!(!is_handshake(&request(http::Version::HTTP_11, Some("h2c"))));
-        assert!(!is_handshake(&request(http::Version::HTTP_11, None)));
-        assert!(!is_handshake(&request(
+        assert!(!is_websocket_handshake(&request(
+            http::Version::HTTP_11,
+            Some("h2c")
+        )));
+        assert!(!is_websocket_handshake(&request(
+            http::Version::HTTP_11,
+            None
+        )));
+        assert!(!is_websocket_handshake(&request(
             http::Version::HTTP_10,
             Some("websocket")
         )));
