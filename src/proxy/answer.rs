@@ -113,16 +113,16 @@ impl Parapet {
         ctx: &mut RequestCtx,
         status: u16,
     ) -> Result<()> {
-        if ctx.compressing {
-            super::encoding::stop_compression(session);
-        }
         let cache_status = self.cache_status(session, ctx).and_then(|f| f.header());
         let mut extra: Vec<_> = cache_status
             .map(|v| (CACHE_STATUS.clone(), v))
             .into_iter()
             .collect();
         if let Some(route) = ctx.route.and_then(|m| self.rt.route(m.route)) {
-            route.policies.on_refusal(&ctx.policies, &mut extra);
+            let modules = &mut session.downstream_modules_ctx;
+            route
+                .policies
+                .on_refusal(modules, &ctx.policies, &mut extra);
         }
         let id_header = &self.rt.request_id_header;
         error_page::send(session, status, &ctx.request_id, id_header, extra).await
@@ -137,8 +137,9 @@ impl Parapet {
         policies: &RoutePolicies,
     ) -> Option<Result<bool>> {
         let grouping = self.rt.client_ip.grouping;
-        let req = session.req_header();
-        match policies.on_request(&ctx.client, grouping, req, &mut ctx.policies) {
+        let req = session.downstream_session.req_header();
+        let modules = &mut session.downstream_modules_ctx;
+        match policies.on_request(&ctx.client, grouping, req, modules, &mut ctx.policies) {
             Admission::Pass => None,
             Admission::Refuse(status, by) => Some(self.refuse(session, ctx, status, by).await),
             Admission::Preflight(cors, p) => {

@@ -21,8 +21,6 @@ pub struct RequestCtx {
     pub hsts: Option<HeaderValue>,
     pub route: Option<RouteMatch>,
     pub attempts: Attempts,
-    /// The route compresses and the client takes one of its codings.
-    pub compressing: bool,
     /// The policy that refused the request, for the access log.
     pub refused_by: Option<&'static str>,
     /// What the route's policies decided in the request phase, for the response.
@@ -52,7 +50,6 @@ impl RequestCtx {
             body_bytes: 0,
             body_prefix: None,
             policies: PolicyState::default(),
-            compressing: false,
             refused_by: None,
             cache: None,
             active: None,

@@ -23,7 +23,6 @@
 mod answer;
 mod attempt;
 mod ctx;
-mod encoding;
 mod report;
 mod retry;
 
@@ -130,9 +129,6 @@ impl ProxyHttp for Parapet {
         };
         if let Some(answered) = self.route_policies(session, ctx, &route.policies).await {
             return answered;
-        }
-        if let Some(policy) = &route.policies.compression {
-            self.start_compression(session, ctx, policy);
         }
         let req = session.req_header();
         ctx.trace = Some(trace::accept_or_start(req.headers.get(&trace::TRACEPARENT)));
@@ -332,15 +328,17 @@ impl ProxyHttp for Parapet {
             }
             cache_status = self.cache_status(session, ctx);
         }
-        if ctx.compressing {
-            self.settle_compression(session, ctx, resp);
-        }
         let status = resp.status;
         let policies = ctx
             .route
             .and_then(|m| rt.route(m.route))
             .map(|r| &r.policies);
-        let origin = session.req_header().headers.get(http::header::ORIGIN);
+        let origin = session
+            .downstream_session
+            .req_header()
+            .headers
+            .get(http::header::ORIGIN);
+        let modules = &mut session.downstream_modules_ctx;
         head_edit::edit_response(resp, |h| {
             crate::http_util::strip_response_hop_by_hop(h, status);
             rt.response_headers.apply(h);
@@ -349,7 +347,7 @@ impl ProxyHttp for Parapet {
             }
             let _ = h.try_insert(rt.request_id_header.clone(), ctx.request_id.clone());
             if let Some(policies) = policies {
-                policies.on_response(h, origin, &ctx.policies);
+                policies.on_response(status, h, origin, modules, &ctx.policies);
             }
             if let Some(facts) = cache_status {
                 if let Some(cache) = ctx.cache.as_deref() {

@@ -1,20 +1,26 @@
 //! The route's policy bundle: each per-route policy is an `Option` field, `None`
 //! when the route does not use it, so a route without the feature pays one branch.
 //! The proxy calls the bundle once per phase: `on_request` before the request goes
-//! anywhere (access, then the rate limit, then CORS: the first that answers wins),
-//! `on_response` on what goes back (each policy writes its own fields), and
-//! `on_refusal` for the fields Parapet's own answers carry. Adding a route policy
-//! means its folder under `policy/`, a field here and its calls in these phases.
+//! anywhere (access, then the rate limit, then CORS: the first that answers wins;
+//! compression is told its coding when the request goes on), `on_response` on what
+//! goes back (each policy writes its own fields), and `on_refusal` for Parapet's
+//! own answers. Adding a route policy means its folder under `policy/`, a field
+//! here and its calls in these phases.
+//!
+//! The cache is not called through the bundle: Pingora's cache state machine
+//! drives it through hooks of its own (`request_cache_filter`, `cache_key_callback`,
+//! `response_cache_filter`, ...), each one call into `cache::Shield`.
 
 use super::Route;
 use crate::cache::config::RouteCache;
 use crate::policy::access::AccessList;
 use crate::policy::client_ip::{Client, ClientGrouping};
-use crate::policy::compression::Compression;
+use crate::policy::compression::{self, Compression};
 use crate::policy::cors::{Cors, Preflight, Verdict};
 use crate::policy::rate_limit::{self, Decision, RateLimit};
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use pingora::http::RequestHeader;
+use pingora::modules::http::HttpModuleCtx;
 
 /// The per-route policies.
 #[derive(Debug, Default)]
@@ -28,7 +34,7 @@ pub struct RoutePolicies {
     /// `rate_limit`: requests per second and burst, per client (or route, or header).
     pub(crate) rate_limit: Option<RateLimit>,
     /// `compression`: answers compressed at the edge.
-    pub compression: Option<Compression>,
+    pub(crate) compression: Option<Compression>,
 }
 
 /// What the route's policies remember of one request between its phases (kept on
@@ -37,6 +43,8 @@ pub struct RoutePolicies {
 pub struct PolicyState {
     /// The rate limit's verdict, for the `RateLimit` fields of the answer.
     rate_limit: Option<Decision>,
+    /// Compression was told a coding: the answer may go out compressed.
+    compressing: bool,
 }
 
 /// What the request phase decided.
@@ -51,8 +59,24 @@ pub(crate) enum Admission<'a> {
 
 impl RoutePolicies {
     /// The request phase: the access list, the rate limit (one client is its
-    /// `grouping` group) and CORS, in that order.
+    /// `grouping` group) and CORS, in that order; then, for a request that goes
+    /// on, compression's coding (Pingora's response `modules`).
     pub(crate) fn on_request(
+        &self,
+        client: &Client,
+        grouping: ClientGrouping,
+        req: &RequestHeader,
+        modules: &mut HttpModuleCtx,
+        state: &mut PolicyState,
+    ) -> Admission<'_> {
+        let admission = self.admit(client, grouping, req, state);
+        if let (Admission::Pass, Some(policy)) = (&admission, &self.compression) {
+            state.compressing = compression::start(policy, &req.headers, modules);
+        }
+        admission
+    }
+
+    fn admit(
         &self,
         client: &Client,
         grouping: ClientGrouping,
@@ -79,15 +103,20 @@ impl RoutePolicies {
         }
     }
 
-    /// The response phase, on an answer from the origin or the cache: CORS fields
-    /// for the request's `origin`, and the rate limit's fields when it decided on
-    /// this request.
+    /// The response phase, on an answer from the origin or the cache: whether
+    /// it goes out compressed, CORS fields for the request's `origin`, and the
+    /// rate limit's fields when it decided on this request.
     pub(crate) fn on_response(
         &self,
+        status: StatusCode,
         headers: &mut HeaderMap,
         origin: Option<&HeaderValue>,
+        modules: &mut HttpModuleCtx,
         state: &PolicyState,
     ) {
+        if let (true, Some(policy)) = (state.compressing, &self.compression) {
+            compression::settle(policy, status, headers, modules);
+        }
         if let Some(cors) = &self.cors {
             cors.apply(origin, headers);
         }
@@ -96,13 +125,17 @@ impl RoutePolicies {
         }
     }
 
-    /// The fields of Parapet's own answer (an error page, a refusal) to this
-    /// request: the rate limit's, `Retry-After` on its 429.
+    /// Parapet's own answer (an error page, a refusal) to this request: never
+    /// compressed, and the rate limit's fields, `Retry-After` on its 429.
     pub(crate) fn on_refusal(
         &self,
+        modules: &mut HttpModuleCtx,
         state: &PolicyState,
         fields: &mut Vec<(HeaderName, HeaderValue)>,
     ) {
+        if state.compressing {
+            compression::stop(modules);
+        }
         if let (Some(decision), Some(limit)) = (state.rate_limit, &self.rate_limit) {
             fields.extend(decision.headers(limit));
         }

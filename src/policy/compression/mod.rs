@@ -21,10 +21,12 @@ use crate::config::units::Size;
 use crate::config::{field, ConfigErrors};
 use crate::http_util::{content_length, tokens};
 use http::header::CONTENT_TYPE;
-use http::HeaderValue;
-use pingora::http::ResponseHeader;
+use http::{HeaderMap, HeaderValue, StatusCode};
 use pingora::protocols::http::compression::Algorithm;
 use serde::Deserialize;
+
+mod module;
+pub(crate) use module::{settle, start, stop};
 
 /// `compression` as written.
 #[derive(Debug, Deserialize)]
@@ -152,14 +154,14 @@ impl Compression {
     }
 
     /// Whether this answer is worth compressing.
-    pub fn applies_to(&self, resp: &ResponseHeader) -> bool {
-        if resp.status.as_u16() == 206 {
+    pub(crate) fn applies_to(&self, status: StatusCode, headers: &HeaderMap) -> bool {
+        if status == StatusCode::PARTIAL_CONTENT {
             return false;
         }
-        if content_length(&resp.headers).is_some_and(|n| n < self.min_size) {
+        if content_length(headers).is_some_and(|n| n < self.min_size) {
             return false;
         }
-        let Some(media) = resp.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        let Some(media) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
             return false;
         };
         let media = media
@@ -177,7 +179,7 @@ impl Compression {
 
 /// The level each coding is used at: moderate, as a proxy compressing on every
 /// request should (nginx's gzip default is 1; these are each library's usual).
-pub fn level(algorithm: Algorithm) -> u32 {
+pub(crate) fn level(algorithm: Algorithm) -> u32 {
     match algorithm {
         Algorithm::Gzip => 5,
         Algorithm::Brotli => 4,
@@ -246,19 +248,19 @@ mod tests {
     fn answers_qualify_by_type_size_and_status() {
         let (c, _) = compression("{min_size: 100, types: [text/html, 'application/*']}");
         let c = c.unwrap();
-        let resp = |status: u16, ct: &str, len: Option<u64>| {
-            let mut r = ResponseHeader::build(status, None).unwrap();
-            r.insert_header(CONTENT_TYPE, ct).unwrap();
+        let qualifies = |status: u16, ct: &'static str, len: Option<u64>| {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
             if let Some(n) = len {
-                r.insert_header(http::header::CONTENT_LENGTH, n).unwrap();
+                headers.insert(http::header::CONTENT_LENGTH, n.into());
             }
-            r
+            c.applies_to(StatusCode::from_u16(status).unwrap(), &headers)
         };
-        assert!(c.applies_to(&resp(200, "text/html; charset=utf-8", Some(100))));
-        assert!(c.applies_to(&resp(200, "application/json", None)));
-        assert!(!c.applies_to(&resp(200, "text/html", Some(99))));
-        assert!(!c.applies_to(&resp(200, "image/png", Some(5000))));
-        assert!(!c.applies_to(&resp(206, "text/html", Some(5000))));
+        assert!(qualifies(200, "text/html; charset=utf-8", Some(100)));
+        assert!(qualifies(200, "application/json", None));
+        assert!(!qualifies(200, "text/html", Some(99)));
+        assert!(!qualifies(200, "image/png", Some(5000)));
+        assert!(!qualifies(206, "text/html", Some(5000)));
     }
 
     #[test]
