@@ -10,10 +10,10 @@ use pingora::proxy::Session;
 use pingora::{Error, ErrorSource, ErrorType};
 
 /// Seconds a client should wait after a 503 (no healthy backend) before trying again.
-pub const RETRY_AFTER_SECS: &str = "5";
+pub(crate) const RETRY_AFTER_SECS: &str = "5";
 
 /// The status a failure becomes; 0 means the client is gone and gets nothing.
-pub fn status_for(e: &Error) -> u16 {
+pub(crate) fn status_for(e: &Error) -> u16 {
     use ErrorType::*;
     match (e.etype(), e.esource()) {
         (HTTPStatus(code), _) => *code,
@@ -88,7 +88,7 @@ fn body(status: u16, request_id: &HeaderValue, json: bool) -> Bytes {
 /// Write a complete error response. The caller has checked that nothing was sent yet.
 /// `extra` are more fields (a caching route's `Cache-Status`, a limited route's
 /// `RateLimit`); a 503's or 429's `Retry-After` given there wins over the default.
-pub async fn send(
+pub(crate) async fn send(
     session: &mut Session,
     status: u16,
     request_id: &HeaderValue,

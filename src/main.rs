@@ -37,10 +37,7 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(errors) => {
             eprintln!("{errors}");
-            eprintln!(
-                "{path}: configuration invalid ({} errors)",
-                errors.errors.len()
-            );
+            eprintln!("{path}: configuration invalid ({} errors)", errors.count());
             return ExitCode::FAILURE;
         }
     };

@@ -15,30 +15,30 @@ use crate::upstream::Upstream;
 use http::HeaderName;
 use std::sync::Arc;
 
-pub struct Runtime {
-    pub listeners: ListenerPolicies,
+pub(crate) struct Runtime {
+    pub(crate) listeners: ListenerPolicies,
     /// The listeners' connection caps and the count of open connections.
-    pub connections: Arc<ConnectionGates>,
+    pub(crate) connections: Arc<ConnectionGates>,
     /// Set once a graceful upgrade hands the listeners over.
-    pub handoff: Arc<Handoff>,
+    pub(crate) handoff: Arc<Handoff>,
     /// Some route compresses its answers: Pingora's compression module is added.
-    pub compresses: bool,
-    pub routes: RouteTable,
-    pub upstreams: Vec<Upstream>,
-    pub client_ip: ClientIpPolicy,
-    pub request_id_header: HeaderName,
-    pub response_headers: ResponseHeaderRules,
-    pub limits: RequestLimits,
-    pub metrics: Metrics,
-    pub requests: RequestMetrics,
-    pub access_log: Option<AccessLog>,
+    pub(crate) compresses: bool,
+    pub(crate) routes: RouteTable,
+    pub(crate) upstreams: Vec<Upstream>,
+    pub(crate) client_ip: ClientIpPolicy,
+    pub(crate) request_id_header: HeaderName,
+    pub(crate) response_headers: ResponseHeaderRules,
+    pub(crate) limits: RequestLimits,
+    pub(crate) metrics: Metrics,
+    pub(crate) requests: RequestMetrics,
+    pub(crate) access_log: Option<AccessLog>,
     /// The cache, when some route caches.
-    pub shield: Option<Shield>,
+    pub(crate) shield: Option<Shield>,
 }
 
 impl Runtime {
     /// The route a `RouteMatch` found.
-    pub fn route(&self, index: usize) -> Option<&Route> {
+    pub(crate) fn route(&self, index: usize) -> Option<&Route> {
         self.routes.get(index)
     }
 }

@@ -11,22 +11,22 @@ use std::net::SocketAddr;
 /// The `admin` section as the operator wrote it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AdminConfig {
-    pub address: String,
+pub(crate) struct AdminConfig {
+    pub(crate) address: String,
     /// When set, every admin request needs `Authorization: Bearer <token>`.
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
 }
 
 /// The admin listener's address and token.
 #[derive(Debug, PartialEq, Eq)]
-pub struct AdminSettings {
-    pub address: SocketAddr,
-    pub token: Option<String>,
+pub(crate) struct AdminSettings {
+    pub(crate) address: SocketAddr,
+    pub(crate) token: Option<String>,
 }
 
 impl AdminSettings {
     /// `listeners` are the proxy's: the admin listener may not share one's address.
-    pub fn from_config(
+    pub(crate) fn from_config(
         config: AdminConfig,
         listeners: &[Listener],
         errors: &mut ConfigErrors,

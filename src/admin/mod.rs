@@ -3,7 +3,7 @@
 //! When `admin.token` is set, every endpoint needs `Authorization: Bearer <token>`
 //! (compared in constant time); otherwise 401.
 
-pub mod config;
+pub(crate) mod config;
 mod documents;
 mod purge;
 
@@ -17,13 +17,13 @@ use serde::Serialize;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
-pub struct Admin {
+pub(crate) struct Admin {
     rt: Arc<Runtime>,
     token: Option<Vec<u8>>,
 }
 
 impl Admin {
-    pub fn new(rt: Arc<Runtime>, token: Option<String>) -> Self {
+    pub(crate) fn new(rt: Arc<Runtime>, token: Option<String>) -> Self {
         Admin {
             rt,
             token: token.map(|t| format!("Bearer {t}").into_bytes()),

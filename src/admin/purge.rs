@@ -31,12 +31,12 @@ struct PurgeBody {
     soft: bool,
 }
 
-pub fn is_purge(req: &RequestHeader) -> bool {
+pub(super) fn is_purge(req: &RequestHeader) -> bool {
     req.method.as_str() == "PURGE"
         || (req.method == Method::POST && req.uri.path() == "/cache/purge")
 }
 
-pub async fn answer(rt: &Runtime, session: &mut ServerSession) -> Response<Vec<u8>> {
+pub(super) async fn answer(rt: &Runtime, session: &mut ServerSession) -> Response<Vec<u8>> {
     let req = session.req_header();
     let body = if req.method.as_str() == "PURGE" {
         let host = req.headers.get(header::HOST).and_then(|h| h.to_str().ok());

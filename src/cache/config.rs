@@ -8,25 +8,25 @@ use serde::Deserialize;
 use std::time::Duration;
 
 /// The largest object the store can hold (its weights count KiB in 16 bits).
-pub const LARGEST_OBJECT: u64 = super::storage::MAX_OBJECT_SIZE as u64;
+pub(crate) const LARGEST_OBJECT: u64 = super::storage::MAX_OBJECT_SIZE as u64;
 
 /// The top-level `cache` section.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct CacheConfig {
-    pub max_size: Size,
-    pub max_object_size: Size,
+pub(crate) struct CacheConfig {
+    pub(crate) max_size: Size,
+    pub(crate) max_object_size: Size,
     /// Freshness for responses that carry none (no max-age, s-maxage or Expires);
     /// unset, such responses are not stored.
-    pub default_ttl: Option<Span>,
+    pub(crate) default_ttl: Option<Span>,
     /// How long a stale object may be served while it is refreshed, when the
     /// origin does not say (`stale-while-revalidate`).
-    pub stale_while_revalidate: Span,
+    pub(crate) stale_while_revalidate: Span,
     /// How long a stale object may be served when the origin fails, when the
     /// origin does not say (`stale-if-error`).
-    pub stale_if_error: Span,
+    pub(crate) stale_if_error: Span,
     /// How long requests for an object being fetched wait for that fetch.
-    pub lock_timeout: Span,
+    pub(crate) lock_timeout: Span,
 }
 
 impl Default for CacheConfig {
@@ -44,17 +44,17 @@ impl Default for CacheConfig {
 
 /// The validated `cache` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheSettings {
-    pub max_size: usize,
-    pub max_object_size: usize,
-    pub default_ttl: Option<Duration>,
-    pub stale_while_revalidate: Duration,
-    pub stale_if_error: Duration,
-    pub lock_timeout: Duration,
+pub(crate) struct CacheSettings {
+    pub(crate) max_size: usize,
+    pub(crate) max_object_size: usize,
+    pub(crate) default_ttl: Option<Duration>,
+    pub(crate) stale_while_revalidate: Duration,
+    pub(crate) stale_if_error: Duration,
+    pub(crate) lock_timeout: Duration,
 }
 
 impl CacheSettings {
-    pub fn from_config(config: CacheConfig, errors: &mut ConfigErrors) -> CacheSettings {
+    pub(crate) fn from_config(config: CacheConfig, errors: &mut ConfigErrors) -> CacheSettings {
         let at = |name: &str| field("cache", name);
         if config.max_size.0 < 1 << 20 {
             errors.push(at("max_size"), "must be at least 1MiB");
@@ -88,13 +88,13 @@ impl CacheSettings {
 /// A route's `cache_key` as written: which parts of the query make the key.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CacheKeyConfig {
-    pub query: Option<QueryConfig>,
+pub(crate) struct CacheKeyConfig {
+    pub(crate) query: Option<QueryConfig>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-pub enum QueryConfig {
+pub(crate) enum QueryConfig {
     /// `all` or `none`.
     Word(String),
     /// The parameters kept, by name.
@@ -103,7 +103,7 @@ pub enum QueryConfig {
 
 /// Which query parameters are part of a route's cache key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QueryKey {
+pub(crate) enum QueryKey {
     /// The whole query, as sent.
     All,
     /// No query: `/a?x=1` and `/a?x=2` are one object.
@@ -115,7 +115,7 @@ pub enum QueryKey {
 /// A route's `cache` as written: `true` / `false`, or a map of options (a map
 /// enables caching).
 #[derive(Debug, Default)]
-pub enum RouteCacheConfig {
+pub(crate) enum RouteCacheConfig {
     #[default]
     Off,
     On(RouteCacheOptions),
@@ -124,15 +124,15 @@ pub enum RouteCacheConfig {
 /// The options of a route's `cache` map.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct RouteCacheOptions {
-    pub set_cookie: SetCookie,
-    pub client_directives: ClientDirectives,
+pub(crate) struct RouteCacheOptions {
+    pub(crate) set_cookie: SetCookie,
+    pub(crate) client_directives: ClientDirectives,
 }
 
 /// What the cache does with a response that sets a cookie.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum SetCookie {
+pub(crate) enum SetCookie {
     /// Not stored, and the key is marked hit-for-miss (as nginx's proxy_cache and
     /// Varnish's built-in VCL refuse it).
     #[default]
@@ -144,7 +144,7 @@ pub enum SetCookie {
 /// Whether the client's request directives (RFC 9111 §5.2.1) count.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ClientDirectives {
+pub(crate) enum ClientDirectives {
     #[default]
     Honor,
     /// As nginx and Varnish do by default: a client cannot send a stored object
@@ -181,16 +181,16 @@ impl<'de> Deserialize<'de> for RouteCacheConfig {
 
 /// What caching means on one route.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteCache {
-    pub query: QueryKey,
-    pub set_cookie: SetCookie,
-    pub client_directives: ClientDirectives,
+pub(crate) struct RouteCache {
+    pub(crate) query: QueryKey,
+    pub(crate) set_cookie: SetCookie,
+    pub(crate) client_directives: ClientDirectives,
 }
 
 impl RouteCache {
     /// A route's `cache` and `cache_key`; `path` is `routes[i]`. `None` when the
     /// route does not cache.
-    pub fn from_config(
+    pub(crate) fn from_config(
         cache: RouteCacheConfig,
         key: Option<CacheKeyConfig>,
         path: &str,

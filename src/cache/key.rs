@@ -10,13 +10,13 @@ use crate::http_util::Scheme;
 use pingora::http::RequestHeader;
 
 /// The primary key of `req`, which arrived with `scheme`.
-pub fn primary(req: &RequestHeader, scheme: Scheme, query: &QueryKey) -> Vec<u8> {
+pub(crate) fn primary(req: &RequestHeader, scheme: Scheme, query: &QueryKey) -> Vec<u8> {
     let uri = &req.uri;
     primary_of(host::of(req), uri.path(), uri.query(), scheme, query)
 }
 
 /// The primary key of `path` and `query` on `authority` (a host, maybe with a port).
-pub fn primary_of(
+pub(crate) fn primary_of(
     authority: &[u8],
     path: &str,
     q: Option<&str>,

@@ -18,14 +18,14 @@ const RESULTS: [&str; 7] = [
     "uncacheable",
 ];
 
-pub struct CacheMetrics {
+pub(crate) struct CacheMetrics {
     lookups: [IntCounter; RESULTS.len()],
     collapsed: IntCounter,
     saved: IntCounter,
 }
 
 impl CacheMetrics {
-    pub fn register(
+    pub(crate) fn register(
         registry: &Registry,
         storage: &'static MemoryStorage,
     ) -> prometheus::Result<Self> {
@@ -55,7 +55,7 @@ impl CacheMetrics {
         })
     }
 
-    pub fn looked_up(&self, result: &str, collapsed: bool) {
+    pub(crate) fn looked_up(&self, result: &str, collapsed: bool) {
         if let Some(i) = RESULTS.iter().position(|r| *r == result) {
             self.lookups[i].inc();
         }

@@ -22,15 +22,15 @@
 //! queueing behind a lock (Varnish's hit-for-miss); it forgets the key when a later
 //! response for it is cacheable.
 
-pub mod config;
-pub mod key;
-pub mod metrics;
-pub mod policy;
-pub mod purge;
-pub mod request;
-pub mod status;
-pub mod storage;
-pub mod vary;
+pub(crate) mod config;
+pub(crate) mod key;
+pub(crate) mod metrics;
+pub(crate) mod policy;
+pub(crate) mod purge;
+pub(crate) mod request;
+pub(crate) mod status;
+pub(crate) mod storage;
+pub(crate) mod vary;
 
 use config::{CacheSettings, ClientDirectives, RouteCache, SetCookie};
 use metrics::CacheMetrics;
@@ -58,29 +58,29 @@ const REQUEST_NO_STORE: &str = "request-no-store";
 
 /// What one request's cache handling has learned, for later hooks and the log.
 #[derive(Debug, Default)]
-pub struct CacheCtx {
-    pub directives: RequestDirectives,
+pub(crate) struct CacheCtx {
+    pub(crate) directives: RequestDirectives,
     /// The route's choice for responses that set a cookie.
-    pub set_cookie: SetCookie,
+    pub(crate) set_cookie: SetCookie,
     /// `cache_vary_filter` ran at lookup: a miss then is a variant miss.
-    pub variant_lookup: bool,
+    pub(crate) variant_lookup: bool,
     /// A request directive sent the object to the origin.
-    pub by_request: bool,
+    pub(crate) by_request: bool,
     /// What the cache did, once the response went out.
-    pub result: Option<&'static str>,
+    pub(crate) result: Option<&'static str>,
     /// The fields of the origin's 304 to a revalidation, which update the stored
     /// response beyond the few pingora-cache merges itself.
-    pub not_modified: Option<http::HeaderMap>,
+    pub(crate) not_modified: Option<http::HeaderMap>,
     /// The fields kept out of the stored copy of the response this request
     /// fetched (`policy::withheld`), given back to this request alone.
-    pub withheld: Option<http::HeaderMap>,
+    pub(crate) withheld: Option<http::HeaderMap>,
 }
 
 impl CacheCtx {
     /// Give the fetching client the fields its stored copy goes without: pingora
     /// serves it from the store's copy of the header (`proxy_cache.rs`,
     /// `ServeFromCache::enable_miss`). A field already there is left alone.
-    pub fn restore_withheld(&self, headers: &mut http::HeaderMap) {
+    pub(crate) fn restore_withheld(&self, headers: &mut http::HeaderMap) {
         let Some(withheld) = &self.withheld else {
             return;
         };
@@ -95,7 +95,7 @@ impl CacheCtx {
 }
 
 /// The cache, built once when some route caches.
-pub struct Shield {
+pub(crate) struct Shield {
     storage: &'static MemoryStorage,
     lock: &'static CacheKeyLockImpl,
     predictor: &'static Predictor<16>,
@@ -106,7 +106,7 @@ pub struct Shield {
 impl Shield {
     /// The store, lock and predictor live as long as the process: pingora-cache
     /// takes them as `&'static`, and a reload starts a new process.
-    pub fn build(
+    pub(crate) fn build(
         settings: CacheSettings,
         registry: &prometheus::Registry,
     ) -> prometheus::Result<Shield> {
@@ -124,14 +124,14 @@ impl Shield {
         })
     }
 
-    pub fn storage(&self) -> &'static MemoryStorage {
+    pub(crate) fn storage(&self) -> &'static MemoryStorage {
         self.storage
     }
 
     /// `request_cache_filter`: GET and HEAD requests use the cache, but not a
     /// WebSocket handshake: a stored page must not answer it, nor may it wait for
     /// another request's fetch.
-    pub fn enable(&self, session: &mut Session, route: &RouteCache, ctx: &mut CacheCtx) {
+    pub(crate) fn enable(&self, session: &mut Session, route: &RouteCache, ctx: &mut CacheCtx) {
         let req = session.req_header();
         let cached = matches!(req.method, http::Method::GET | http::Method::HEAD);
         if !cached || crate::http_util::is_websocket_handshake(req) {
@@ -157,7 +157,7 @@ impl Shield {
     }
 
     /// `cache_key_callback`.
-    pub fn key(
+    pub(crate) fn key(
         &self,
         req: &RequestHeader,
         route: &RouteCache,
@@ -174,7 +174,7 @@ impl Shield {
     /// revalidate is met by it: the origin answered after the request arrived.
     /// Asking again would chain the waiting requests into one origin request each,
     /// one after another.
-    pub fn hit_filter(
+    pub(crate) fn hit_filter(
         &self,
         session: &Session,
         meta: &CacheMeta,
@@ -201,7 +201,7 @@ impl Shield {
 
     /// `proxy_upstream_filter`: whether the request may go to the origin. With
     /// `only-if-cached` it may not, and gets a 504.
-    pub fn may_fetch(&self, ctx: &CacheCtx) -> bool {
+    pub(crate) fn may_fetch(&self, ctx: &CacheCtx) -> bool {
         !ctx.directives.only_if_cached
     }
 
@@ -209,7 +209,12 @@ impl Shield {
     /// §4.3.4: they update the stored response; pingora-cache merges only
     /// Cache-Control, Expires, ETag and the tags, and not `Date`, without which the
     /// refreshed object would look as old as the first one).
-    pub fn upstream_answered(&self, session: &Session, resp: &ResponseHeader, ctx: &mut CacheCtx) {
+    pub(crate) fn upstream_answered(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        ctx: &mut CacheCtx,
+    ) {
         let revalidating = session.cache.phase() == pingora::cache::CachePhase::Stale;
         if resp.status == http::StatusCode::NOT_MODIFIED && revalidating {
             ctx.not_modified = Some(resp.headers.clone());
@@ -218,7 +223,7 @@ impl Shield {
 
     /// `response_cache_filter`. After a 304, `resp` is the stored response with
     /// pingora's merge, and the 304's other fields are applied here.
-    pub fn cacheable(&self, resp: &ResponseHeader, ctx: &mut CacheCtx) -> RespCacheable {
+    pub(crate) fn cacheable(&self, resp: &ResponseHeader, ctx: &mut CacheCtx) -> RespCacheable {
         let decision = self.with_not_modified(resp, ctx);
         if let RespCacheable::Cacheable(meta) = &decision {
             ctx.withheld = policy::withheld(resp, meta.headers());
@@ -259,7 +264,12 @@ impl Shield {
     }
 
     /// What the cache did for this response; counted, and remembered for the log.
-    pub fn facts(&self, session: &Session, ctx: &mut CacheCtx, fwd_status: Option<u16>) -> Facts {
+    pub(crate) fn facts(
+        &self,
+        session: &Session,
+        ctx: &mut CacheCtx,
+        fwd_status: Option<u16>,
+    ) -> Facts {
         let mut facts = Facts::of(&session.cache, fwd_status);
         facts.vary_miss = ctx.variant_lookup;
         facts.by_request = ctx.by_request;
@@ -280,7 +290,7 @@ impl Shield {
     /// it answered with, when they are on the same host (RFC 9111 §4.4: only an
     /// unsafe method, only a 2xx or 3xx answer). Call it for requests whose method
     /// [`invalidates`].
-    pub async fn invalidate(
+    pub(crate) async fn invalidate(
         &self,
         req: &RequestHeader,
         resp: &ResponseHeader,
@@ -311,7 +321,7 @@ impl Shield {
     /// Purge what is stored for `path_and_query` on `host` (with or without a
     /// port) under `route`'s key rule, for both schemes; `soft` marks it stale
     /// instead. How many objects were purged.
-    pub async fn purge_url(
+    pub(crate) async fn purge_url(
         &self,
         host: &str,
         path_and_query: &str,
@@ -334,7 +344,7 @@ impl Shield {
     }
 
     /// Purge every object stored with one of `tags`. How many were purged.
-    pub async fn purge_tags(&self, tags: &[String], soft: bool) -> usize {
+    pub(crate) async fn purge_tags(&self, tags: &[String], soft: bool) -> usize {
         tags.iter()
             .map(|tag| self.storage.purge_tag(tag, soft))
             .sum()
@@ -377,7 +387,7 @@ pub(crate) fn invalidates(method: &http::Method) -> bool {
 
 /// Fields meant for Parapet alone, not forwarded to clients: the CDN-targeted
 /// cache directives (RFC 9213) and the purge tags.
-pub fn strip_cdn_fields(headers: &mut http::HeaderMap) {
+pub(crate) fn strip_cdn_fields(headers: &mut http::HeaderMap) {
     for name in [
         &policy::CDN_CACHE_CONTROL,
         &policy::PARAPET_CDN_CACHE_CONTROL,
@@ -388,8 +398,8 @@ pub fn strip_cdn_fields(headers: &mut http::HeaderMap) {
     }
 }
 
-pub static CACHE_TAG: http::HeaderName = http::HeaderName::from_static("cache-tag");
-pub static SURROGATE_KEY: http::HeaderName = http::HeaderName::from_static("surrogate-key");
+pub(crate) static CACHE_TAG: http::HeaderName = http::HeaderName::from_static("cache-tag");
+pub(crate) static SURROGATE_KEY: http::HeaderName = http::HeaderName::from_static("surrogate-key");
 
 /// The path and query of a `Location`-like reference when it points at the
 /// request's own host: an absolute path always does; an absolute URI when its

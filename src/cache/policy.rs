@@ -34,16 +34,16 @@ use pingora::cache::{CacheMeta, NoCacheReason, RespCacheable};
 use pingora::http::ResponseHeader;
 use std::time::{Duration, SystemTime};
 
-pub static CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control");
-pub static PARAPET_CDN_CACHE_CONTROL: HeaderName =
+pub(crate) static CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control");
+pub(crate) static PARAPET_CDN_CACHE_CONTROL: HeaderName =
     HeaderName::from_static("parapet-cdn-cache-control");
 
 /// Why a response to a request with `Authorization` is not stored.
-pub const AUTHORIZATION: &str = "authorization";
+pub(crate) const AUTHORIZATION: &str = "authorization";
 
 /// Why a response that sets a cookie is not stored. A `Custom` reason, so the
 /// predictor marks the key hit-for-miss like any other uncacheable answer.
-pub const SET_COOKIE: &str = "set-cookie";
+pub(crate) const SET_COOKIE: &str = "set-cookie";
 
 /// RFC 9111 §1.2.2's cap on delta-seconds (2^31).
 const MAX_DELTA: u64 = 1 << 31;
@@ -57,7 +57,7 @@ fn heuristically_cacheable(status: u16) -> bool {
 }
 
 /// The directives that apply to Parapet: the most specific field present.
-pub fn directives(headers: &HeaderMap) -> Option<CacheControl> {
+pub(crate) fn directives(headers: &HeaderMap) -> Option<CacheControl> {
     for name in [&PARAPET_CDN_CACHE_CONTROL, &CDN_CACHE_CONTROL] {
         if headers.contains_key(name) {
             return CacheControl::from_headers_named(name.as_str(), headers);
@@ -69,7 +69,7 @@ pub fn directives(headers: &HeaderMap) -> Option<CacheControl> {
 /// Decide whether `resp` may be stored and build its cache metadata.
 /// `authorization`: the request carried `Authorization`; `set_cookie`: the route's
 /// choice for responses that set a cookie.
-pub fn cacheable(
+pub(crate) fn cacheable(
     resp: &ResponseHeader,
     authorization: bool,
     set_cookie: SetCookie,
@@ -215,7 +215,7 @@ fn prepare_for_storage(stored: &mut ResponseHeader, cc: Option<&CacheControl>) {
 /// (`Set-Cookie`, and the fields a qualified `no-cache` or `private` names), for
 /// the client whose request fetched it: it is served from the store as the body
 /// arrives, yet the response is its own. `None` when there are none.
-pub fn withheld(resp: &ResponseHeader, stored: &HeaderMap) -> Option<HeaderMap> {
+pub(crate) fn withheld(resp: &ResponseHeader, stored: &HeaderMap) -> Option<HeaderMap> {
     let cc = directives(&resp.headers);
     let named = cc.iter().flat_map(|cc| {
         let no_cache = cc.no_cache_field_names().into_iter().flatten();

@@ -19,17 +19,17 @@ use std::collections::{HashMap, HashSet};
 /// removals before it is shrunk (see [`TagIndex::forget`]), with its control
 /// bytes, plus the tag's own map entry and set header, charged to every object
 /// that shares it.
-pub const TAG_REFERENCE_BYTES: usize = 96;
+pub(crate) const TAG_REFERENCE_BYTES: usize = 96;
 
 /// Tag to the keys of the objects held with it.
 #[derive(Default)]
-pub struct TagIndex {
+pub(crate) struct TagIndex {
     keys: HashMap<Box<str>, HashSet<HashBinary>>,
 }
 
 impl TagIndex {
     /// Remember that the object at `key` carries the tags in `headers`.
-    pub fn record(&mut self, key: &HashBinary, headers: &HeaderMap) {
+    pub(crate) fn record(&mut self, key: &HashBinary, headers: &HeaderMap) {
         for tag in tags_of(headers) {
             match self.keys.get_mut(tag) {
                 Some(keys) => {
@@ -43,7 +43,7 @@ impl TagIndex {
     }
 
     /// Forget the object at `key`, which carried the tags in `headers`.
-    pub fn forget(&mut self, key: &HashBinary, headers: &HeaderMap) {
+    pub(crate) fn forget(&mut self, key: &HashBinary, headers: &HeaderMap) {
         for tag in tags_of(headers) {
             let Some(keys) = self.keys.get_mut(tag) else {
                 continue;
@@ -59,25 +59,26 @@ impl TagIndex {
     }
 
     /// Forget `tag` and return the keys of the objects held with it.
-    pub fn take(&mut self, tag: &str) -> Vec<HashBinary> {
+    pub(crate) fn take(&mut self, tag: &str) -> Vec<HashBinary> {
         self.keys.remove(tag).into_iter().flatten().collect()
     }
 
     /// (tag, object) references held.
-    pub fn references(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn references(&self) -> usize {
         self.keys.values().map(HashSet::len).sum()
     }
 }
 
 /// The bytes an object's tags cost the index, charged in its weight.
-pub fn charged_bytes(headers: &HeaderMap) -> usize {
+pub(crate) fn charged_bytes(headers: &HeaderMap) -> usize {
     tags_of(headers)
         .map(|tag| TAG_REFERENCE_BYTES + tag.len())
         .sum()
 }
 
 /// The tags in `Cache-Tag` and `Surrogate-Key`.
-pub fn tags_of(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+pub(crate) fn tags_of(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     [&CACHE_TAG, &SURROGATE_KEY]
         .into_iter()
         .flat_map(|name| headers.get_all(name))

@@ -14,21 +14,21 @@ use std::time::{Duration, SystemTime};
 
 /// The request directives that matter to the cache.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct RequestDirectives {
+pub(crate) struct RequestDirectives {
     /// The request carries `Authorization`.
-    pub authorization: bool,
-    pub no_cache: bool,
-    pub no_store: bool,
-    pub only_if_cached: bool,
-    pub max_age: Option<u64>,
-    pub min_fresh: Option<u64>,
+    pub(crate) authorization: bool,
+    pub(crate) no_cache: bool,
+    pub(crate) no_store: bool,
+    pub(crate) only_if_cached: bool,
+    pub(crate) max_age: Option<u64>,
+    pub(crate) min_fresh: Option<u64>,
     /// `max-stale` alone allows any staleness (`u64::MAX`).
-    pub max_stale: Option<u64>,
+    pub(crate) max_stale: Option<u64>,
 }
 
 /// What the directives make of a stored object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// As the object's own freshness says.
     AsStored,
     /// Revalidate with the origin, even if fresh.
@@ -40,7 +40,7 @@ pub enum Verdict {
 }
 
 impl RequestDirectives {
-    pub fn of(req: &RequestHeader) -> RequestDirectives {
+    pub(crate) fn of(req: &RequestHeader) -> RequestDirectives {
         let authorization = req.headers.contains_key(http::header::AUTHORIZATION);
         let Some(cc) = CacheControl::from_headers_named("cache-control", &req.headers) else {
             let pragma = req
@@ -75,7 +75,7 @@ impl RequestDirectives {
 
     /// For a route that ignores the client's directives: only what is not a
     /// directive, the credentials (RFC 9111 §3.5 still applies).
-    pub fn credentials_only(req: &RequestHeader) -> RequestDirectives {
+    pub(crate) fn credentials_only(req: &RequestHeader) -> RequestDirectives {
         RequestDirectives {
             authorization: req.headers.contains_key(http::header::AUTHORIZATION),
             ..RequestDirectives::default()
@@ -83,11 +83,11 @@ impl RequestDirectives {
     }
 
     /// Whether any directive can change what the cache does.
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         *self != RequestDirectives::default()
     }
 
-    pub fn verdict(&self, meta: &CacheMeta, now: SystemTime) -> Verdict {
+    pub(crate) fn verdict(&self, meta: &CacheMeta, now: SystemTime) -> Verdict {
         // RFC 9111 §3.5: a stored response answers a request with Authorization
         // only when it says it may.
         if self.authorization && !shared_with_authorization(meta) {

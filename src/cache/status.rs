@@ -6,33 +6,33 @@ use pingora::cache::{CachePhase, HttpCache, NoCacheReason};
 use std::io::Write;
 use std::time::SystemTime;
 
-pub static CACHE_STATUS: http::HeaderName = http::HeaderName::from_static("cache-status");
+pub(crate) static CACHE_STATUS: http::HeaderName = http::HeaderName::from_static("cache-status");
 
 /// The facts `Cache-Status` is written from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Facts {
-    pub phase: CachePhase,
+pub(crate) struct Facts {
+    pub(crate) phase: CachePhase,
     /// Seconds of freshness left on the served object (negative when stale).
-    pub ttl: Option<i64>,
+    pub(crate) ttl: Option<i64>,
     /// The status the origin answered with, when it was asked.
-    pub fwd_status: Option<u16>,
+    pub(crate) fwd_status: Option<u16>,
     /// The response is being stored.
-    pub stored: bool,
+    pub(crate) stored: bool,
     /// The request waited for another request's fetch of the same object.
-    pub collapsed: bool,
+    pub(crate) collapsed: bool,
     /// The lookup found the object under another variant (`Vary`).
-    pub vary_miss: bool,
+    pub(crate) vary_miss: bool,
     /// A request directive (`no-cache`, `max-age`, ...) sent it to the origin.
-    pub by_request: bool,
+    pub(crate) by_request: bool,
     /// The method is not one the cache answers (POST, PUT, ...).
-    pub unsafe_method: bool,
+    pub(crate) unsafe_method: bool,
     /// `Age` for a response served from the cache after the origin confirmed it
     /// (pingora-cache adds `Age` on hits only).
-    pub revalidated_age: Option<u64>,
+    pub(crate) revalidated_age: Option<u64>,
 }
 
 impl Facts {
-    pub fn of(cache: &HttpCache, fwd_status: Option<u16>) -> Facts {
+    pub(crate) fn of(cache: &HttpCache, fwd_status: Option<u16>) -> Facts {
         let ttl = cache.maybe_cache_meta().map(|meta| {
             let now = SystemTime::now();
             match meta.fresh_until().duration_since(now) {
@@ -62,7 +62,7 @@ impl Facts {
     }
 
     /// The short result for logs and metrics.
-    pub fn result(&self) -> &'static str {
+    pub(crate) fn result(&self) -> &'static str {
         match self.phase {
             CachePhase::Hit => "hit",
             CachePhase::StaleUpdating | CachePhase::Stale => "stale",
@@ -75,12 +75,12 @@ impl Facts {
     }
 
     /// The `Cache-Status` field's value.
-    pub fn header(&self) -> Option<http::HeaderValue> {
+    pub(crate) fn header(&self) -> Option<http::HeaderValue> {
         http::HeaderValue::from_maybe_shared(bytes::Bytes::from(self.header_value())).ok()
     }
 
     /// The `Cache-Status` value, e.g. `parapet; fwd=uri-miss; fwd-status=200; stored`.
-    pub fn header_value(&self) -> Vec<u8> {
+    pub(crate) fn header_value(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(b"parapet");
         let fwd = match self.phase {

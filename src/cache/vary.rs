@@ -14,7 +14,7 @@ const ABSENT: &[u8] = b"\0absent";
 /// The variant of `req` among the responses like `meta`; `None` when `meta` does
 /// not vary. Values are compared after joining repeated lines with `,` and
 /// folding white space, so `gzip,br` and `gzip, br` are one variant.
-pub fn variance(meta: &CacheMeta, req: &RequestHeader) -> Option<HashBinary> {
+pub(crate) fn variance(meta: &CacheMeta, req: &RequestHeader) -> Option<HashBinary> {
     let mut names: Vec<String> = meta
         .headers()
         .get_all(http::header::VARY)

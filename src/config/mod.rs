@@ -6,8 +6,8 @@
 //! It knows no feature: reading the file and handing each section to its owner is
 //! the loader's work (`src/load/`), above every feature.
 
-pub mod pem;
-pub mod units;
+pub(crate) mod pem;
+pub(crate) mod units;
 
 use http::HeaderName;
 use serde::de::DeserializeOwned;
@@ -16,25 +16,31 @@ use std::fmt;
 
 /// One problem in the configuration, with the path of the field it is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub path: String,
-    pub message: String,
+pub(crate) struct ConfigError {
+    pub(crate) path: String,
+    pub(crate) message: String,
 }
 
 /// Every problem found in one file.
 #[derive(Debug, Default)]
 pub struct ConfigErrors {
-    pub file: String,
-    pub errors: Vec<ConfigError>,
+    pub(crate) file: String,
+    pub(crate) errors: Vec<ConfigError>,
 }
 
 impl ConfigErrors {
+    /// How many problems were found.
+    pub fn count(&self) -> usize {
+        self.errors.len()
+    }
+
     /// The paths of the fields with problems, in the order found.
-    pub fn paths(&self) -> Vec<String> {
+    #[cfg(test)]
+    pub(crate) fn paths(&self) -> Vec<String> {
         self.errors.iter().map(|e| e.path.clone()).collect()
     }
 
-    pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(ConfigError {
             path: path.into(),
             message: message.into(),

@@ -7,14 +7,14 @@ use std::path::Path;
 use x509_parser::prelude::{GeneralName, X509Certificate};
 
 /// An error unless `path` can be opened for reading.
-pub fn readable(path: &Path) -> Result<(), String> {
+pub(crate) fn readable(path: &Path) -> Result<(), String> {
     std::fs::File::open(path)
         .map(drop)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 /// Every certificate in `path`, in order; at least one.
-pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     readable(path)?;
     let shown = path.display();
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
@@ -27,7 +27,7 @@ pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String>
 }
 
 /// The DNS names a certificate is for (its SANs, else its CN), lowercased.
-pub fn dns_names(parsed: &X509Certificate<'_>) -> Vec<String> {
+pub(crate) fn dns_names(parsed: &X509Certificate<'_>) -> Vec<String> {
     let mut names: Vec<String> = parsed
         .subject_alternative_name()
         .ok()

@@ -12,18 +12,18 @@ use std::time::Duration;
 
 /// A configured duration. Deserializes from a string with a unit suffix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span(pub Duration);
+pub(crate) struct Span(pub Duration);
 
 /// A configured size in bytes. Deserializes from an integer or a string with a binary
 /// unit (`64KiB`); `64KB` is refused as ambiguous.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Size(pub u64);
+pub(crate) struct Size(pub u64);
 
 /// A configured share, written `20%` (or `12.5%`); held as a fraction (0.2).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Percent(pub f64);
+pub(crate) struct Percent(pub f64);
 
-pub fn parse_percent(text: &str) -> Result<f64, String> {
+pub(crate) fn parse_percent(text: &str) -> Result<f64, String> {
     let text = text.trim();
     let not_percent = || format!("'{text}' is not a percentage like '20%'");
     let number = text.strip_suffix('%').ok_or_else(not_percent)?;
@@ -33,7 +33,7 @@ pub fn parse_percent(text: &str) -> Result<f64, String> {
     }
 }
 
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -59,7 +59,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("'{text}' is too large"))
 }
 
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())

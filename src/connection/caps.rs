@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// The gates of every listener, and the gauge of open connections.
-pub struct ConnectionGates {
+pub(crate) struct ConnectionGates {
     /// Only the listeners with a cap.
     gates: Vec<Gate>,
     open: IntGauge,
@@ -39,7 +39,7 @@ struct Gate {
 }
 
 /// An admitted connection: counted until dropped.
-pub struct Admitted<'a> {
+pub(crate) struct Admitted<'a> {
     gate: Option<&'a Gate>,
     ip: Option<IpAddr>,
     open: &'a IntGauge,
@@ -64,7 +64,7 @@ impl Drop for Admitted<'_> {
 }
 
 impl ConnectionGates {
-    pub fn register(
+    pub(crate) fn register(
         registry: &Registry,
         listeners: &[Listener],
         grouping: ClientGrouping,
@@ -125,7 +125,7 @@ impl ConnectionGates {
     }
 
     /// Count the connection in, or `None` when a cap of its listener is reached.
-    pub fn admit(&self, stream: &Stream) -> Option<Admitted<'_>> {
+    pub(crate) fn admit(&self, stream: &Stream) -> Option<Admitted<'_>> {
         let digest = stream.get_socket_digest();
         let local = digest
             .as_ref()

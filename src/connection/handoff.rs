@@ -14,16 +14,16 @@ use std::sync::Arc;
 
 /// Whether this instance is handing its listeners over.
 #[derive(Default)]
-pub struct Handoff(AtomicBool);
+pub(crate) struct Handoff(AtomicBool);
 
 impl Handoff {
-    pub fn started(&self) -> bool {
+    pub(crate) fn started(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
 }
 
 /// Watches for SIGQUIT beside Pingora's own handler.
-pub struct HandoffWatch(pub Arc<Handoff>);
+pub(crate) struct HandoffWatch(pub Arc<Handoff>);
 
 #[async_trait]
 impl BackgroundService for HandoffWatch {

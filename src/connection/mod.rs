@@ -9,8 +9,8 @@
 //! handshake (`tls`), the request-head deadline (`header_timeout`), the HTTP/1
 //! keep-alive loop (`http1`) and the lingering close (`linger`).
 
-pub mod caps;
-pub mod handoff;
+pub(crate) mod caps;
+pub(crate) mod handoff;
 
 use crate::listener::tls::TlsListeners;
 use crate::pingora_compat::header_timeout::HeadDeadline;
@@ -29,7 +29,7 @@ use std::time::Duration;
 /// it may then sit idle: `limits.client_keepalive_timeout` (unless keep-alive is
 /// already off: the client's choice, or a shutdown), and not at all once an
 /// upgrade hands the listeners over.
-pub fn keep_alive(session: &mut Session, idle_timeout: u64, handoff: &Handoff) {
+pub(crate) fn keep_alive(session: &mut Session, idle_timeout: u64, handoff: &Handoff) {
     if handoff.started() {
         session.set_keepalive(None);
     } else if session.get_keepalive().is_some() {
@@ -38,7 +38,7 @@ pub fn keep_alive(session: &mut Session, idle_timeout: u64, handoff: &Handoff) {
 }
 
 /// The proxy (`app`) behind the caps, the head deadline and the keep-alive loop.
-pub struct ConnectionGate<A> {
+pub(crate) struct ConnectionGate<A> {
     app: Arc<A>,
     header_timeout: Duration,
     keepalive_timeout: Duration,

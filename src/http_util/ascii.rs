@@ -7,12 +7,12 @@ use bytes::BufMut;
 use std::net::IpAddr;
 
 /// A decimal integer.
-pub fn put_uint(out: &mut impl BufMut, n: u64) {
+pub(crate) fn put_uint(out: &mut impl BufMut, n: u64) {
     out.put_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// A decimal integer padded with zeros to `width` digits (for dates and fractions).
-pub fn put_padded(out: &mut impl BufMut, n: u64, width: usize) {
+pub(crate) fn put_padded(out: &mut impl BufMut, n: u64, width: usize) {
     let mut buf = itoa::Buffer::new();
     let digits = buf.format(n).as_bytes();
     for _ in digits.len()..width {
@@ -22,7 +22,7 @@ pub fn put_padded(out: &mut impl BufMut, n: u64, width: usize) {
 }
 
 /// Milliseconds with three decimals (`12.345`), from a duration, without floats.
-pub fn put_millis(out: &mut impl BufMut, d: std::time::Duration) {
+pub(crate) fn put_millis(out: &mut impl BufMut, d: std::time::Duration) {
     let micros = d.as_micros() as u64;
     put_uint(out, micros / 1000);
     out.put_u8(b'.');
@@ -31,7 +31,7 @@ pub fn put_millis(out: &mut impl BufMut, d: std::time::Duration) {
 
 /// An IP address as text. IPv4, by far the common case, is written by hand;
 /// IPv6 goes through its `Display`, which also picks the `::` compression.
-pub fn put_ip(out: &mut impl BufMut, ip: IpAddr) {
+pub(crate) fn put_ip(out: &mut impl BufMut, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
             for (i, octet) in v4.octets().into_iter().enumerate() {

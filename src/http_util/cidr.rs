@@ -5,13 +5,13 @@ use std::net::IpAddr;
 
 /// An address block such as `10.0.0.0/8`, `::1/128` or a single address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
+pub(crate) struct Cidr {
     addr: IpAddr,
     prefix: u8,
 }
 
 impl Cidr {
-    pub fn parse(text: &str) -> Result<Cidr, String> {
+    pub(crate) fn parse(text: &str) -> Result<Cidr, String> {
         let bad = || format!("'{text}' is not an address or CIDR block like 10.0.0.0/8");
         let (addr, prefix) = match text.split_once('/') {
             Some((a, p)) => (a, Some(p)),
@@ -32,7 +32,7 @@ impl Cidr {
     }
 
     /// An IPv4-mapped IPv6 peer (`::ffff:10.0.0.1`) is taken as the IPv4 address.
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(
                 u32::from(net) as u128,

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-pub fn json_opt(out: &mut Vec<u8>, value: Option<&[u8]>) {
+pub(crate) fn json_opt(out: &mut Vec<u8>, value: Option<&[u8]>) {
     match value {
         Some(v) => json_str(out, v),
         None => out.extend_from_slice(b"null"),
@@ -11,7 +11,7 @@ pub fn json_opt(out: &mut Vec<u8>, value: Option<&[u8]>) {
 }
 
 /// A JSON string; bytes that are not UTF-8 become U+FFFD.
-pub fn json_str(out: &mut Vec<u8>, raw: &[u8]) {
+pub(crate) fn json_str(out: &mut Vec<u8>, raw: &[u8]) {
     out.push(b'"');
     // Most values (paths, hosts, IDs) are plain printable ASCII: copy them as they
     // are. The check has no early exit, so the compiler can test 16 or 32 bytes at

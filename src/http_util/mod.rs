@@ -5,25 +5,25 @@
 //! them knows about configuration or policy. (Heads edited as plain header maps:
 //! `pingora_compat::head_edit`.)
 
-pub mod ascii;
+pub(crate) mod ascii;
 mod cidr;
 mod hop_by_hop;
 pub(crate) mod host;
-pub mod json;
+pub(crate) mod json;
 pub(crate) mod path;
 mod scheme;
 pub(crate) mod target;
 mod tokens;
 mod upgrade;
 
-pub use cidr::Cidr;
+pub(crate) use cidr::Cidr;
 pub(crate) use hop_by_hop::strip_response_hop_by_hop;
-pub use scheme::Scheme;
+pub(crate) use scheme::Scheme;
 pub(crate) use tokens::tokens;
 pub(crate) use upgrade::is_websocket_handshake;
 
 /// The `Content-Length` of a head, when it has one that is a number.
-pub fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+pub(crate) fn content_length(headers: &http::HeaderMap) -> Option<u64> {
     headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok())

@@ -4,7 +4,7 @@
 //! answers (`hsts`, `redirect_https`), and what its paths may carry
 //! (`path_normalization`).
 
-pub mod tls;
+pub(crate) mod tls;
 
 use crate::config::units::{Size, Span};
 use crate::config::{field, section, ConfigErrors};
@@ -21,19 +21,19 @@ use tls::{Certificates, TlsEntry};
 /// One entry of `listeners` as the operator wrote it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ListenerEntry {
-    pub address: String,
-    pub tls: Option<TlsEntry>,
+pub(crate) struct ListenerEntry {
+    pub(crate) address: String,
+    pub(crate) tls: Option<TlsEntry>,
     #[serde(default)]
-    pub h2c: bool,
-    pub hsts: Option<Span>,
+    pub(crate) h2c: bool,
+    pub(crate) hsts: Option<Span>,
     #[serde(default)]
-    pub redirect_https: bool,
-    pub read_buffer: Option<Size>,
-    pub max_connections: Option<usize>,
-    pub max_connections_per_ip: Option<u32>,
+    pub(crate) redirect_https: bool,
+    pub(crate) read_buffer: Option<Size>,
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) max_connections_per_ip: Option<u32>,
     #[serde(default)]
-    pub path_normalization: PathNormalization,
+    pub(crate) path_normalization: PathNormalization,
 }
 
 /// `path_normalization`: what an encoded `/` or `\` (`%2F`, `%5C`) in a path gets.
@@ -41,7 +41,7 @@ pub struct ListenerEntry {
 /// every other part of the path is normalised regardless (`http_util::path`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum PathNormalization {
+pub(crate) enum PathNormalization {
     /// Kept encoded, its hex digits uppercased.
     #[default]
     Keep,
@@ -51,21 +51,21 @@ pub enum PathNormalization {
 
 /// A listening socket as the server binds it.
 #[derive(Debug, Clone)]
-pub struct Listener {
-    pub address: SocketAddr,
+pub(crate) struct Listener {
+    pub(crate) address: SocketAddr,
     /// Terminate TLS with these certificates.
-    pub tls: Option<ListenerTls>,
+    pub(crate) tls: Option<ListenerTls>,
     /// Accept cleartext HTTP/2 with prior knowledge (beside HTTP/1.1).
-    pub h2c: bool,
+    pub(crate) h2c: bool,
     /// `Strict-Transport-Security` for the answers of a TLS listener.
-    pub hsts: Option<HeaderValue>,
+    pub(crate) hsts: Option<HeaderValue>,
     /// Answer every request of a cleartext listener with a 301 to https.
-    pub redirect_https: bool,
+    pub(crate) redirect_https: bool,
     /// Bytes each connection reads from its socket at once (Pingora's L4 buffer).
-    pub read_buffer: usize,
+    pub(crate) read_buffer: usize,
     /// Connections beyond these are closed at accept.
-    pub max_connections: Option<usize>,
-    pub max_connections_per_ip: Option<u32>,
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) max_connections_per_ip: Option<u32>,
     /// What an encoded slash in a path gets.
     pub(crate) encoded_slash: EncodedSlash,
 }
@@ -73,25 +73,25 @@ pub struct Listener {
 /// The read buffer of a connection unless a listener says otherwise: 8 KiB
 /// instead of Pingora's 64 KiB holds 57 KB less per idle connection at no
 /// measurable CPU cost (bench/RESULTS.md, bench/read_buffer.sh).
-pub const DEFAULT_READ_BUFFER: usize = 8 << 10;
+pub(crate) const DEFAULT_READ_BUFFER: usize = 8 << 10;
 
 /// A TLS listener's certificates, chosen by SNI, and whether it offers HTTP/2.
 #[derive(Debug, Clone)]
-pub struct ListenerTls {
-    pub certificates: Arc<Certificates>,
-    pub http2: bool,
+pub(crate) struct ListenerTls {
+    pub(crate) certificates: Arc<Certificates>,
+    pub(crate) http2: bool,
 }
 
 /// Whether a connection to `local` came in on the listener bound to `bound`
 /// (an unspecified IP listens on every address).
-pub fn accepts_on(bound: SocketAddr, local: SocketAddr) -> bool {
+pub(crate) fn accepts_on(bound: SocketAddr, local: SocketAddr) -> bool {
     bound.port() == local.port() && (bound.ip().is_unspecified() || bound.ip() == local.ip())
 }
 
 /// What a listener adds to the answers of its requests, found per request by the
 /// local address the connection came in on (only when some listener has any).
 #[derive(Debug, Default)]
-pub struct ListenerPolicies {
+pub(crate) struct ListenerPolicies {
     /// (address, policy) of each listener that has any (one not listed has none).
     with_policy: Vec<(SocketAddr, Policy)>,
 }
@@ -104,14 +104,14 @@ struct Policy {
 }
 
 /// The policy of the listener a request came in on.
-pub struct ListenerPolicy<'a> {
-    pub hsts: Option<&'a HeaderValue>,
-    pub redirect_https: bool,
+pub(crate) struct ListenerPolicy<'a> {
+    pub(crate) hsts: Option<&'a HeaderValue>,
+    pub(crate) redirect_https: bool,
     pub(crate) encoded_slash: EncodedSlash,
 }
 
 impl ListenerPolicies {
-    pub fn new(listeners: &[Listener]) -> ListenerPolicies {
+    pub(crate) fn new(listeners: &[Listener]) -> ListenerPolicies {
         let with_policy = listeners
             .iter()
             .filter(|l| {
@@ -129,7 +129,7 @@ impl ListenerPolicies {
         ListenerPolicies { with_policy }
     }
 
-    pub fn of(&self, session: &Session) -> Option<ListenerPolicy<'_>> {
+    pub(crate) fn of(&self, session: &Session) -> Option<ListenerPolicy<'_>> {
         if self.with_policy.is_empty() {
             return None;
         }
@@ -148,7 +148,7 @@ impl ListenerPolicies {
 impl Listener {
     /// Every entry of `listeners` (each deserialized on its own, so one mistake
     /// does not hide the next); at least one is required, no address twice.
-    pub fn list_from_config(values: &[Value], errors: &mut ConfigErrors) -> Vec<Listener> {
+    pub(crate) fn list_from_config(values: &[Value], errors: &mut ConfigErrors) -> Vec<Listener> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         for (i, value) in values.iter().enumerate() {
@@ -246,7 +246,8 @@ impl Listener {
     }
 
     /// A plain HTTP/1.1 listener.
-    pub fn cleartext(address: SocketAddr) -> Listener {
+    #[cfg(test)]
+    pub(crate) fn cleartext(address: SocketAddr) -> Listener {
         Listener {
             address,
             tls: None,

@@ -27,11 +27,11 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 /// `listeners[].tls` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TlsEntry {
-    pub certificates: Vec<CertificateEntry>,
+pub(crate) struct TlsEntry {
+    pub(crate) certificates: Vec<CertificateEntry>,
     /// Offer HTTP/2 by ALPN (default true), beside HTTP/1.1.
     #[serde(default = "yes")]
-    pub http2: bool,
+    pub(crate) http2: bool,
 }
 
 fn yes() -> bool {
@@ -40,16 +40,16 @@ fn yes() -> bool {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CertificateEntry {
-    pub cert: PathBuf,
-    pub key: PathBuf,
+pub(crate) struct CertificateEntry {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
 }
 
 /// A listener's loaded certificates: the first is the default, also for clients
 /// that send no SNI; otherwise the name sent picks the certificate that lists it
 /// (exactly, or under a `*.` wildcard), falling back to the default.
 #[derive(Debug)]
-pub struct Certificates {
+pub(crate) struct Certificates {
     default: Arc<CertifiedKey>,
     exact: HashMap<String, Arc<CertifiedKey>>,
     /// By the suffix after `*.`.
@@ -75,7 +75,7 @@ impl Certificates {
     }
 
     /// Load every entry; `path` is the `tls` section's. None when any failed.
-    pub fn load(
+    pub(crate) fn load(
         entries: &[CertificateEntry],
         path: &str,
         errors: &mut ConfigErrors,

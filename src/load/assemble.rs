@@ -22,14 +22,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A built runtime, what it needs running, and the admin listener's settings.
-pub struct Built {
-    pub runtime: Runtime,
-    pub services: Vec<Box<dyn ServiceWithDependents>>,
-    pub admin: Option<AdminSettings>,
+pub(crate) struct Built {
+    pub(crate) runtime: Runtime,
+    pub(crate) services: Vec<Box<dyn ServiceWithDependents>>,
+    pub(crate) admin: Option<AdminSettings>,
 }
 
 /// `grace` is how long in-flight requests may finish after shutdown starts.
-pub fn assemble(mut settings: Settings, grace: Duration) -> pingora::Result<Built> {
+pub(crate) fn assemble(mut settings: Settings, grace: Duration) -> pingora::Result<Built> {
     let registering = |e| Error::because(ErrorType::InternalError, "registering metrics", e);
     let metrics = Metrics::default();
     let requests = RequestMetrics::register(metrics.registry(), &route_labels(&settings))

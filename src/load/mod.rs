@@ -15,7 +15,7 @@ mod assemble;
 mod settings;
 mod validate;
 
-pub use assemble::{assemble, Built};
+pub(crate) use assemble::assemble;
 pub use settings::Settings;
 
 use crate::config::{section, ConfigErrors};

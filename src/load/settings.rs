@@ -17,16 +17,16 @@ use pingora::server::configuration::ServerConf;
 
 pub struct Settings {
     /// Pingora's own server keys, passed to `Server` unchanged.
-    pub server: ServerConf,
-    pub listeners: Vec<Listener>,
-    pub client_ip: ClientIpPolicy,
-    pub request_id_header: HeaderName,
-    pub upstreams: Vec<UpstreamSettings>,
-    pub routes: Vec<Route>,
-    pub response_headers: ResponseHeaderRules,
-    pub limits: RequestLimits,
-    pub admin: Option<AdminSettings>,
-    pub access_log: Option<Target>,
+    pub(crate) server: ServerConf,
+    pub(crate) listeners: Vec<Listener>,
+    pub(crate) client_ip: ClientIpPolicy,
+    pub(crate) request_id_header: HeaderName,
+    pub(crate) upstreams: Vec<UpstreamSettings>,
+    pub(crate) routes: Vec<Route>,
+    pub(crate) response_headers: ResponseHeaderRules,
+    pub(crate) limits: RequestLimits,
+    pub(crate) admin: Option<AdminSettings>,
+    pub(crate) access_log: Option<Target>,
     /// The shared cache; `None` when no route caches.
-    pub cache: Option<CacheSettings>,
+    pub(crate) cache: Option<CacheSettings>,
 }

@@ -37,21 +37,24 @@ const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// The `access_log` section as the operator wrote it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AccessLogConfig {
+pub(crate) struct AccessLogConfig {
     /// A file path, or `stderr`.
-    pub path: String,
+    pub(crate) path: String,
 }
 
 /// Where the log goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     Stderr,
     File(PathBuf),
 }
 
 impl Target {
     /// `stderr`, or a file whose directory exists (the file itself is created).
-    pub fn from_config(config: AccessLogConfig, errors: &mut ConfigErrors) -> Option<Target> {
+    pub(crate) fn from_config(
+        config: AccessLogConfig,
+        errors: &mut ConfigErrors,
+    ) -> Option<Target> {
         if config.path == "stderr" {
             return Some(Target::Stderr);
         }
@@ -72,40 +75,40 @@ impl Target {
 }
 
 /// Everything one log line says, borrowed from the request and its context.
-pub struct Record<'a> {
-    pub time: SystemTime,
-    pub request_id: &'a [u8],
-    pub trace_id: Option<&'a [u8; 32]>,
-    pub client_ip: IpAddr,
-    pub method: &'a str,
+pub(crate) struct Record<'a> {
+    pub(crate) time: SystemTime,
+    pub(crate) request_id: &'a [u8],
+    pub(crate) trace_id: Option<&'a [u8; 32]>,
+    pub(crate) client_ip: IpAddr,
+    pub(crate) method: &'a str,
     /// `http` or `https`, and the client's HTTP version (`HTTP/1.1`, `HTTP/2.0`).
-    pub scheme: &'static str,
-    pub protocol: &'static str,
-    pub host: Option<&'a [u8]>,
-    pub path: &'a str,
-    pub status: u16,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub upstream: Option<usize>,
-    pub backend: Option<usize>,
-    pub attempts: u8,
+    pub(crate) scheme: &'static str,
+    pub(crate) protocol: &'static str,
+    pub(crate) host: Option<&'a [u8]>,
+    pub(crate) path: &'a str,
+    pub(crate) status: u16,
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) upstream: Option<usize>,
+    pub(crate) backend: Option<usize>,
+    pub(crate) attempts: u8,
     /// What the cache did (`hit`, `miss`, ...); `None` on routes without a cache.
-    pub cache: Option<&'static str>,
+    pub(crate) cache: Option<&'static str>,
     /// The policy that refused the request (`access`, `rate_limit`, `limits`, ...).
-    pub refused_by: Option<&'static str>,
-    pub duration: Duration,
-    pub upstream_duration: Option<Duration>,
-    pub user_agent: Option<&'a [u8]>,
+    pub(crate) refused_by: Option<&'static str>,
+    pub(crate) duration: Duration,
+    pub(crate) upstream_duration: Option<Duration>,
+    pub(crate) user_agent: Option<&'a [u8]>,
 }
 
 /// The request path's end of the log.
-pub struct AccessLog {
+pub(crate) struct AccessLog {
     queue: Arc<Queue>,
     dropped: AtomicU64,
 }
 
 /// The writer's end: a Pingora background service.
-pub struct Writer {
+pub(crate) struct Writer {
     queue: Arc<Queue>,
     target: Target,
     /// How long requests may still finish after shutdown starts (Pingora's grace
@@ -115,7 +118,7 @@ pub struct Writer {
     grace: Duration,
 }
 
-pub fn channel(
+pub(crate) fn channel(
     target: Target,
     names: Vec<(String, Vec<String>)>,
     grace: Duration,
@@ -138,7 +141,7 @@ pub fn channel(
 
 impl AccessLog {
     /// Queue the record's line; never waits on the writer.
-    pub fn record(&self, record: &Record) {
+    pub(crate) fn record(&self, record: &Record) {
         let mut queue = self.queue.lock();
         if queue.lines.len() < QUEUE_BYTES {
             let Pending { lines, format } = &mut *queue;

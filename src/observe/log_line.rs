@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Formats records as JSON lines. Built once per access log: upstream and backend
 /// names are escaped ahead of time, and the date and time up to the second is
 /// rendered once per second rather than once per line.
-pub struct LineFormat {
+pub(crate) struct LineFormat {
     /// Per upstream: its name, then its backends' addresses, each as a JSON string.
     names: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
     clock: SecondClock,
@@ -22,7 +22,7 @@ struct SecondClock {
 }
 
 impl LineFormat {
-    pub fn new(names: &[(String, Vec<String>)]) -> LineFormat {
+    pub(crate) fn new(names: &[(String, Vec<String>)]) -> LineFormat {
         let quoted = |text: &str| {
             let mut out = Vec::with_capacity(text.len() + 2);
             json_str(&mut out, text.as_bytes());
@@ -43,7 +43,7 @@ impl LineFormat {
     }
 
     /// One JSON object and a newline.
-    pub fn line(&mut self, out: &mut Vec<u8>, r: &Record) {
+    pub(crate) fn line(&mut self, out: &mut Vec<u8>, r: &Record) {
         let upstream = r.upstream.and_then(|u| self.names.get(u));
         let backend = upstream.zip(r.backend).and_then(|((_, b), i)| b.get(i));
         out.extend_from_slice(b"{\"time\":\"");

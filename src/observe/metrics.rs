@@ -16,17 +16,17 @@ use std::time::Duration;
 /// The families of optional features (the cache, rate limits, the circuit
 /// breaker) exist only where those are configured, not as placeholders.
 #[derive(Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
 }
 
 impl Metrics {
-    pub fn registry(&self) -> &Registry {
+    pub(crate) fn registry(&self) -> &Registry {
         &self.registry
     }
 
     /// The Prometheus text exposition of every series.
-    pub fn render(&self) -> Vec<u8> {
+    pub(crate) fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(8 * 1024);
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         out
@@ -42,7 +42,7 @@ struct RouteSeries {
 
 /// The client requests: how many, by route, upstream and status; how long; and
 /// how many are in progress.
-pub struct RequestMetrics {
+pub(crate) struct RequestMetrics {
     requests: IntCounterVec,
     duration: Histogram,
     routes: Vec<RouteSeries>,
@@ -52,7 +52,7 @@ pub struct RequestMetrics {
 }
 
 /// A request counted in `parapet_requests_active` until this is dropped.
-pub struct ActiveRequest(IntGauge);
+pub(crate) struct ActiveRequest(IntGauge);
 
 impl Drop for ActiveRequest {
     fn drop(&mut self) {
@@ -64,7 +64,10 @@ const STATUSES: usize = 600;
 
 impl RequestMetrics {
     /// `routes` are (route label, upstream name), in route order.
-    pub fn register(registry: &Registry, routes: &[(&str, &str)]) -> prometheus::Result<Self> {
+    pub(crate) fn register(
+        registry: &Registry,
+        routes: &[(&str, &str)],
+    ) -> prometheus::Result<Self> {
         let requests = IntCounterVec::new(
             Opts::new(
                 "parapet_requests_total",
@@ -101,13 +104,13 @@ impl RequestMetrics {
     }
 
     /// Count a request as in progress until the returned guard is dropped.
-    pub fn begin(&self) -> ActiveRequest {
+    pub(crate) fn begin(&self) -> ActiveRequest {
         self.active.inc();
         ActiveRequest(self.active.clone())
     }
 
     /// Count one finished request. `route` is `None` when no route matched.
-    pub fn request_done(&self, route: Option<usize>, status: u16, elapsed: Duration) {
+    pub(crate) fn request_done(&self, route: Option<usize>, status: u16, elapsed: Duration) {
         let series = route
             .and_then(|r| self.routes.get(r))
             .unwrap_or(&self.unrouted);

@@ -19,8 +19,8 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// The `request_id` section as the operator wrote it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct RequestIdConfig {
-    pub header: String,
+pub(crate) struct RequestIdConfig {
+    pub(crate) header: String,
 }
 
 impl Default for RequestIdConfig {
@@ -32,7 +32,7 @@ impl Default for RequestIdConfig {
 }
 
 /// The header that carries request IDs in and out.
-pub fn header_from_config(
+pub(crate) fn header_from_config(
     config: RequestIdConfig,
     errors: &mut ConfigErrors,
 ) -> Option<HeaderName> {
@@ -40,14 +40,14 @@ pub fn header_from_config(
 }
 
 /// The client's ID when acceptable, else a fresh one.
-pub fn accept_or_generate(incoming: Option<&HeaderValue>) -> HeaderValue {
+pub(crate) fn accept_or_generate(incoming: Option<&HeaderValue>) -> HeaderValue {
     match incoming {
         Some(id) if is_acceptable(id.as_bytes()) => id.clone(),
         _ => generate(),
     }
 }
 
-pub fn is_acceptable(id: &[u8]) -> bool {
+pub(crate) fn is_acceptable(id: &[u8]) -> bool {
     (1..=128).contains(&id.len())
         && id
             .iter()
@@ -55,7 +55,7 @@ pub fn is_acceptable(id: &[u8]) -> bool {
 }
 
 /// A new 32-hex-digit ID.
-pub fn generate() -> HeaderValue {
+pub(crate) fn generate() -> HeaderValue {
     let (hi, lo) = unique_pair();
     let mut text = [0u8; 32];
     hex(hi, &mut text[..16]);
@@ -67,7 +67,7 @@ pub fn generate() -> HeaderValue {
 /// value built from a slice is copied into a `Vec`, and its first clone allocates
 /// again to make that `Vec` shareable; the request ID is cloned into the upstream
 /// request and the response.)
-pub fn shared_value<const N: usize>(text: [u8; N]) -> Option<HeaderValue> {
+pub(crate) fn shared_value<const N: usize>(text: [u8; N]) -> Option<HeaderValue> {
     HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text)).ok()
 }
 
@@ -81,7 +81,7 @@ fn unique_pair() -> (u64, u64) {
 
 /// Three unpredictable-looking words for trace and span ids; the first two are
 /// unique within the process.
-pub fn random_triple() -> (u64, u64, u64) {
+pub(crate) fn random_triple() -> (u64, u64, u64) {
     let (hi, lo) = unique_pair();
     (hi, lo, mix(hi ^ lo.rotate_left(17)) | 1)
 }
@@ -95,7 +95,7 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// Write `v` as `out.len()` lowercase hex digits (the low ones).
-pub fn hex(mut v: u64, out: &mut [u8]) {
+pub(crate) fn hex(mut v: u64, out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for slot in out.iter_mut().rev() {
         *slot = DIGITS[(v & 0xf) as usize];

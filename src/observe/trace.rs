@@ -5,16 +5,16 @@
 use super::request_id;
 use http::HeaderValue;
 
-pub static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+pub(crate) static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 
 /// The traceparent to send upstream and its trace id (32 lowercase hex digits).
-pub struct TraceContext {
-    pub header: HeaderValue,
-    pub trace_id: [u8; 32],
+pub(crate) struct TraceContext {
+    pub(crate) header: HeaderValue,
+    pub(crate) trace_id: [u8; 32],
 }
 
 /// Keep a valid incoming `traceparent`, or start a new sampled trace.
-pub fn accept_or_start(incoming: Option<&HeaderValue>) -> TraceContext {
+pub(crate) fn accept_or_start(incoming: Option<&HeaderValue>) -> TraceContext {
     if let Some(value) = incoming {
         if let Some(trace_id) = parse(value.as_bytes()) {
             return TraceContext {

@@ -13,20 +13,20 @@ use std::net::IpAddr;
 /// A route's `access` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct AccessConfig {
-    pub allow: Vec<String>,
-    pub deny: Vec<String>,
+pub(crate) struct AccessConfig {
+    pub(crate) allow: Vec<String>,
+    pub(crate) deny: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessList {
+pub(crate) struct AccessList {
     allow: Vec<Cidr>,
     deny: Vec<Cidr>,
 }
 
 impl AccessList {
     /// `path` is the route's `access` field.
-    pub fn from_config(
+    pub(crate) fn from_config(
         config: AccessConfig,
         path: &str,
         errors: &mut ConfigErrors,
@@ -51,7 +51,7 @@ impl AccessList {
         Some(AccessList { allow, deny })
     }
 
-    pub fn permits(&self, client: IpAddr) -> bool {
+    pub(crate) fn permits(&self, client: IpAddr) -> bool {
         let listed = |blocks: &[Cidr]| blocks.iter().any(|c| c.contains(client));
         !listed(&self.deny) && (self.allow.is_empty() || listed(&self.allow))
     }

@@ -18,13 +18,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// The `client_ip` section as the operator wrote it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ClientIpConfig {
+pub(crate) struct ClientIpConfig {
     /// Set on every upstream request to the client IP as Parapet determined it.
-    pub header: String,
+    pub(crate) header: String,
     /// Peers (CIDR or single address) allowed to supply X-Forwarded-For and `header`.
-    pub trusted_proxies: Vec<String>,
+    pub(crate) trusted_proxies: Vec<String>,
     /// IPv6 clients in one block of this prefix length count as one client.
-    pub ipv6_prefix: u32,
+    pub(crate) ipv6_prefix: u32,
 }
 
 impl Default for ClientIpConfig {
@@ -39,12 +39,12 @@ impl Default for ClientIpConfig {
 
 /// How the client is told apart from the proxies in front of Parapet.
 #[derive(Debug, Clone)]
-pub struct ClientIpPolicy {
+pub(crate) struct ClientIpPolicy {
     /// Carries the client IP upstream, and from a trusted peer, downstream to us.
-    pub header: HeaderName,
-    pub trusted: Vec<Cidr>,
+    pub(crate) header: HeaderName,
+    pub(crate) trusted: Vec<Cidr>,
     /// What per-IP caps and rate limits count as one client.
-    pub grouping: ClientGrouping,
+    pub(crate) grouping: ClientGrouping,
 }
 
 /// What per-IP counting takes for one client: an IPv4 address (IPv4-mapped IPv6
@@ -52,7 +52,7 @@ pub struct ClientIpPolicy {
 /// one subscriber rotating through its allocation (a /64 is the usual one, RFC 6177)
 /// is still one client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientGrouping {
+pub(crate) struct ClientGrouping {
     /// The network bits kept of an IPv6 address (the rest are zeroed).
     ipv6_mask: u128,
 }
@@ -86,14 +86,14 @@ impl Default for ClientGrouping {
 
 /// What the request path learned about the client at the start of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Client {
+pub(crate) struct Client {
     /// The TCP peer.
-    pub peer: IpAddr,
+    pub(crate) peer: IpAddr,
     /// The client as Parapet determined it (the peer, unless a trusted proxy said).
-    pub ip: IpAddr,
+    pub(crate) ip: IpAddr,
     /// The peer is a trusted proxy: its forwarding headers are kept and extended.
-    pub trusted_peer: bool,
-    pub scheme: Scheme,
+    pub(crate) trusted_peer: bool,
+    pub(crate) scheme: Scheme,
 }
 
 impl Default for Client {
@@ -108,7 +108,7 @@ impl Default for Client {
 }
 
 impl ClientIpPolicy {
-    pub fn from_config(config: ClientIpConfig, errors: &mut ConfigErrors) -> Option<Self> {
+    pub(crate) fn from_config(config: ClientIpConfig, errors: &mut ConfigErrors) -> Option<Self> {
         let trusted = config
             .trusted_proxies
             .iter()
@@ -134,7 +134,7 @@ impl ClientIpPolicy {
     }
 
     /// The client of the request on `session`.
-    pub fn resolve(&self, session: &Session) -> Client {
+    pub(crate) fn resolve(&self, session: &Session) -> Client {
         let scheme = Scheme::of(session);
         let Some(peer) = session.client_addr().and_then(|a| a.as_inet()) else {
             return Client {
@@ -161,7 +161,7 @@ impl ClientIpPolicy {
     }
 }
 
-pub fn is_trusted(trusted: &[Cidr], peer: IpAddr) -> bool {
+pub(crate) fn is_trusted(trusted: &[Cidr], peer: IpAddr) -> bool {
     trusted.iter().any(|c| c.contains(peer))
 }
 
@@ -170,7 +170,7 @@ pub fn is_trusted(trusted: &[Cidr], peer: IpAddr) -> bool {
 /// trusted proxy (as nginx's `real_ip_recursive`); otherwise the peer.
 /// `forwarded_for` are the X-Forwarded-For field lines in order: one list (RFC 9110
 /// §5.3), walked from its last entry.
-pub fn client_ip<'a>(
+pub(crate) fn client_ip<'a>(
     trusted: &[Cidr],
     peer: IpAddr,
     real_ip_header: Option<&[u8]>,

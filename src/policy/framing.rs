@@ -13,7 +13,7 @@ use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 
 /// `true` when the request carried both Content-Length and Transfer-Encoding.
-pub fn has_conflicting_length(session: &Session) -> bool {
+pub(crate) fn has_conflicting_length(session: &Session) -> bool {
     if !session.req_header().headers.contains_key(TRANSFER_ENCODING) {
         return false;
     }
@@ -27,7 +27,7 @@ pub fn has_conflicting_length(session: &Session) -> bool {
 /// `true` when an HTTP/1.1 request has no `Host`, two of them, or one that is not
 /// `host[:port]` (RFC 9112 §3.2: answered 400). HTTP/1.0 may leave it out; an empty
 /// `Host` is valid (a target without authority).
-pub fn has_bad_host(req: &RequestHeader) -> bool {
+pub(crate) fn has_bad_host(req: &RequestHeader) -> bool {
     let mut hosts = req.headers.get_all(HOST).iter();
     match (hosts.next(), hosts.next()) {
         (Some(host), None) => !host::is_valid(host.as_bytes()),

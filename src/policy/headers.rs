@@ -16,16 +16,20 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// How many fields Parapet adds to an upstream request at most: X-Forwarded-For,
 /// -Proto and -Host, the client-IP header, the request ID and traceparent.
-pub const UPSTREAM_ADDED: usize = 6;
+pub(crate) const UPSTREAM_ADDED: usize = 6;
 
 /// Set X-Forwarded-For/-Proto/-Host and the client-IP header on an upstream request.
-pub fn set_forwarding(headers: &mut HeaderMap, client: &Client, client_ip_header: &HeaderName) {
+pub(crate) fn set_forwarding(
+    headers: &mut HeaderMap,
+    client: &Client,
+    client_ip_header: &HeaderName,
+) {
     let trusted = client.trusted_peer;
     let peer = ip_value(client.peer);
     let prior = headers.get_all(&X_FORWARDED_FOR);
@@ -107,20 +111,20 @@ impl AsRef<[u8]> for IpText {
 /// The `response_headers` section as the operator wrote it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ResponseHeadersConfig {
-    pub add: BTreeMap<String, String>,
-    pub remove: Vec<String>,
+pub(crate) struct ResponseHeadersConfig {
+    pub(crate) add: BTreeMap<String, String>,
+    pub(crate) remove: Vec<String>,
 }
 
 /// The operator's `response_headers` rules, resolved at load.
 #[derive(Debug, Default, Clone)]
-pub struct ResponseHeaderRules {
-    pub add: Vec<(HeaderName, HeaderValue)>,
-    pub remove: Vec<HeaderName>,
+pub(crate) struct ResponseHeaderRules {
+    pub(crate) add: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) remove: Vec<HeaderName>,
 }
 
 impl ResponseHeaderRules {
-    pub fn from_config(config: ResponseHeadersConfig, errors: &mut ConfigErrors) -> Self {
+    pub(crate) fn from_config(config: ResponseHeadersConfig, errors: &mut ConfigErrors) -> Self {
         let mut rules = ResponseHeaderRules::default();
         for (name, value) in &config.add {
             let path = format!("response_headers.add.{name}");
@@ -141,7 +145,7 @@ impl ResponseHeaderRules {
         rules
     }
 
-    pub fn apply(&self, headers: &mut HeaderMap) {
+    pub(crate) fn apply(&self, headers: &mut HeaderMap) {
         for name in &self.remove {
             headers.remove(name);
         }

@@ -45,16 +45,16 @@ use std::time::Duration;
 /// The `limits` section as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    pub max_request_header_bytes: Size,
-    pub max_request_body_bytes: Size,
-    pub client_header_timeout: Span,
-    pub client_body_timeout: Span,
-    pub client_send_timeout: Span,
-    pub request_buffer: Size,
-    pub http2_max_concurrent_streams: u32,
-    pub client_keepalive_timeout: Span,
-    pub keepalive_requests: u32,
+pub(crate) struct LimitsConfig {
+    pub(crate) max_request_header_bytes: Size,
+    pub(crate) max_request_body_bytes: Size,
+    pub(crate) client_header_timeout: Span,
+    pub(crate) client_body_timeout: Span,
+    pub(crate) client_send_timeout: Span,
+    pub(crate) request_buffer: Size,
+    pub(crate) http2_max_concurrent_streams: u32,
+    pub(crate) client_keepalive_timeout: Span,
+    pub(crate) keepalive_requests: u32,
 }
 
 impl Default for LimitsConfig {
@@ -74,32 +74,32 @@ impl Default for LimitsConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequestLimits {
-    pub header_bytes: usize,
-    pub body_bytes: u64,
-    pub header_timeout: Duration,
-    pub body_timeout: Duration,
+pub(crate) struct RequestLimits {
+    pub(crate) header_bytes: usize,
+    pub(crate) body_bytes: u64,
+    pub(crate) header_timeout: Duration,
+    pub(crate) body_timeout: Duration,
     /// The longest a response write may make no progress.
-    pub send_timeout: Duration,
-    pub buffer: RequestBuffer,
-    pub http2_streams: u32,
+    pub(crate) send_timeout: Duration,
+    pub(crate) buffer: RequestBuffer,
+    pub(crate) http2_streams: u32,
     /// Whole seconds, as Pingora keeps it (at least 1).
-    pub keepalive_timeout: u64,
+    pub(crate) keepalive_timeout: u64,
     /// How often a connection may be reused after its first request (Pingora's
     /// count): `keepalive_requests` - 1. None: no limit.
-    pub keepalive_reuses: Option<u32>,
+    pub(crate) keepalive_reuses: Option<u32>,
 }
 
 /// What a limit says of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Within,
     HeadTooLarge,
     BodyTooLarge,
 }
 
 impl RequestLimits {
-    pub fn from_config(config: LimitsConfig, errors: &mut ConfigErrors) -> RequestLimits {
+    pub(crate) fn from_config(config: LimitsConfig, errors: &mut ConfigErrors) -> RequestLimits {
         if config.max_request_header_bytes.0 < 1024 {
             errors.push("limits.max_request_header_bytes", "must be at least 1KiB");
         }
@@ -146,7 +146,7 @@ impl RequestLimits {
     }
 
     /// The head as read, and the declared body length.
-    pub fn check_head(&self, session: &Session) -> Verdict {
+    pub(crate) fn check_head(&self, session: &Session) -> Verdict {
         let head_bytes = session
             .as_downstream()
             .as_http1()
@@ -166,7 +166,7 @@ impl RequestLimits {
     }
 
     /// Count `chunk` against the body limit; whether the body is still within it.
-    pub fn body_within(&self, seen: &mut u64, chunk: usize) -> bool {
+    pub(crate) fn body_within(&self, seen: &mut u64, chunk: usize) -> bool {
         *seen = seen.saturating_add(chunk as u64);
         *seen <= self.body_bytes
     }

@@ -1,11 +1,11 @@
 //! Request policies, each a small type the proxy calls at one point of the request.
 
-pub mod access;
-pub mod client_ip;
-pub mod compression;
-pub mod cors;
-pub mod framing;
-pub mod headers;
-pub mod limits;
-pub mod rate_limit;
-pub mod request_buffer;
+pub(crate) mod access;
+pub(crate) mod client_ip;
+pub(crate) mod compression;
+pub(crate) mod cors;
+pub(crate) mod framing;
+pub(crate) mod headers;
+pub(crate) mod limits;
+pub(crate) mod rate_limit;
+pub(crate) mod request_buffer;

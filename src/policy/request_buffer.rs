@@ -17,17 +17,17 @@ use pingora::proxy::Session;
 use pingora::{Error, ErrorType, Result};
 
 /// Pingora's retry buffer (`BODY_BUF_LIMIT` in pingora-core's HTTP sessions).
-pub const MAX_REQUEST_BUFFER: u64 = 64 << 10;
+pub(crate) const MAX_REQUEST_BUFFER: u64 = 64 << 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequestBuffer {
+pub(crate) struct RequestBuffer {
     /// 0: off, every body streams.
-    pub limit: usize,
+    pub(crate) limit: usize,
 }
 
 /// What reading ahead left for the proxy to do.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Buffered {
+pub(crate) enum Buffered {
     /// The whole body is read; Pingora sends it from its retry buffer.
     Whole(u64),
     /// Part of a longer body is read; the rest streams. `Some` bytes when they
@@ -40,13 +40,13 @@ impl RequestBuffer {
     /// malformed chunk (400), a stall past the read timeout (408), a hang-up.
     /// Bodies over `max_body` stop being read as soon as they cross it.
     /// Whether the request has a body that may fit: one to `fill`.
-    pub fn wants(&self, session: &mut Session) -> bool {
+    pub(crate) fn wants(&self, session: &mut Session) -> bool {
         self.limit > 0 && !session.is_body_empty() && !self.declared_over(session)
     }
 
     /// Called for a request this buffer `wants` (the caller checks, to keep this
     /// future off requests without a body).
-    pub async fn fill(&self, session: &mut Session, max_body: u64) -> Result<Buffered> {
+    pub(crate) async fn fill(&self, session: &mut Session, max_body: u64) -> Result<Buffered> {
         // The client may wait to be told to send; the backend is not asked yet.
         if session.req_header().headers.contains_key(EXPECT) {
             session.write_continue_response().await?;

@@ -15,18 +15,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Default)]
-pub struct Attempts {
+pub(crate) struct Attempts {
     /// Attempts made so far.
-    pub count: u8,
+    pub(crate) count: u8,
     /// Backends tried, a bit per backend index.
-    pub tried: u64,
+    pub(crate) tried: u64,
     /// The backend of the latest attempt.
-    pub backend: Option<usize>,
+    pub(crate) backend: Option<usize>,
     /// When the first attempt started, and how long until a response head arrived.
-    pub started: Option<Instant>,
-    pub elapsed: Option<Duration>,
+    pub(crate) started: Option<Instant>,
+    pub(crate) elapsed: Option<Duration>,
     /// The status of the latest response head from a backend.
-    pub status: Option<u16>,
+    pub(crate) status: Option<u16>,
     current: Option<InFlight>,
 }
 
@@ -47,7 +47,7 @@ impl Attempts {
     /// Start an attempt at backend `index`, just chosen by `Upstream::select`. An
     /// attempt still in progress ends uncounted (Pingora does not start one without
     /// ending the last).
-    pub fn begin(&mut self, index: usize, state: &Arc<BackendState>) {
+    pub(crate) fn begin(&mut self, index: usize, state: &Arc<BackendState>) {
         let trial = state.begin();
         self.current = Some(InFlight {
             state: state.clone(),
@@ -61,14 +61,14 @@ impl Attempts {
 
     /// The backend answered with a response head of `status`; a 5xx counts against
     /// its circuit.
-    pub fn answered(&mut self, status: u16) {
+    pub(crate) fn answered(&mut self, status: u16) {
         self.elapsed = self.started.map(|s| s.elapsed());
         self.status = Some(status);
         self.finish(Outcome::Success, None, status >= 500);
     }
 
     /// End the attempt in progress with its outcome, a failure; nothing when none is.
-    pub fn end(&mut self, outcome: Outcome, error: Option<&Error>) {
+    pub(crate) fn end(&mut self, outcome: Outcome, error: Option<&Error>) {
         self.finish(outcome, error, outcome != Outcome::Success);
     }
 
@@ -82,7 +82,7 @@ impl Attempts {
 
     /// End the attempt in progress, if any, without counting an outcome: the
     /// request is over.
-    pub fn release(&mut self) {
+    pub(crate) fn release(&mut self) {
         self.current = None;
     }
 }
@@ -91,7 +91,8 @@ impl Attempts {
 mod tests {
     use super::*;
     use crate::upstream::circuit::CircuitBreakerSettings;
-    use crate::upstream::{BackendFamilies, CircuitState};
+    use crate::upstream::circuit::CircuitState;
+    use crate::upstream::BackendFamilies;
     use pingora::ErrorType;
 
     fn backend() -> Arc<BackendState> {

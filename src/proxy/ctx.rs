@@ -11,34 +11,34 @@ use crate::routing::{PolicyState, RouteMatch};
 use http::HeaderValue;
 use std::time::Instant;
 
-pub struct RequestCtx {
+pub(crate) struct RequestCtx {
     /// When the request head arrived.
-    pub started: Instant,
-    pub request_id: HeaderValue,
-    pub trace: Option<TraceContext>,
-    pub client: Client,
+    pub(crate) started: Instant,
+    pub(crate) request_id: HeaderValue,
+    pub(crate) trace: Option<TraceContext>,
+    pub(crate) client: Client,
     /// `Strict-Transport-Security` of the TLS listener the request came in on.
-    pub hsts: Option<HeaderValue>,
-    pub route: Option<RouteMatch>,
-    pub attempts: Attempts,
+    pub(crate) hsts: Option<HeaderValue>,
+    pub(crate) route: Option<RouteMatch>,
+    pub(crate) attempts: Attempts,
     /// The policy that refused the request, for the access log.
-    pub refused_by: Option<&'static str>,
+    pub(crate) refused_by: Option<&'static str>,
     /// What the route's policies decided in the request phase, for the response.
-    pub policies: PolicyState,
+    pub(crate) policies: PolicyState,
     /// Request body bytes read so far, against `limits.max_request_body_bytes`.
-    pub body_bytes: u64,
+    pub(crate) body_bytes: u64,
     /// Body read ahead that Pingora's retry buffer could not hold: sent upstream
     /// before the rest (`limits.request_buffer`).
-    pub body_prefix: Option<bytes::Bytes>,
+    pub(crate) body_prefix: Option<bytes::Bytes>,
     /// Boxed, and only on caching routes: what it holds would make every request's
     /// context, and the futures that carry it, larger.
-    pub cache: Option<Box<CacheCtx>>,
+    pub(crate) cache: Option<Box<CacheCtx>>,
     /// Counts the request in `parapet_requests_active` while it lives.
-    pub active: Option<ActiveRequest>,
+    pub(crate) active: Option<ActiveRequest>,
 }
 
 impl RequestCtx {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         RequestCtx {
             started: Instant::now(),
             request_id: HeaderValue::from_static(""),

@@ -26,7 +26,7 @@ mod ctx;
 mod report;
 mod retry;
 
-pub use ctx::RequestCtx;
+pub(crate) use ctx::RequestCtx;
 
 use crate::cache::config::RouteCache;
 use crate::cache::status::{Facts, CACHE_STATUS};
@@ -51,12 +51,12 @@ use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use std::sync::Arc;
 
-pub struct Parapet {
+pub(crate) struct Parapet {
     rt: Arc<Runtime>,
 }
 
 impl Parapet {
-    pub fn new(rt: Arc<Runtime>) -> Self {
+    pub(crate) fn new(rt: Arc<Runtime>) -> Self {
         Parapet { rt }
     }
 

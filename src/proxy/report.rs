@@ -13,7 +13,7 @@ use std::time::SystemTime;
 /// nginx's convention for "the client closed the connection before the answer".
 const CLIENT_CLOSED: u16 = 499;
 
-pub fn finish(rt: &Runtime, session: &Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+pub(super) fn finish(rt: &Runtime, session: &Session, e: Option<&Error>, ctx: &mut RequestCtx) {
     ctx.attempts.release();
     ctx.active = None;
     let status = match (session.response_written(), e) {

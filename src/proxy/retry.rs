@@ -10,7 +10,7 @@ use pingora::{Error, ErrorSource, ErrorType, RetryType};
 
 /// Ends an attempt whose answer (a status listed in `retry_on`) is dropped so that
 /// another backend is asked; it never reaches the client.
-pub const RETRY_ANSWER: ErrorType = ErrorType::Custom("answer to be retried");
+pub(super) const RETRY_ANSWER: ErrorType = ErrorType::Custom("answer to be retried");
 
 impl Parapet {
     fn attempt<'a>(session: &'a Session, ctx: &RequestCtx) -> Attempt<'a> {

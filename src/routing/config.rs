@@ -13,16 +13,16 @@ use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RouteConfig {
+pub(crate) struct RouteConfig {
     #[serde(default = "default_route_host")]
-    pub host: String,
+    pub(crate) host: String,
     #[serde(default = "default_path_prefix")]
-    pub path_prefix: String,
-    pub upstream: String,
+    pub(crate) path_prefix: String,
+    pub(crate) upstream: String,
     /// Store and answer from the cache (GET and HEAD): `true`, or a map of options.
     #[serde(default)]
-    pub cache: RouteCacheConfig,
-    pub cache_key: Option<CacheKeyConfig>,
+    pub(crate) cache: RouteCacheConfig,
+    pub(crate) cache_key: Option<CacheKeyConfig>,
     /// CIDR allow and deny lists on the client IP.
     pub(crate) access: Option<AccessConfig>,
     /// Cross-origin requests answered at the edge.
@@ -30,7 +30,7 @@ pub struct RouteConfig {
     /// Requests per second and burst.
     pub(crate) rate_limit: Option<RateLimitConfig>,
     /// Answers compressed at the edge.
-    pub compression: Option<CompressionConfig>,
+    pub(crate) compression: Option<CompressionConfig>,
 }
 
 fn default_route_host() -> String {
@@ -43,15 +43,15 @@ fn default_path_prefix() -> String {
 /// How routes find their upstream: `valid` names the upstreams that were built, in
 /// the runtime's order; `defined` every name in the file, so that a route naming an
 /// upstream that is defined but wrong is not reported a second time.
-pub struct UpstreamNames<'a> {
-    pub valid: Vec<&'a str>,
-    pub defined: Vec<&'a str>,
+pub(crate) struct UpstreamNames<'a> {
+    pub(crate) valid: Vec<&'a str>,
+    pub(crate) defined: Vec<&'a str>,
 }
 
 impl Route {
     /// `path` is `routes[i]`. `None` when the route cannot be built; its problems
     /// are in `errors`.
-    pub fn from_config(
+    pub(crate) fn from_config(
         config: RouteConfig,
         upstreams: &UpstreamNames,
         path: &str,

@@ -3,30 +3,30 @@
 //! carries the policies that apply to its requests, so a hook asks the matched route
 //! rather than a global table.
 
-pub mod config;
+pub(crate) mod config;
 mod policies;
 
 pub(crate) use policies::Admission;
-pub use policies::{PolicyState, RoutePolicies};
+pub(crate) use policies::{PolicyState, RoutePolicies};
 
 use crate::http_util::host;
 use pingora::http::RequestHeader;
 
 /// One route: where its requests go and what applies to them on the way.
 #[derive(Debug)]
-pub struct Route {
+pub(crate) struct Route {
     /// The route's label in metrics: its host pattern and path prefix.
-    pub label: String,
-    pub host: HostMatch,
-    pub path_prefix: String,
+    pub(crate) label: String,
+    pub(crate) host: HostMatch,
+    pub(crate) path_prefix: String,
     /// Index of the upstream in the runtime's list.
-    pub upstream: usize,
-    pub policies: RoutePolicies,
+    pub(crate) upstream: usize,
+    pub(crate) policies: RoutePolicies,
 }
 
 /// How a route matches the request's host (port ignored, ASCII case-insensitive).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostMatch {
+pub(crate) enum HostMatch {
     /// `*`: every host.
     Any,
     /// `app.example.com`.
@@ -36,7 +36,7 @@ pub enum HostMatch {
 }
 
 impl HostMatch {
-    pub fn parse(text: &str) -> Result<HostMatch, String> {
+    pub(crate) fn parse(text: &str) -> Result<HostMatch, String> {
         let text = text.trim().to_ascii_lowercase();
         let valid = |s: &str| {
             !s.is_empty()
@@ -74,40 +74,36 @@ impl HostMatch {
 }
 
 /// The compiled route table.
-pub struct RouteTable {
+pub(crate) struct RouteTable {
     routes: Vec<Route>,
 }
 
 /// A matched route: its position in the table and the upstream it sends to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RouteMatch {
-    pub route: usize,
-    pub upstream: usize,
+pub(crate) struct RouteMatch {
+    pub(crate) route: usize,
+    pub(crate) upstream: usize,
 }
 
 impl RouteTable {
-    pub fn new(routes: Vec<Route>) -> Self {
+    pub(crate) fn new(routes: Vec<Route>) -> Self {
         RouteTable { routes }
     }
 
     /// The route of a request: by HTTP/2's `:authority`, else by `Host`, and by the
     /// path; both in normal form by then (`http_util::target`, which also makes an
     /// absolute-form target's authority the `Host`).
-    pub fn route_for(&self, req: &RequestHeader) -> Option<RouteMatch> {
+    pub(crate) fn route_for(&self, req: &RequestHeader) -> Option<RouteMatch> {
         self.find(host::of(req), req.uri.path().as_bytes())
     }
 
     /// The route at `index`, as a `RouteMatch` gave it.
-    pub fn get(&self, index: usize) -> Option<&Route> {
+    pub(crate) fn get(&self, index: usize) -> Option<&Route> {
         self.routes.get(index)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Route> {
-        self.routes.iter()
-    }
-
     /// The first route whose host and path prefix match. `host` may carry a port.
-    pub fn find(&self, host: &[u8], path: &[u8]) -> Option<RouteMatch> {
+    pub(crate) fn find(&self, host: &[u8], path: &[u8]) -> Option<RouteMatch> {
         let host = host::strip_port(host);
         let host = host.strip_suffix(b".").unwrap_or(host);
         self.routes

@@ -24,9 +24,9 @@ use pingora::modules::http::HttpModuleCtx;
 
 /// The per-route policies.
 #[derive(Debug, Default)]
-pub struct RoutePolicies {
+pub(crate) struct RoutePolicies {
     /// `cache: true`: the origin shield answers what it may.
-    pub cache: Option<RouteCache>,
+    pub(crate) cache: Option<RouteCache>,
     /// `access`: which client addresses may use the route.
     pub(crate) access: Option<AccessList>,
     /// `cors`: preflights answered at the edge, CORS fields on responses.
@@ -40,7 +40,7 @@ pub struct RoutePolicies {
 /// What the route's policies remember of one request between its phases (kept on
 /// the request context, so a plain copyable value).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct PolicyState {
+pub(crate) struct PolicyState {
     /// The rate limit's verdict, for the `RateLimit` fields of the answer.
     rate_limit: Option<Decision>,
     /// Compression was told a coding: the answer may go out compressed.

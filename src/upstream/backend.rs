@@ -12,7 +12,7 @@ use std::time::Instant;
 
 /// Outcome of one upstream attempt, a label of `parapet_upstream_attempts_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The backend answered with a response head (any status).
     Success,
     /// The connection could not be made (refused, reset, unreachable).
@@ -41,7 +41,7 @@ impl Outcome {
     }
 
     /// The outcome a failure stands for.
-    pub fn of(e: &pingora::Error) -> Outcome {
+    pub(crate) fn of(e: &pingora::Error) -> Outcome {
         use pingora::ErrorType::*;
         match e.etype() {
             ConnectTimedout | ReadTimedout | WriteTimedout => Outcome::Timeout,
@@ -52,14 +52,14 @@ impl Outcome {
 }
 
 /// The metric families of backends, registered once for every upstream.
-pub struct BackendFamilies {
+pub(crate) struct BackendFamilies {
     attempts: IntCounterVec,
     healthy: IntGaugeVec,
     circuit_open: IntGaugeVec,
 }
 
 impl BackendFamilies {
-    pub fn register(registry: &Registry) -> prometheus::Result<BackendFamilies> {
+    pub(crate) fn register(registry: &Registry) -> prometheus::Result<BackendFamilies> {
         let attempts = IntCounterVec::new(
             Opts::new(
                 "parapet_upstream_attempts_total",
@@ -94,7 +94,7 @@ impl BackendFamilies {
     /// A fresh state for `backend` of `upstream`, with its series resolved now, so
     /// that an attempt increments an atomic and never hashes label values. Only a
     /// backend with a circuit breaker has a `parapet_circuit_open` series.
-    pub fn state(
+    pub(crate) fn state(
         &self,
         upstream: &str,
         backend: &str,
@@ -121,7 +121,7 @@ impl BackendFamilies {
 }
 
 /// Live state of one backend, for the request path and the admin listener.
-pub struct BackendState {
+pub(crate) struct BackendState {
     in_flight: AtomicI64,
     /// The kind of the latest failed attempt (e.g. `ConnectRefused`).
     last_error: Mutex<Option<&'static str>>,
@@ -134,26 +134,26 @@ pub struct BackendState {
 impl BackendState {
     /// An attempt starts here; whether it is the trial of a half-open circuit (the
     /// one selection just claimed).
-    pub fn begin(&self) -> bool {
+    pub(crate) fn begin(&self) -> bool {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.circuit.as_ref().is_some_and(|c| c.take_trial())
     }
 
     /// An attempt ends; `trial` when it was the trial and had no outcome, which
     /// frees the trial for the next request.
-    pub fn end(&self, trial: bool) {
+    pub(crate) fn end(&self, trial: bool) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         if let Some(c) = self.circuit.as_ref().filter(|_| trial) {
             c.trial_abandoned();
         }
     }
 
-    pub fn in_flight(&self) -> i64 {
+    pub(crate) fn in_flight(&self) -> i64 {
         self.in_flight.load(Ordering::Relaxed)
     }
 
     /// Count an attempt's outcome; a failure becomes the backend's latest error.
-    pub fn attempted(&self, outcome: Outcome, error: Option<&pingora::Error>) {
+    pub(crate) fn attempted(&self, outcome: Outcome, error: Option<&pingora::Error>) {
         self.attempts[outcome as usize].inc();
         if let Some(e) = error {
             if let Ok(mut last) = self.last_error.lock() {
@@ -162,18 +162,18 @@ impl BackendState {
         }
     }
 
-    pub fn last_error(&self) -> Option<&'static str> {
+    pub(crate) fn last_error(&self) -> Option<&'static str> {
         self.last_error.lock().ok().and_then(|l| *l)
     }
 
-    pub fn set_healthy(&self, healthy: bool) {
+    pub(crate) fn set_healthy(&self, healthy: bool) {
         self.healthy.set(i64::from(healthy));
     }
 
     /// Tell the circuit breaker how an attempt went: `failed` for a connection
     /// failure, a timeout, a broken connection or a 5xx answer; `trial` when it was
     /// the half-open trial.
-    pub fn breaker_hears(&self, failed: bool, trial: bool) {
+    pub(crate) fn breaker_hears(&self, failed: bool, trial: bool) {
         if let Some(c) = &self.circuit {
             c.heard(failed, trial, Instant::now());
         }
@@ -181,7 +181,7 @@ impl BackendState {
 
     /// Whether the circuit lets selection choose this backend now (always without a
     /// breaker). Claims nothing.
-    pub fn admits(&self) -> bool {
+    pub(crate) fn admits(&self) -> bool {
         self.circuit
             .as_ref()
             .is_none_or(|c| c.is_closed() || c.admits(Instant::now()))
@@ -189,20 +189,20 @@ impl BackendState {
 
     /// `admits`, claiming the trial of a half-open circuit for the attempt about to
     /// begin here: call it only for the backend that will be used.
-    pub fn claim(&self) -> bool {
+    pub(crate) fn claim(&self) -> bool {
         self.circuit
             .as_ref()
             .is_none_or(|c| c.is_closed() || c.claim(Instant::now()))
     }
 
     /// The circuit's state, when the backend has a breaker.
-    pub fn circuit(&self) -> Option<CircuitState> {
+    pub(crate) fn circuit(&self) -> Option<CircuitState> {
         self.circuit.as_ref().map(|c| c.state(Instant::now()))
     }
 
     /// For tests that drive the circuit with their own clock.
     #[cfg(test)]
-    pub fn breaker(&self) -> Option<&CircuitBreaker> {
+    pub(crate) fn breaker(&self) -> Option<&CircuitBreaker> {
         self.circuit.as_ref()
     }
 }

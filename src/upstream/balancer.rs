@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// How a backend is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Algorithm {
+pub(crate) enum Algorithm {
     RoundRobin,
     Random,
     Ketama,
@@ -21,7 +21,7 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    pub fn of(selection: SelectionConfig) -> Algorithm {
+    pub(crate) fn of(selection: SelectionConfig) -> Algorithm {
         match selection {
             SelectionConfig::RoundRobin | SelectionConfig::Weighted => Algorithm::RoundRobin,
             SelectionConfig::Random => Algorithm::Random,
@@ -31,24 +31,24 @@ impl Algorithm {
     }
 }
 
-pub enum Balancer {
+pub(super) enum Balancer {
     RoundRobin(Arc<LoadBalancer<RoundRobin>>),
     Random(Arc<LoadBalancer<Random>>),
     Ketama(Arc<LoadBalancer<Consistent>>),
 }
 
 /// An active health check and how often it runs.
-pub struct HealthCheck {
-    pub check: Box<dyn pingora::lb::health_check::HealthCheck + Send + Sync>,
-    pub interval: Duration,
+pub(crate) struct HealthCheck {
+    pub(crate) check: Box<dyn pingora::lb::health_check::HealthCheck + Send + Sync>,
+    pub(crate) interval: Duration,
 }
 
 /// The background service that runs a balancer's health checks, to be added to
 /// the server.
-pub type HealthService = Option<Box<dyn ServiceWithDependents>>;
+pub(super) type HealthService = Option<Box<dyn ServiceWithDependents>>;
 
 impl Balancer {
-    pub fn build(
+    pub(super) fn build(
         name: &str,
         algorithm: Algorithm,
         backends: Backends,
@@ -73,7 +73,7 @@ impl Balancer {
     }
 
     /// The first backend the algorithm offers for `key` that `accept` takes.
-    pub fn select_with(
+    pub(super) fn select_with(
         &self,
         key: &[u8],
         max_iterations: usize,
@@ -86,7 +86,7 @@ impl Balancer {
         }
     }
 
-    pub fn backends(&self) -> &Backends {
+    pub(super) fn backends(&self) -> &Backends {
         match self {
             Balancer::RoundRobin(lb) => lb.backends(),
             Balancer::Random(lb) => lb.backends(),

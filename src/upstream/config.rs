@@ -19,23 +19,23 @@ use std::time::Duration;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UpstreamConfig {
-    pub backends: Vec<BackendConfig>,
+pub(crate) struct UpstreamConfig {
+    pub(crate) backends: Vec<BackendConfig>,
     #[serde(default)]
-    pub selection: SelectionConfig,
-    pub hash_key: Option<String>,
-    pub health_check: Option<HealthCheckConfig>,
+    pub(crate) selection: SelectionConfig,
+    pub(crate) hash_key: Option<String>,
+    pub(crate) health_check: Option<HealthCheckConfig>,
     #[serde(default)]
-    pub timeouts: TimeoutsConfig,
+    pub(crate) timeouts: TimeoutsConfig,
     #[serde(default = "default_retries")]
-    pub retries: u8,
-    pub retry_on: Option<Vec<RetryOnEntry>>,
-    pub retry_budget: Option<RetryBudgetConfig>,
-    pub host_header: Option<String>,
-    pub circuit_breaker: Option<CircuitBreakerConfig>,
-    pub tls: Option<UpstreamTlsConfig>,
+    pub(crate) retries: u8,
+    pub(crate) retry_on: Option<Vec<RetryOnEntry>>,
+    pub(crate) retry_budget: Option<RetryBudgetConfig>,
+    pub(crate) host_header: Option<String>,
+    pub(crate) circuit_breaker: Option<CircuitBreakerConfig>,
+    pub(crate) tls: Option<UpstreamTlsConfig>,
     #[serde(default)]
-    pub http2: bool,
+    pub(crate) http2: bool,
 }
 
 fn default_retries() -> u8 {
@@ -48,7 +48,7 @@ fn default_retries() -> u8 {
 /// requests in flight per unit of weight.
 #[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum SelectionConfig {
+pub(crate) enum SelectionConfig {
     #[default]
     RoundRobin,
     Weighted,
@@ -59,10 +59,10 @@ pub enum SelectionConfig {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BackendConfig {
-    pub address: String,
+pub(crate) struct BackendConfig {
+    pub(crate) address: String,
     #[serde(default = "default_weight")]
-    pub weight: u32,
+    pub(crate) weight: u32,
 }
 
 fn default_weight() -> u32 {
@@ -71,11 +71,11 @@ fn default_weight() -> u32 {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct TimeoutsConfig {
-    pub connect: Span,
-    pub response_header: Span,
-    pub idle: Span,
-    pub websocket_idle: Span,
+pub(crate) struct TimeoutsConfig {
+    pub(crate) connect: Span,
+    pub(crate) response_header: Span,
+    pub(crate) idle: Span,
+    pub(crate) websocket_idle: Span,
 }
 
 impl Default for TimeoutsConfig {
@@ -90,43 +90,43 @@ impl Default for TimeoutsConfig {
 }
 
 /// A validated upstream, ready to be built into a pool.
-pub struct UpstreamSettings {
-    pub name: String,
-    pub backends: Vec<BackendSettings>,
-    pub algorithm: Algorithm,
-    pub hash_key: HashKey,
-    pub health_check: Option<HealthCheckSettings>,
-    pub timeouts: Timeouts,
-    pub retry: RetrySettings,
-    pub host_header: Option<HeaderValue>,
+pub(crate) struct UpstreamSettings {
+    pub(crate) name: String,
+    pub(crate) backends: Vec<BackendSettings>,
+    pub(crate) algorithm: Algorithm,
+    pub(crate) hash_key: HashKey,
+    pub(crate) health_check: Option<HealthCheckSettings>,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) retry: RetrySettings,
+    pub(crate) host_header: Option<HeaderValue>,
     /// None: no breaker, every backend's circuit stays closed.
-    pub circuit_breaker: Option<CircuitBreakerSettings>,
+    pub(crate) circuit_breaker: Option<CircuitBreakerSettings>,
     /// TLS to the backends.
-    pub tls: Option<UpstreamTls>,
+    pub(crate) tls: Option<UpstreamTls>,
     /// HTTP/2 to the backends.
-    pub http2: bool,
+    pub(crate) http2: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BackendSettings {
-    pub address: SocketAddr,
-    pub weight: u32,
+pub(crate) struct BackendSettings {
+    pub(crate) address: SocketAddr,
+    pub(crate) weight: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    pub connect: Duration,
-    pub response_header: Duration,
+pub(crate) struct Timeouts {
+    pub(crate) connect: Duration,
+    pub(crate) response_header: Duration,
     /// Pooled keep-alive connections to a backend.
-    pub idle: Duration,
+    pub(crate) idle: Duration,
     /// A WebSocket with no frame either way (`upstream::websocket`).
-    pub websocket_idle: Duration,
+    pub(crate) websocket_idle: Duration,
 }
 
 impl UpstreamSettings {
     /// `path` is `upstreams.NAME`. Settings come back even when some fields were
     /// wrong, so that routes naming this upstream are not reported a second time.
-    pub fn from_config(
+    pub(crate) fn from_config(
         name: &str,
         mut config: UpstreamConfig,
         path: &str,
@@ -185,7 +185,7 @@ impl UpstreamSettings {
         }
     }
 
-    pub fn addresses(&self) -> Vec<SocketAddr> {
+    pub(crate) fn addresses(&self) -> Vec<SocketAddr> {
         self.backends.iter().map(|b| b.address).collect()
     }
 }

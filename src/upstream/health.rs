@@ -21,27 +21,27 @@ use std::time::Duration;
 /// `upstreams.NAME.health_check` as the operator wrote it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HealthCheckConfig {
+pub(crate) struct HealthCheckConfig {
     #[serde(rename = "type")]
-    pub kind: ProbeKind,
+    pub(crate) kind: ProbeKind,
     #[serde(default = "default_health_path")]
-    pub path: String,
-    pub host: Option<String>,
+    pub(crate) path: String,
+    pub(crate) host: Option<String>,
     #[serde(default = "default_expect_status")]
-    pub expect_status: Vec<u16>,
+    pub(crate) expect_status: Vec<u16>,
     #[serde(default = "default_interval")]
-    pub interval: Span,
+    pub(crate) interval: Span,
     #[serde(default = "default_check_timeout")]
-    pub timeout: Span,
+    pub(crate) timeout: Span,
     #[serde(default = "default_healthy_threshold")]
-    pub healthy_threshold: u32,
+    pub(crate) healthy_threshold: u32,
     #[serde(default = "default_unhealthy_threshold")]
-    pub unhealthy_threshold: u32,
+    pub(crate) unhealthy_threshold: u32,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum ProbeKind {
+pub(crate) enum ProbeKind {
     Http,
     Tcp,
 }
@@ -67,17 +67,17 @@ fn default_unhealthy_threshold() -> u32 {
 
 /// A validated health check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthCheckSettings {
-    pub probe: Probe,
-    pub interval: Duration,
-    pub timeout: Duration,
-    pub healthy_threshold: usize,
-    pub unhealthy_threshold: usize,
+pub(crate) struct HealthCheckSettings {
+    pub(crate) probe: Probe,
+    pub(crate) interval: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) healthy_threshold: usize,
+    pub(crate) unhealthy_threshold: usize,
 }
 
 /// What one check does.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Probe {
+pub(crate) enum Probe {
     /// A TCP connection is made.
     Tcp,
     /// `GET path` with `Host: host` is answered with one of `expect_status`.
@@ -90,7 +90,7 @@ pub enum Probe {
 
 impl HealthCheckSettings {
     /// `path` is the section's; `upstream` is the default `Host` of HTTP checks.
-    pub fn from_config(
+    pub(crate) fn from_config(
         upstream: &str,
         hc: HealthCheckConfig,
         path: &str,
@@ -141,7 +141,7 @@ impl HealthCheckSettings {
 /// The check of upstream `name`, whose backends (in configuration order) are
 /// `addresses` with their `states`. An HTTP check speaks TLS to an upstream
 /// reached over TLS, verified as its requests are.
-pub fn build(
+pub(crate) fn build(
     name: &str,
     addresses: Vec<SocketAddr>,
     states: Vec<Arc<BackendState>>,

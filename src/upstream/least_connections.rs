@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-pub struct LeastConnections {
+pub(super) struct LeastConnections {
     weights: Vec<i64>,
     /// A smooth weighted round robin over the backend indexes; each pick starts its
     /// scan at the next one, and the first of equally loaded backends wins.
@@ -18,7 +18,7 @@ pub struct LeastConnections {
 
 impl LeastConnections {
     /// For backends with these weights (each at least 1), in index order.
-    pub fn new(weights: &[u32]) -> Self {
+    pub(super) fn new(weights: &[u32]) -> Self {
         let divisor = weights.iter().copied().fold(0, gcd).max(1);
         let weights: Vec<i64> = weights
             .iter()
@@ -32,7 +32,7 @@ impl LeastConnections {
     }
 
     /// Among the backends for which `in_flight` gives a count, the least loaded.
-    pub fn pick(&self, in_flight: impl Fn(usize) -> Option<i64>) -> Option<usize> {
+    pub(super) fn pick(&self, in_flight: impl Fn(usize) -> Option<i64>) -> Option<usize> {
         let n = self.weights.len();
         if n == 0 {
             return None;

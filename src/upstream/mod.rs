@@ -15,20 +15,19 @@
 //! backend           each backend's live state and metric series
 //! peer              how a backend is connected to
 
-pub mod backend;
+pub(crate) mod backend;
 mod balancer;
-pub mod circuit;
-pub mod config;
-pub mod health;
+pub(crate) mod circuit;
+pub(crate) mod config;
+pub(crate) mod health;
 mod least_connections;
-pub mod peer;
+pub(crate) mod peer;
 pub(crate) mod retry;
 pub(crate) mod websocket;
 
-pub use backend::{BackendFamilies, BackendState, Outcome};
-pub use balancer::Algorithm;
-pub use circuit::CircuitState;
-pub use config::UpstreamSettings;
+pub(crate) use backend::{BackendFamilies, BackendState, Outcome};
+pub(crate) use balancer::Algorithm;
+pub(crate) use config::UpstreamSettings;
 
 use crate::upstream::retry::{RetryFamilies, RetryPolicy};
 use crate::upstream::websocket::WebSocketIdle;
@@ -45,11 +44,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// One upstream pool, built once at start.
-pub struct Upstream {
-    pub name: String,
-    pub retry: RetryPolicy,
-    pub host_header: Option<HeaderValue>,
-    pub websocket: WebSocketIdle,
+pub(crate) struct Upstream {
+    pub(crate) name: String,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) host_header: Option<HeaderValue>,
+    pub(crate) websocket: WebSocketIdle,
     hash_key: HashKey,
     balancer: Balancer,
     /// `selection: least_connections`; the balancer chooses otherwise.
@@ -67,21 +66,21 @@ pub struct Upstream {
 
 /// What `consistent_hash` hashes to pick a backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HashKey {
+pub(crate) enum HashKey {
     Uri,
     ClientIp,
     Header(HeaderName),
 }
 
 /// The bytes a request is hashed by, borrowed from it where they can be.
-pub enum SelectionKey<'a> {
+pub(crate) enum SelectionKey<'a> {
     Borrowed(&'a [u8]),
     /// An IP address's octets (4 or 16 of them).
     Ip([u8; 16], usize),
 }
 
 impl SelectionKey<'_> {
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         match self {
             SelectionKey::Borrowed(bytes) => bytes,
             SelectionKey::Ip(octets, len) => &octets[..*len],
@@ -101,15 +100,15 @@ impl SelectionKey<'_> {
 }
 
 /// A backend chosen for one attempt.
-pub struct Chosen {
-    pub index: usize,
-    pub peer: Box<HttpPeer>,
+pub(crate) struct Chosen {
+    pub(crate) index: usize,
+    pub(crate) peer: Box<HttpPeer>,
 }
 
 impl Upstream {
     /// Build the pool; the returned service (when health checks are on) must be
     /// added to the server so the checks run.
-    pub fn build(
+    pub(crate) fn build(
         settings: &UpstreamSettings,
         families: &BackendFamilies,
         retry_families: &RetryFamilies,
@@ -170,7 +169,7 @@ impl Upstream {
     }
 
     /// What `select` hashes for this request (only `consistent_hash` looks at it).
-    pub fn key_of<'a>(&self, req: &'a RequestHeader, client_ip: IpAddr) -> SelectionKey<'a> {
+    pub(crate) fn key_of<'a>(&self, req: &'a RequestHeader, client_ip: IpAddr) -> SelectionKey<'a> {
         match &self.hash_key {
             HashKey::Uri => SelectionKey::Borrowed(req.raw_path()),
             HashKey::ClientIp => SelectionKey::ip(client_ip),
@@ -184,7 +183,7 @@ impl Upstream {
     /// one not in `tried` (a bit per index). `None` when there is none. The chosen
     /// backend's half-open circuit, if it has one, is claimed for this attempt:
     /// begin the attempt at once (`BackendState::begin`).
-    pub fn select(&self, key: &[u8], tried: u64) -> Option<Chosen> {
+    pub(crate) fn select(&self, key: &[u8], tried: u64) -> Option<Chosen> {
         let index = match &self.least_connections {
             Some(lc) => self.least_connected(lc, tried),
             None => self.balanced(key, tried),
@@ -197,29 +196,25 @@ impl Upstream {
 
     /// Whether a backend outside `tried` is healthy and admitted by its circuit,
     /// i.e. whether a retry can go somewhere new.
-    pub fn has_untried_healthy(&self, tried: u64) -> bool {
+    pub(crate) fn has_untried_healthy(&self, tried: u64) -> bool {
         (0..self.len()).any(|i| untried(i, tried) && self.is_healthy(i) && self.states[i].admits())
     }
 
-    pub fn address(&self, index: usize) -> SocketAddr {
+    pub(crate) fn address(&self, index: usize) -> SocketAddr {
         self.addresses[index]
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.addresses.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.addresses.is_empty()
     }
 
     /// Whether backend `index` passes its health checks (always, without checks)
     /// and is enabled. Its circuit is another matter (`state(index).circuit()`).
-    pub fn is_healthy(&self, index: usize) -> bool {
+    pub(crate) fn is_healthy(&self, index: usize) -> bool {
         self.balancer.backends().ready(&self.backends[index])
     }
 
-    pub fn state(&self, index: usize) -> &Arc<BackendState> {
+    pub(crate) fn state(&self, index: usize) -> &Arc<BackendState> {
         &self.states[index]
     }
 
@@ -280,7 +275,7 @@ fn untried(index: usize, tried: u64) -> bool {
 
 /// The bit of backend `index` in a tried set. Pools over 64 backends share bits,
 /// which can only make a retry skip a backend it could have used.
-pub fn tried_bit(index: usize) -> u64 {
+pub(crate) fn tried_bit(index: usize) -> u64 {
     1 << (index % 64)
 }
 

@@ -22,11 +22,11 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 /// `upstreams.NAME.tls` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UpstreamTlsConfig {
-    pub sni: Option<String>,
+pub(crate) struct UpstreamTlsConfig {
+    pub(crate) sni: Option<String>,
     #[serde(default = "yes")]
-    pub verify: bool,
-    pub ca: Option<PathBuf>,
+    pub(crate) verify: bool,
+    pub(crate) ca: Option<PathBuf>,
 }
 
 fn yes() -> bool {
@@ -35,17 +35,17 @@ fn yes() -> bool {
 
 /// TLS to an upstream's backends.
 #[derive(Debug, Clone)]
-pub struct UpstreamTls {
+pub(crate) struct UpstreamTls {
     /// The name sent in SNI and verified in the certificate.
-    pub sni: String,
-    pub verify: bool,
+    pub(crate) sni: String,
+    pub(crate) verify: bool,
     /// Trust these CAs instead of the system's.
-    pub ca: Option<Arc<CaType>>,
+    pub(crate) ca: Option<Arc<CaType>>,
 }
 
 impl UpstreamTls {
     /// `path` is the `tls` section's.
-    pub fn from_config(
+    pub(crate) fn from_config(
         config: UpstreamTlsConfig,
         path: &str,
         errors: &mut ConfigErrors,
@@ -137,7 +137,12 @@ fn own_ca_certificate_message(file: &Path, sni: &str) -> String {
 
 /// The peer of one backend. `http2`: HTTP/2 to it, offered by ALPN beside
 /// HTTP/1.1 over TLS, by prior knowledge over cleartext.
-pub fn build(address: SocketAddr, tls: Option<&UpstreamTls>, http2: bool, t: Timeouts) -> HttpPeer {
+pub(crate) fn build(
+    address: SocketAddr,
+    tls: Option<&UpstreamTls>,
+    http2: bool,
+    t: Timeouts,
+) -> HttpPeer {
     let sni = tls.map(|tls| tls.sni.clone()).unwrap_or_default();
     let mut peer = HttpPeer::new(address, tls.is_some(), sni);
     peer.options.connection_timeout = Some(t.connect);

@@ -1,4 +1,5 @@
 use super::*;
+use crate::upstream::circuit::CircuitState;
 use std::time::{Duration, Instant};
 
 #[test]

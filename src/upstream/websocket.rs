@@ -31,7 +31,7 @@ use std::time::Duration;
 
 /// An upstream's WebSocket timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WebSocketIdle {
+pub(crate) struct WebSocketIdle {
     /// No frame either way for this long closes the tunnel.
     idle: Duration,
     /// The peer's read timeout for a handshake: the 101, then the tunnel.
@@ -39,7 +39,7 @@ pub struct WebSocketIdle {
 }
 
 impl WebSocketIdle {
-    pub fn new(t: &Timeouts) -> Self {
+    pub(crate) fn new(t: &Timeouts) -> Self {
         WebSocketIdle {
             idle: t.websocket_idle,
             handshake_read: t.response_header.max(t.websocket_idle),
@@ -48,7 +48,7 @@ impl WebSocketIdle {
 
     /// `upstream_peer`: a handshake's origin side must outlast the idle timeout
     /// (see the module documentation); other requests keep the peer as built.
-    pub fn fit_peer(&self, req: &RequestHeader, peer: &mut HttpPeer) {
+    pub(crate) fn fit_peer(&self, req: &RequestHeader, peer: &mut HttpPeer) {
         if is_websocket_handshake(req) {
             peer.options.read_timeout = Some(self.handshake_read);
         }
@@ -56,7 +56,7 @@ impl WebSocketIdle {
 
     /// The origin answered a handshake with 101: from now on the client side is a
     /// tunnel, idle for at most `websocket_idle`, no longer a request body.
-    pub fn on_switch(&self, session: &mut Session) {
+    pub(crate) fn on_switch(&self, session: &mut Session) {
         session.set_read_timeout(Some(self.idle));
     }
 }

@@ -58,12 +58,12 @@ const WEIGHT_UNIT: usize = 1024;
 
 /// The largest object (body, meta and [`ENTRY_OVERHEAD`]) the store keeps: TinyUFO
 /// weights are `u16` counts of 1 KiB, so 65535 KiB, 64 MiB less 1 KiB.
-pub const MAX_OBJECT_SIZE: usize = u16::MAX as usize * WEIGHT_UNIT;
+pub(crate) const MAX_OBJECT_SIZE: usize = u16::MAX as usize * WEIGHT_UNIT;
 
 /// Bytes charged per object beyond its body and meta: the `Entry` and its `Arc`
 /// (about 100 bytes), the meta's `Arc`, TinyUFO's bucket in its concurrent map and
 /// its slot in a FIFO queue.
-pub const ENTRY_OVERHEAD: usize = 256;
+pub(crate) const ENTRY_OVERHEAD: usize = 256;
 
 /// What the index holds under a key: an object, or the tombstone a purge leaves.
 ///
@@ -132,8 +132,7 @@ impl Ledger {
 
 /// The in-memory cache storage. Build one with [`MemoryStorage::new`] and
 /// `Box::leak` it: `pingora-cache` wants `&'static` storage.
-pub struct MemoryStorage {
-    max_size: usize,
+pub(crate) struct MemoryStorage {
     /// `max_size` in weight units, TinyUFO's limit.
     weight_limit: usize,
     /// Complete objects (and tombstones), keyed by the first 8 bytes of the key.
@@ -147,12 +146,11 @@ pub struct MemoryStorage {
 
 impl MemoryStorage {
     /// A store holding at most `max_size_bytes` of objects. Below 1 KiB nothing is kept.
-    pub fn new(max_size_bytes: usize) -> MemoryStorage {
+    pub(crate) fn new(max_size_bytes: usize) -> MemoryStorage {
         let weight_limit = max_size_bytes / WEIGHT_UNIT;
         // The admission sketch and the bucket map are sized for this many objects.
         let estimated_objects = (max_size_bytes / (4 * WEIGHT_UNIT)).clamp(16, 1 << 24);
         MemoryStorage {
-            max_size: max_size_bytes,
             weight_limit,
             index: TinyUfo::new(weight_limit, estimated_objects),
             ledger: Mutex::new(Ledger::default()),
@@ -161,29 +159,18 @@ impl MemoryStorage {
         }
     }
 
-    /// The configured bound, in bytes.
-    pub fn max_size(&self) -> usize {
-        self.max_size
-    }
-
-    /// The largest object this store keeps: [`MAX_OBJECT_SIZE`] or the whole store,
-    /// whichever is smaller.
-    pub fn max_object_size(&self) -> usize {
-        MAX_OBJECT_SIZE.min(self.weight_limit * WEIGHT_UNIT)
-    }
-
-    /// Bytes of complete objects held now (never above [`Self::max_size`]).
-    pub fn size_bytes(&self) -> u64 {
+    /// Bytes of complete objects held now (never above the bound it was built with).
+    pub(crate) fn size_bytes(&self) -> u64 {
         self.lock_ledger().bytes
     }
 
     /// Complete objects held now.
-    pub fn objects(&self) -> u64 {
+    pub(crate) fn objects(&self) -> u64 {
         self.lock_ledger().objects
     }
 
     /// Objects evicted to make room since the store was built.
-    pub fn evictions(&self) -> u64 {
+    pub(crate) fn evictions(&self) -> u64 {
         self.lock_ledger().evictions
     }
 
@@ -332,7 +319,7 @@ impl MemoryStorage {
 
     /// Purge (`soft`: mark stale) every object held with `tag`, and stop the
     /// fills in progress that carry it from being stored; how many there were.
-    pub fn purge_tag(&self, tag: &str, soft: bool) -> usize {
+    pub(crate) fn purge_tag(&self, tag: &str, soft: bool) -> usize {
         let keys = self.lock_ledger().tags.take(tag);
         let mut purged = 0;
         for key in &keys {
@@ -349,11 +336,6 @@ impl MemoryStorage {
             purged += self.fills.invalidate_tagged(tag);
         }
         purged
-    }
-
-    /// (tag, object) references in the tag index.
-    pub fn tag_references(&self) -> usize {
-        self.lock_ledger().tags.references()
     }
 
     fn partial_hit(fill: &Fill) -> Result<Option<(CacheMeta, HitHandler)>> {

@@ -149,9 +149,8 @@ fn weights_are_kibibytes_rounded_up_and_capped() {
     assert_eq!(storage.weight_of(1025), Some(2));
     assert_eq!(storage.weight_of(MAX_OBJECT_SIZE), Some(u16::MAX));
     assert_eq!(storage.weight_of(MAX_OBJECT_SIZE + 1), None);
-    assert_eq!(storage.max_object_size(), MAX_OBJECT_SIZE);
     let small = MemoryStorage::new(10 * 1024 + 512);
-    assert_eq!(small.max_object_size(), 10 * 1024);
+    assert_eq!(small.weight_of(10 * 1024), Some(10));
     assert_eq!(small.weight_of(10 * 1024 + 1), None);
 }
 

@@ -31,10 +31,10 @@ pub(crate) use module::{settle, start, stop};
 /// `compression` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct CompressionConfig {
-    pub algorithms: Vec<String>,
-    pub min_size: Size,
-    pub types: Vec<String>,
+pub(crate) struct CompressionConfig {
+    pub(crate) algorithms: Vec<String>,
+    pub(crate) min_size: Size,
+    pub(crate) types: Vec<String>,
 }
 
 impl Default for CompressionConfig {
@@ -60,7 +60,7 @@ impl Default for CompressionConfig {
 
 /// A route's compression.
 #[derive(Debug, Clone)]
-pub struct Compression {
+pub(crate) struct Compression {
     algorithms: Vec<Algorithm>,
     min_size: u64,
     /// Lowercased media types; `type/*` covers a whole type.
@@ -69,7 +69,7 @@ pub struct Compression {
 
 impl Compression {
     /// `path` is the route's.
-    pub fn from_config(
+    pub(crate) fn from_config(
         config: CompressionConfig,
         path: &str,
         errors: &mut ConfigErrors,
@@ -120,7 +120,7 @@ impl Compression {
 
     /// The coding to answer this request with, if any. `accept_encoding` are the
     /// request's `Accept-Encoding` field lines: one list (RFC 9110 §5.3).
-    pub fn negotiate<'a>(
+    pub(crate) fn negotiate<'a>(
         &self,
         accept_encoding: impl IntoIterator<Item = &'a HeaderValue>,
     ) -> Option<Algorithm> {

@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 /// `upstreams.NAME.circuit_breaker` as the operator wrote it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CircuitBreakerConfig {
+pub(crate) struct CircuitBreakerConfig {
     #[serde(default = "default_consecutive_failures")]
-    pub consecutive_failures: u32,
+    pub(crate) consecutive_failures: u32,
     #[serde(default = "default_open_for")]
-    pub open_for: Span,
+    pub(crate) open_for: Span,
 }
 
 fn default_consecutive_failures() -> u32 {
@@ -42,14 +42,14 @@ fn default_open_for() -> Span {
 
 /// A validated circuit breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CircuitBreakerSettings {
-    pub consecutive_failures: u32,
-    pub open_for: Duration,
+pub(crate) struct CircuitBreakerSettings {
+    pub(crate) consecutive_failures: u32,
+    pub(crate) open_for: Duration,
 }
 
 impl CircuitBreakerSettings {
     /// `path` is the section's.
-    pub fn from_config(
+    pub(crate) fn from_config(
         config: CircuitBreakerConfig,
         path: &str,
         errors: &mut ConfigErrors,
@@ -67,14 +67,14 @@ impl CircuitBreakerSettings {
 
 /// What `/status` shows of a circuit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CircuitState {
+pub(crate) enum CircuitState {
     Closed,
     Open,
     HalfOpen,
 }
 
 impl CircuitState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             CircuitState::Closed => "closed",
             CircuitState::Open => "open",
@@ -92,7 +92,7 @@ const TRIPPED: u8 = 2;
 
 /// The breaker of one backend. Closed and doing well, the request path reads one
 /// atomic; every change of phase happens under a small lock of this backend.
-pub struct CircuitBreaker {
+pub(crate) struct CircuitBreaker {
     settings: CircuitBreakerSettings,
     hint: AtomicU8,
     inner: Mutex<Inner>,
@@ -133,7 +133,11 @@ enum Trial {
 }
 
 impl CircuitBreaker {
-    pub fn new(settings: CircuitBreakerSettings, open_gauge: IntGauge, name: String) -> Self {
+    pub(crate) fn new(
+        settings: CircuitBreakerSettings,
+        open_gauge: IntGauge,
+        name: String,
+    ) -> Self {
         open_gauge.set(0);
         CircuitBreaker {
             settings,
@@ -148,19 +152,19 @@ impl CircuitBreaker {
     }
 
     /// Closed: every request may go (no lock taken).
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.hint.load(Ordering::Acquire) != TRIPPED
     }
 
     /// Whether selection may choose the backend at `now`, without claiming
     /// anything: closed, or half-open with the trial slot free.
-    pub fn admits(&self, now: Instant) -> bool {
+    pub(crate) fn admits(&self, now: Instant) -> bool {
         self.is_closed() || self.with(|inner| inner.trial_free(now, &self.settings))
     }
 
     /// Like `admits`, and when the circuit is half-open, claim its one trial for the
     /// attempt about to start.
-    pub fn claim(&self, now: Instant) -> bool {
+    pub(crate) fn claim(&self, now: Instant) -> bool {
         if self.is_closed() {
             return true;
         }
@@ -182,7 +186,7 @@ impl CircuitBreaker {
     }
 
     /// An attempt starts at this backend: whether it is the trial claimed for it.
-    pub fn take_trial(&self) -> bool {
+    pub(crate) fn take_trial(&self) -> bool {
         if self.is_closed() {
             return false;
         }
@@ -201,7 +205,7 @@ impl CircuitBreaker {
 
     /// An attempt's outcome: `failed` for a connection failure, a timeout, a broken
     /// connection or a 5xx answer; `trial` when it was the half-open trial.
-    pub fn heard(&self, failed: bool, trial: bool, now: Instant) {
+    pub(crate) fn heard(&self, failed: bool, trial: bool, now: Instant) {
         if !failed && !trial && self.hint.load(Ordering::Acquire) == CLOSED {
             return;
         }
@@ -240,7 +244,7 @@ impl CircuitBreaker {
 
     /// The trial attempt ended without an outcome (the request went away): the
     /// next request may try.
-    pub fn trial_abandoned(&self) {
+    pub(crate) fn trial_abandoned(&self) {
         self.with(|inner| {
             if inner.phase
                 == (Phase::HalfOpen {
@@ -252,7 +256,7 @@ impl CircuitBreaker {
         });
     }
 
-    pub fn state(&self, now: Instant) -> CircuitState {
+    pub(crate) fn state(&self, now: Instant) -> CircuitState {
         self.with(|inner| match inner.phase {
             Phase::Closed => CircuitState::Closed,
             Phase::Open { until } if now < until => CircuitState::Open,

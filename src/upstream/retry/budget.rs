@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 const SLOTS: u64 = 10;
 
-pub struct RetryBudget {
+pub(crate) struct RetryBudget {
     ratio: f64,
     /// `min_per_second` times the window, in retries.
     reserve: f64,
@@ -34,7 +34,7 @@ struct Slot {
 }
 
 impl RetryBudget {
-    pub fn new(ratio: f64, min_per_second: u32, window: Duration) -> RetryBudget {
+    pub(crate) fn new(ratio: f64, min_per_second: u32, window: Duration) -> RetryBudget {
         let slot_nanos = (window.as_nanos() / u128::from(SLOTS)).max(1);
         RetryBudget {
             ratio,
@@ -46,12 +46,12 @@ impl RetryBudget {
     }
 
     /// A request that arrived at `at` went to the upstream.
-    pub fn deposit(&self, at: Instant) {
+    pub(crate) fn deposit(&self, at: Instant) {
         self.deposit_at(self.tick_of(at));
     }
 
     /// Take a token for one retry; false when the budget is spent.
-    pub fn withdraw(&self) -> bool {
+    pub(crate) fn withdraw(&self) -> bool {
         self.withdraw_at(self.tick())
     }
 

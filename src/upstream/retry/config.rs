@@ -9,7 +9,7 @@ use std::time::Duration;
 /// One `retry_on` entry: a failure's name or a status.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-pub enum RetryOnEntry {
+pub(crate) enum RetryOnEntry {
     Status(u16),
     Name(String),
 }
@@ -17,10 +17,10 @@ pub enum RetryOnEntry {
 /// `retry_budget` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct RetryBudgetConfig {
-    pub ratio: Percent,
-    pub min_per_second: u32,
-    pub window: Span,
+pub(crate) struct RetryBudgetConfig {
+    pub(crate) ratio: Percent,
+    pub(crate) min_per_second: u32,
+    pub(crate) window: Span,
 }
 
 impl Default for RetryBudgetConfig {
@@ -37,51 +37,51 @@ impl Default for RetryBudgetConfig {
 /// What may be retried: the transport failures (`connect_error`, `timeout`,
 /// `reset`) and 5xx statuses named in `retry_on`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryOn {
-    pub connect_error: bool,
-    pub timeout: bool,
-    pub reset: bool,
+pub(crate) struct RetryOn {
+    pub(crate) connect_error: bool,
+    pub(crate) timeout: bool,
+    pub(crate) reset: bool,
     /// A bit per status from 500 (bit 0) to 599.
     statuses: u128,
 }
 
 impl RetryOn {
     /// Today's behaviour: the three transport failures, no answers.
-    pub const TRANSPORT: RetryOn = RetryOn {
+    pub(crate) const TRANSPORT: RetryOn = RetryOn {
         connect_error: true,
         timeout: true,
         reset: true,
         statuses: 0,
     };
 
-    pub fn status(&self, status: u16) -> bool {
+    pub(crate) fn status(&self, status: u16) -> bool {
         (500..600).contains(&status) && self.statuses & (1 << (status - 500)) != 0
     }
 
     /// The statuses listed, in order.
-    pub fn statuses(&self) -> impl Iterator<Item = u16> + '_ {
+    pub(crate) fn statuses(&self) -> impl Iterator<Item = u16> + '_ {
         (500..600).filter(|s| self.status(*s))
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryBudgetSettings {
-    pub ratio: f64,
-    pub min_per_second: u32,
-    pub window: Duration,
+pub(crate) struct RetryBudgetSettings {
+    pub(crate) ratio: f64,
+    pub(crate) min_per_second: u32,
+    pub(crate) window: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetrySettings {
+pub(crate) struct RetrySettings {
     /// Extra attempts after the first.
-    pub retries: u8,
-    pub on: RetryOn,
-    pub budget: RetryBudgetSettings,
+    pub(crate) retries: u8,
+    pub(crate) on: RetryOn,
+    pub(crate) budget: RetryBudgetSettings,
 }
 
 impl RetrySettings {
     /// `path` is the upstream's (`upstreams.NAME`).
-    pub fn from_config(
+    pub(crate) fn from_config(
         retries: u8,
         retry_on: Option<Vec<RetryOnEntry>>,
         budget: Option<RetryBudgetConfig>,

@@ -16,17 +16,17 @@
 //! reached a backend (the proxy decides that with Pingora's own rule).
 
 mod budget;
-pub mod config;
+pub(crate) mod config;
 
-pub use budget::RetryBudget;
-pub use config::{RetryOn, RetrySettings};
+pub(crate) use budget::RetryBudget;
+pub(crate) use config::{RetryOn, RetrySettings};
 
 use http::Method;
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 
 /// Why an attempt is to be retried; the `reason` label of `parapet_retries_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryReason {
+pub(crate) enum RetryReason {
     ConnectError,
     Timeout,
     Reset,
@@ -35,7 +35,7 @@ pub enum RetryReason {
 
 impl RetryReason {
     /// The reason for a failure after the connection was made.
-    pub fn of_failure(e: &pingora::Error) -> RetryReason {
+    pub(crate) fn of_failure(e: &pingora::Error) -> RetryReason {
         use pingora::ErrorType::*;
         match e.etype() {
             ReadTimedout | WriteTimedout => RetryReason::Timeout,
@@ -48,18 +48,18 @@ impl RetryReason {
 }
 
 /// What the request path knows about a failed attempt.
-pub struct Attempt<'a> {
-    pub method: &'a Method,
+pub(crate) struct Attempt<'a> {
+    pub(crate) method: &'a Method,
     /// Attempts made so far, the failed one included.
-    pub attempts: u8,
+    pub(crate) attempts: u8,
     /// Part of the body went upstream and is no longer buffered for a replay.
-    pub body_truncated: bool,
+    pub(crate) body_truncated: bool,
     /// The response head already went to the client.
-    pub response_started: bool,
+    pub(crate) response_started: bool,
 }
 
 /// One upstream's retry policy, its budget and its counters.
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     retries: u8,
     on: RetryOn,
     budget: RetryBudget,
@@ -67,7 +67,7 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    pub fn new(settings: &RetrySettings, counters: RetryCounters) -> RetryPolicy {
+    pub(crate) fn new(settings: &RetrySettings, counters: RetryCounters) -> RetryPolicy {
         let b = settings.budget;
         RetryPolicy {
             retries: settings.retries,
@@ -79,17 +79,17 @@ impl RetryPolicy {
 
     /// A request that arrived at `at` is going to the upstream: it adds to the
     /// budget.
-    pub fn request_sent(&self, at: std::time::Instant) {
+    pub(crate) fn request_sent(&self, at: std::time::Instant) {
         self.budget.deposit(at);
     }
 
     /// Whether an answer with `status` is worth asking for again.
-    pub fn retries_status(&self, status: u16) -> bool {
+    pub(crate) fn retries_status(&self, status: u16) -> bool {
         self.on.status(status)
     }
 
     /// Whether the attempt may be repeated at all, whatever its reason.
-    pub fn may_retry(&self, attempt: &Attempt) -> bool {
+    pub(crate) fn may_retry(&self, attempt: &Attempt) -> bool {
         is_idempotent(attempt.method)
             && !attempt.body_truncated
             && !attempt.response_started
@@ -99,7 +99,7 @@ impl RetryPolicy {
     /// Whether to retry `attempt`, failed for `reason`. `elsewhere` says whether
     /// another backend is left; it is asked only when everything else allows the
     /// retry, and the budget is spent only when the retry happens.
-    pub fn decide(
+    pub(crate) fn decide(
         &self,
         attempt: &Attempt,
         reason: RetryReason,
@@ -135,13 +135,13 @@ fn is_idempotent(method: &Method) -> bool {
 
 /// `parapet_retries_total{upstream,reason}` and
 /// `parapet_retry_budget_exhausted_total{upstream}`, registered once.
-pub struct RetryFamilies {
+pub(crate) struct RetryFamilies {
     retries: IntCounterVec,
     exhausted: IntCounterVec,
 }
 
 impl RetryFamilies {
-    pub fn register(registry: &Registry) -> prometheus::Result<RetryFamilies> {
+    pub(crate) fn register(registry: &Registry) -> prometheus::Result<RetryFamilies> {
         let retries = IntCounterVec::new(
             Opts::new(
                 "parapet_retries_total",
@@ -162,7 +162,7 @@ impl RetryFamilies {
     }
 
     /// The series of `upstream`, resolved now for every reason its policy lists.
-    pub fn counters(&self, upstream: &str, on: &RetryOn) -> RetryCounters {
+    pub(crate) fn counters(&self, upstream: &str, on: &RetryOn) -> RetryCounters {
         let series = |reason: &str| self.retries.with_label_values(&[upstream, reason]);
         RetryCounters {
             transport: [
@@ -179,7 +179,7 @@ impl RetryFamilies {
     }
 }
 
-pub struct RetryCounters {
+pub(crate) struct RetryCounters {
     /// connect_error, timeout, reset: present when listed.
     transport: [Option<IntCounter>; 3],
     statuses: Vec<(u16, IntCounter)>,
