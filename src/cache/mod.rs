@@ -2,15 +2,16 @@
 //! `cache: true`. The proxy calls one method of `Shield` from each cache hook;
 //! the rules live in the modules below.
 //!
-//! config   the `cache` section and the per-route `cache` / `cache_key`
-//! storage  the bounded in-memory store (TinyUFO), with streaming partial writes
-//! key      scheme, host, port, path and the kept query
-//! policy   what may be stored, and for how long (response directives)
-//! request  what the client's directives change
-//! vary     variants of one URL
-//! status   `Cache-Status` and the result for logs and metrics
-//! purge    purge by URL or tag, and the tag index
-//! metrics  the cache's metric families
+//! config     the `cache` section and the per-route `cache` / `cache_key`
+//! storage    the bounded in-memory store (TinyUFO), with streaming partial writes
+//! key        scheme, host, port, path and the kept query
+//! policy     what may be stored, and for how long (response directives)
+//! request    what the client's directives change
+//! vary       variants of one URL
+//! status     `Cache-Status` and the result for logs and metrics
+//! invalidate what unsafe methods and purges (by URL or tag) drop
+//! purge      the tag index
+//! metrics    the cache's metric families
 //!
 //! Requests for one object are collapsed by pingora-cache's lock: one origin fetch,
 //! everyone else waits up to `lock_timeout` and is served from it (the store
@@ -23,6 +24,7 @@
 //! response for it is cacheable.
 
 pub(crate) mod config;
+mod invalidate;
 pub(crate) mod key;
 pub(crate) mod metrics;
 pub(crate) mod policy;
@@ -32,12 +34,14 @@ pub(crate) mod status;
 pub(crate) mod storage;
 pub(crate) mod vary;
 
+pub(crate) use invalidate::invalidates;
+
 use config::{CacheSettings, ClientDirectives, RouteCache, SetCookie};
 use metrics::CacheMetrics;
 use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora::cache::predictor::Predictor;
+use pingora::cache::ForcedFreshness;
 use pingora::cache::{CacheKey, CacheMeta, CacheOptionOverrides, NoCacheReason, RespCacheable};
-use pingora::cache::{ForcedFreshness, Storage};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use request::{RequestDirectives, Verdict};
@@ -284,105 +288,6 @@ impl Shield {
         }
         facts
     }
-
-    /// After a successful unsafe request (POST, PUT, DELETE, PATCH, ...): drop the
-    /// stored responses for its URI and for the `Location` and `Content-Location`
-    /// it answered with, when they are on the same host (RFC 9111 §4.4: only an
-    /// unsafe method, only a 2xx or 3xx answer). Call it for requests whose method
-    /// [`invalidates`].
-    pub(crate) async fn invalidate(
-        &self,
-        req: &RequestHeader,
-        resp: &ResponseHeader,
-        route: &RouteCache,
-        scheme: crate::http_util::Scheme,
-    ) {
-        let status = resp.status.as_u16();
-        if !invalidates(&req.method) || !(200..400).contains(&status) {
-            return;
-        }
-        let mut keys = vec![key::primary(req, scheme, &route.query)];
-        for name in [http::header::LOCATION, http::header::CONTENT_LOCATION] {
-            let target = resp
-                .headers
-                .get(&name)
-                .and_then(|v| same_host_target(req, v.as_bytes()));
-            if let Some(target) = target {
-                let host = crate::http_util::host::of(req);
-                let (path, q) = (target.path(), target.query());
-                keys.push(key::primary_of(host, path, q, scheme, &route.query));
-            }
-        }
-        for primary in keys {
-            self.drop_key(primary, false).await;
-        }
-    }
-
-    /// Purge what is stored for `path_and_query` on `host` (with or without a
-    /// port) under `route`'s key rule, for both schemes; `soft` marks it stale
-    /// instead. How many objects were purged.
-    pub(crate) async fn purge_url(
-        &self,
-        host: &str,
-        path_and_query: &str,
-        route: &RouteCache,
-        soft: bool,
-    ) -> usize {
-        let (path, q) = match path_and_query.split_once('?') {
-            Some((path, q)) => (path, Some(q)),
-            None => (path_and_query, None),
-        };
-        let mut purged = 0;
-        for scheme in [
-            crate::http_util::Scheme::Http,
-            crate::http_util::Scheme::Https,
-        ] {
-            let primary = key::primary_of(host.as_bytes(), path, q, scheme, &route.query);
-            purged += usize::from(self.drop_key(primary, soft).await);
-        }
-        purged
-    }
-
-    /// Purge every object stored with one of `tags`. How many were purged.
-    pub(crate) async fn purge_tags(&self, tags: &[String], soft: bool) -> usize {
-        tags.iter()
-            .map(|tag| self.storage.purge_tag(tag, soft))
-            .sum()
-    }
-
-    /// Drop (or expire) the object at `primary`; whether there was one.
-    async fn drop_key(&self, primary: Vec<u8>, soft: bool) -> bool {
-        use pingora::cache::{PurgeOutcome, PurgeTarget, PurgeType};
-        let span = pingora::cache::trace::Span::inactive().handle();
-        let compact = CacheKey::new(primary, "").to_compact();
-        let target = PurgeTarget::Active(&compact);
-        let outcome = match soft {
-            true => self.storage.expire(target, &span).await,
-            false => {
-                self.storage
-                    .purge(target, PurgeType::Invalidation, &span)
-                    .await
-            }
-        };
-        match outcome {
-            Ok(PurgeOutcome::Purged(_) | PurgeOutcome::Expired) => true,
-            Ok(PurgeOutcome::NotFound) => false,
-            Err(e) => {
-                log::warn!("cache purge failed: {e}");
-                false
-            }
-        }
-    }
-}
-
-/// Whether an answer to `method` invalidates what is stored for its URI: the
-/// unsafe methods (RFC 9110 §9.2.1: all but GET, HEAD, OPTIONS and TRACE).
-pub(crate) fn invalidates(method: &http::Method) -> bool {
-    use http::Method;
-    !matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-    )
 }
 
 /// Fields meant for Parapet alone, not forwarded to clients: the CDN-targeted
@@ -400,25 +305,3 @@ pub(crate) fn strip_cdn_fields(headers: &mut http::HeaderMap) {
 
 pub(crate) static CACHE_TAG: http::HeaderName = http::HeaderName::from_static("cache-tag");
 pub(crate) static SURROGATE_KEY: http::HeaderName = http::HeaderName::from_static("surrogate-key");
-
-/// The path and query of a `Location`-like reference when it points at the
-/// request's own host: an absolute path always does; an absolute URI when its
-/// authority is the request's host. (Relative paths such as `item/5` are not
-/// resolved: the origin's own URI is still invalidated.)
-fn same_host_target(req: &RequestHeader, reference: &[u8]) -> Option<http::uri::PathAndQuery> {
-    let text = std::str::from_utf8(reference).ok()?;
-    if text.starts_with('/') && !text.starts_with("//") {
-        return text.parse().ok();
-    }
-    let uri: http::Uri = text.parse().ok()?;
-    let host = crate::http_util::host::of(req);
-    if !uri
-        .authority()?
-        .as_str()
-        .as_bytes()
-        .eq_ignore_ascii_case(host)
-    {
-        return None;
-    }
-    uri.path_and_query().cloned()
-}

@@ -3,7 +3,8 @@
 //!
 //! request_filter          -> request ID, client identity, framing and limits, the target
 //!                            in normal form (path, absolute form, Host), route, the
-//!                            route's policies (access, rate limit, CORS), trace context,
+//!                            route's policies (access, rate limit, CORS, compression's
+//!                            coding), trace context,
 //!                            a small body read ahead (`limits.request_buffer`)
 //! request_body_filter     -> the body limit, counted as the body streams
 //! request_cache_filter .. cache_hit_filter, proxy_upstream_filter, response_cache_filter,
@@ -14,7 +15,8 @@
 //! upstream_response_filter -> the attempt answered; a status in `retry_on` is retried;
 //!                            after a 101 the client side idles up to `websocket_idle`
 //! response_filter         -> invalidation after unsafe methods, hop-by-hop stripping,
-//!                            response header rules, request ID, Cache-Status
+//!                            response header rules, request ID, the route's policies
+//!                            (compression, CORS, rate limit fields), Cache-Status
 //! fail_to_connect / error_while_proxy -> the attempt failed; retry policy (`retry`)
 //! fail_to_proxy           -> status and error page
 //! logging                 -> metrics and the access log; a connection that closes with
@@ -24,12 +26,12 @@ mod answer;
 mod attempt;
 mod ctx;
 mod report;
+mod response;
 mod retry;
 
 pub(crate) use ctx::RequestCtx;
 
 use crate::cache::config::RouteCache;
-use crate::cache::status::{Facts, CACHE_STATUS};
 use crate::cache::Shield;
 use crate::connection;
 use crate::error_page;
@@ -70,13 +72,6 @@ impl Parapet {
     fn caching(&self, ctx: &RequestCtx) -> Option<(&Shield, &RouteCache)> {
         let route = self.rt.route(ctx.route?.route)?;
         Some((self.rt.shield.as_ref()?, route.policies.cache.as_ref()?))
-    }
-
-    /// `Cache-Status` for a response of a caching route.
-    fn cache_status(&self, session: &Session, ctx: &mut RequestCtx) -> Option<Facts> {
-        let (shield, _) = self.caching(ctx)?;
-        let cache = ctx.cache.get_or_insert_default();
-        Some(shield.facts(session, cache, ctx.attempts.status))
     }
 }
 
@@ -318,50 +313,7 @@ impl ProxyHttp for Parapet {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let rt = &self.rt;
-        let mut cache_status = None;
-        if let Some((shield, route)) = self.caching(ctx) {
-            let req = session.req_header();
-            if crate::cache::invalidates(&req.method) {
-                // Boxed: this await would otherwise size every request's future.
-                Box::pin(shield.invalidate(req, resp, route, ctx.client.scheme)).await;
-            }
-            cache_status = self.cache_status(session, ctx);
-        }
-        let status = resp.status;
-        let policies = ctx
-            .route
-            .and_then(|m| rt.route(m.route))
-            .map(|r| &r.policies);
-        let origin = session
-            .downstream_session
-            .req_header()
-            .headers
-            .get(http::header::ORIGIN);
-        let modules = &mut session.downstream_modules_ctx;
-        head_edit::edit_response(resp, |h| {
-            crate::http_util::strip_response_hop_by_hop(h, status);
-            rt.response_headers.apply(h);
-            if let Some(hsts) = &ctx.hsts {
-                let _ = h.try_insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
-            }
-            let _ = h.try_insert(rt.request_id_header.clone(), ctx.request_id.clone());
-            if let Some(policies) = policies {
-                policies.on_response(status, h, origin, modules, &ctx.policies);
-            }
-            if let Some(facts) = cache_status {
-                if let Some(cache) = ctx.cache.as_deref() {
-                    cache.restore_withheld(h);
-                }
-                crate::cache::strip_cdn_fields(h);
-                if let Some(value) = facts.header() {
-                    let _ = h.try_insert(CACHE_STATUS.clone(), value);
-                }
-                if let Some(age) = facts.revalidated_age {
-                    let _ = h.try_insert(http::header::AGE, age.into());
-                }
-            }
-        });
+        self.finish_response_head(session, resp, ctx).await;
         Ok(())
     }
 
