@@ -4,14 +4,14 @@
 //! gives it back to the system only later (`purge_delay`), and only when some
 //! thread's next allocation or free finds the delay passed. After a flood of
 //! connections closes, an instance with no traffic would keep its peak RSS for
-//! ever. Purging at once (`MIMALLOC_PURGE_DELAY=0`) costs about 29% more CPU per
-//! request (bench/RESULTS.md); so once a second a background service asks
+//! ever. Purging at once (`MIMALLOC_PURGE_DELAY=0`) costs a large share of CPU per
+//! request (measured in bench/RESULTS.md); so once a second a background service asks
 //! mimalloc to purge what is due, which is cheap when nothing is.
 //!
 //! And the process opts out of transparent huge pages: mimalloc asks for them on
 //! its arenas, and the kernel's khugepaged then refills a purged 2 MiB region as
 //! soon as one of its pages is in use, so RSS crept back up after a flood. Without
-//! them the bench measured no change in CPU per request and 12 MB less RSS at rest.
+//! them RSS at rest is lower at no CPU cost (bench/RESULTS.md).
 
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;

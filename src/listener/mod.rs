@@ -71,8 +71,8 @@ pub(crate) struct Listener {
 }
 
 /// The read buffer of a connection unless a listener says otherwise: 8 KiB
-/// instead of Pingora's 64 KiB holds 57 KB less per idle connection at no
-/// measurable CPU cost (bench/RESULTS.md, bench/read_buffer.sh).
+/// instead of Pingora's 64 KiB holds less per idle connection at no measurable
+/// CPU cost (figures in bench/RESULTS.md, from bench/read_buffer.sh).
 pub(crate) const DEFAULT_READ_BUFFER: usize = 8 << 10;
 
 /// A TLS listener's certificates, chosen by SNI, and whether it offers HTTP/2.

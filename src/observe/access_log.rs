@@ -1,8 +1,7 @@
 //! The JSON access log: one object per request, formatted on the request path and
 //! written to disk off it.
 //!
-//! The request path formats its line (about 2,500 instructions, no allocation once
-//! the buffer has grown) onto a bounded in-memory buffer behind a mutex; a
+//! The request path formats its line (no allocation once the buffer has grown) onto a bounded in-memory buffer behind a mutex; a
 //! background service swaps that buffer out every 50 ms and writes it to the file,
 //! so no request waits on the disk. If the writer falls behind, lines are dropped
 //! and counted rather than slowing requests down. SIGUSR1 reopens the file, for
@@ -11,10 +10,9 @@
 //! Lines are formatted on the request path, into that shared buffer, rather than
 //! handed to the writer as records: a record had to clone the request's method,
 //! URI and header values, and kept the request's read buffers alive until the
-//! writer ran. Formatting here costs about the same instructions (93.8k against
-//! 93.3k per request in the bench) and keeps nothing alive. The mutex is held for
-//! the formatting, about a microsecond, which is rarely contended even with
-//! several worker threads.
+//! writer ran. Formatting here costs about the same instructions (bench/RESULTS.md)
+//! and keeps nothing alive. The mutex is held only for the formatting, which is
+//! rarely contended even with several worker threads.
 
 use super::log_line::LineFormat;
 use crate::config::ConfigErrors;
