@@ -2,7 +2,7 @@
 //! `cache` / `cache_key` keys, as the operator wrote them and as the runtime uses
 //! them.
 
-use crate::config::units::{Size, Span};
+use crate::config::units::{Percent, Size, Span};
 use crate::config::{field, require_nonzero, ConfigErrors};
 use serde::Deserialize;
 use std::time::Duration;
@@ -19,6 +19,12 @@ pub(crate) struct CacheConfig {
     /// Freshness for responses that carry none (no max-age, s-maxage or Expires);
     /// unset, such responses are not stored.
     pub(crate) default_ttl: Option<Span>,
+    /// Heuristic freshness (RFC 9111 §4.2.2): this share of the time since
+    /// `Last-Modified`, for the statuses that are heuristically cacheable; unset,
+    /// off.
+    pub(crate) heuristic: Option<Percent>,
+    /// The longest heuristic freshness.
+    pub(crate) heuristic_max: Span,
     /// How long a stale object may be served while it is refreshed, when the
     /// origin does not say (`stale-while-revalidate`).
     pub(crate) stale_while_revalidate: Span,
@@ -35,6 +41,8 @@ impl Default for CacheConfig {
             max_size: Size(256 << 20),
             max_object_size: Size(8 << 20),
             default_ttl: None,
+            heuristic: None,
+            heuristic_max: Span(Duration::from_secs(86_400)),
             stale_while_revalidate: Span(Duration::ZERO),
             stale_if_error: Span(Duration::ZERO),
             lock_timeout: Span(Duration::from_secs(5)),
@@ -43,11 +51,13 @@ impl Default for CacheConfig {
 }
 
 /// The validated `cache` section.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CacheSettings {
     pub(crate) max_size: usize,
     pub(crate) max_object_size: usize,
     pub(crate) default_ttl: Option<Duration>,
+    /// The share of the time since `Last-Modified`, and its cap.
+    pub(crate) heuristic: Option<(f64, Duration)>,
     pub(crate) stale_while_revalidate: Duration,
     pub(crate) stale_if_error: Duration,
     pub(crate) lock_timeout: Duration,
@@ -73,11 +83,22 @@ impl CacheSettings {
                 "must be greater than 0 (leave it out to store only what the origin marks)",
             );
         }
-        require_nonzero("cache", &[("lock_timeout", config.lock_timeout.0)], errors);
+        if config.heuristic.is_some_and(|p| !(p.0 > 0.0 && p.0 <= 1.0)) {
+            errors.push(at("heuristic"), "must be more than 0% and at most 100%");
+        }
+        require_nonzero(
+            "cache",
+            &[
+                ("lock_timeout", config.lock_timeout.0),
+                ("heuristic_max", config.heuristic_max.0),
+            ],
+            errors,
+        );
         CacheSettings {
             max_size: usize::try_from(config.max_size.0).unwrap_or(usize::MAX),
             max_object_size: usize::try_from(config.max_object_size.0).unwrap_or(usize::MAX),
             default_ttl: config.default_ttl.map(|t| t.0),
+            heuristic: config.heuristic.map(|p| (p.0, config.heuristic_max.0)),
             stale_while_revalidate: config.stale_while_revalidate.0,
             stale_if_error: config.stale_if_error.0,
             lock_timeout: config.lock_timeout.0,
@@ -247,6 +268,7 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!((s.max_size, s.max_object_size), (256 << 20, 8 << 20));
         assert_eq!(s.default_ttl, None);
+        assert_eq!(s.heuristic, None, "heuristic freshness is off");
         assert_eq!(s.stale_while_revalidate, Duration::ZERO);
         assert_eq!(s.stale_if_error, Duration::ZERO);
         assert_eq!(s.lock_timeout, Duration::from_secs(5));
@@ -266,6 +288,11 @@ mod tests {
         );
         let (_, problems) = settings("{max_object_size: 1GiB, max_size: 2GiB}");
         assert_eq!(problems, ["cache.max_object_size"]);
+        let (_, problems) = settings("{heuristic: 0%, heuristic_max: 0s}");
+        assert_eq!(problems, ["cache.heuristic", "cache.heuristic_max"]);
+        let (s, problems) = settings("{heuristic: 10%}");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(s.heuristic, Some((0.1, Duration::from_secs(86_400))));
         let (s, problems) = settings("{max_size: 64MiB, max_object_size: 1MiB, default_ttl: 1m}");
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(s.default_ttl, Some(Duration::from_secs(60)));

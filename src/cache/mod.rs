@@ -72,6 +72,10 @@ pub(crate) struct CacheCtx {
     pub(crate) by_request: bool,
     /// What the cache did, once the response went out.
     pub(crate) result: Option<&'static str>,
+    /// The lookup found a stored object past its freshness: the origin was asked
+    /// to revalidate it (pingora-cache disables the cache when that fails, so the
+    /// phase no longer says it).
+    pub(crate) found_stale: bool,
     /// The fields of the origin's 304 to a revalidation, which update the stored
     /// response beyond the few pingora-cache merges itself.
     pub(crate) not_modified: Option<http::HeaderMap>,
@@ -182,8 +186,10 @@ impl Shield {
         &self,
         session: &Session,
         meta: &CacheMeta,
+        is_fresh: bool,
         ctx: &mut CacheCtx,
     ) -> Option<ForcedFreshness> {
+        ctx.found_stale = !is_fresh;
         if !ctx.directives.any() {
             return None;
         }
@@ -267,6 +273,17 @@ impl Shield {
         policy::cacheable(resp, authorization, ctx.set_cookie, &self.settings, now)
     }
 
+    /// `fail_to_proxy`: a stored object that could not be revalidated, and that
+    /// may not be served stale (`must-revalidate`, or no stale window), is
+    /// answered 504: the cache is disconnected from the origin (RFC 9111
+    /// §5.2.2.2, §4.2.4), not facing a broken one.
+    pub(crate) fn failure_status(&self, ctx: &CacheCtx, code: u16) -> u16 {
+        match code {
+            502 | 503 if ctx.found_stale => 504,
+            _ => code,
+        }
+    }
+
     /// What the cache did for this response; counted, and remembered for the log.
     pub(crate) fn facts(
         &self,
@@ -290,11 +307,12 @@ impl Shield {
     }
 }
 
-/// Fields meant for Parapet alone, not forwarded to clients: the CDN-targeted
-/// cache directives (RFC 9213) and the purge tags.
-pub(crate) fn strip_cdn_fields(headers: &mut http::HeaderMap) {
+/// Fields meant for Parapet alone, not forwarded to clients: the directives
+/// targeted at Parapet (`Parapet-CDN-Cache-Control`) and the purge tags.
+/// `CDN-Cache-Control` goes on: it is targeted at every CDN on the way
+/// (RFC 9213 §2), and a cache behind Parapet may be one.
+pub(crate) fn strip_own_fields(headers: &mut http::HeaderMap) {
     for name in [
-        &policy::CDN_CACHE_CONTROL,
         &policy::PARAPET_CDN_CACHE_CONTROL,
         &CACHE_TAG,
         &SURROGATE_KEY,

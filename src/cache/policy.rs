@@ -5,7 +5,8 @@
 //! any status, `Vary: *` and `Set-Cookie`, and keeps hop-by-hop fields. Here:
 //!
 //! - directives come from `Parapet-CDN-Cache-Control`, else `CDN-Cache-Control`
-//!   (RFC 9213), else `Cache-Control`;
+//!   (RFC 9213), else `Cache-Control`; a targeted field that is not a valid
+//!   Structured Field Dictionary is ignored as a whole;
 //! - `no-store`, bare `private`, `Vary: *`, a 206, and a request with
 //!   `Authorization` (unless `public`, `s-maxage` or `must-revalidate`) are not
 //!   stored; nor, by default, a response that sets a cookie (the route may store it
@@ -15,7 +16,8 @@
 //!   §5.2.2.7) are not stored; the response that carried them still has them;
 //! - lifetime: `no-cache` 0 (stored, revalidated every time), else `s-maxage`, else
 //!   `max-age`, else `Expires - Date` (an invalid `Expires` is already stale), else
-//!   the configured `default_ttl` for heuristically cacheable statuses, else not
+//!   for heuristically cacheable statuses the configured `heuristic` share of the
+//!   time since `Last-Modified` or the configured `default_ttl`, else not
 //!   stored; an invalid `max-age`/`s-maxage` value (negative, a fraction, a word)
 //!   is a lifetime of 0;
 //! - the age at receipt is the larger of the origin's `Age` (a non-negative integer,
@@ -56,14 +58,48 @@ fn heuristically_cacheable(status: u16) -> bool {
     )
 }
 
-/// The directives that apply to Parapet: the most specific field present.
+/// The directives that apply to Parapet: the most specific valid field present.
 pub(crate) fn directives(headers: &HeaderMap) -> Option<CacheControl> {
     for name in [&PARAPET_CDN_CACHE_CONTROL, &CDN_CACHE_CONTROL] {
-        if headers.contains_key(name) {
+        if headers.contains_key(name) && valid_targeted(headers, name) {
             return CacheControl::from_headers_named(name.as_str(), headers);
         }
     }
     CacheControl::from_headers_named(header::CACHE_CONTROL.as_str(), headers)
+}
+
+/// The directives whose values are delta-seconds: integers in a targeted field.
+const TARGETED_LIFETIMES: [&sfv::KeyRef; 4] = [
+    sfv::KeyRef::constant("max-age"),
+    sfv::KeyRef::constant("s-maxage"),
+    sfv::KeyRef::constant("stale-while-revalidate"),
+    sfv::KeyRef::constant("stale-if-error"),
+];
+
+/// A targeted cache-control field is a Structured Field Dictionary (RFC 9213 §2.1,
+/// RFC 9651 §3.2); one that does not parse as one, or whose lifetimes are not
+/// integers, is ignored as a whole, and the next field decides.
+fn valid_targeted(headers: &HeaderMap, name: &HeaderName) -> bool {
+    let mut joined = Vec::new();
+    for (i, line) in headers.get_all(name).iter().enumerate() {
+        if i > 0 {
+            joined.extend_from_slice(b", ");
+        }
+        joined.extend_from_slice(line.as_bytes());
+    }
+    // Directive names are case-insensitive as in Cache-Control (RFC 9111 §5.2):
+    // the structure and the value types are what is checked here.
+    joined.make_ascii_lowercase();
+    let Ok(dictionary) = sfv::Parser::new(&joined).parse::<sfv::Dictionary>() else {
+        return false;
+    };
+    TARGETED_LIFETIMES
+        .iter()
+        .all(|key| match dictionary.get(*key) {
+            None => true,
+            Some(sfv::ListEntry::Item(item)) => item.bare_item.as_integer().is_some(),
+            Some(sfv::ListEntry::InnerList(_)) => false,
+        })
 }
 
 /// Decide whether `resp` may be stored and build its cache metadata.
@@ -162,9 +198,21 @@ fn lifetime(
         return Some(expires.duration_since(date).unwrap_or(Duration::ZERO));
     }
     let public = cc.is_some_and(|c| c.public());
-    settings
-        .default_ttl
-        .filter(|_| heuristically_cacheable(status) || public)
+    if !(heuristically_cacheable(status) || public) {
+        return None;
+    }
+    heuristic(headers, settings, now).or(settings.default_ttl)
+}
+
+/// Heuristic freshness (RFC 9111 §4.2.2): a share of the time between
+/// `Last-Modified` and `Date` (or now), capped, as Traffic Server and Varnish
+/// offer it. `None` when off, or without a usable `Last-Modified`.
+fn heuristic(headers: &HeaderMap, settings: &CacheSettings, now: SystemTime) -> Option<Duration> {
+    let (share, cap) = settings.heuristic?;
+    let modified = http_date(headers.get(header::LAST_MODIFIED))?;
+    let date = http_date(headers.get(header::DATE)).unwrap_or(now);
+    let since = date.duration_since(modified).ok()?;
+    Some(since.mul_f64(share).min(cap)).filter(|d| !d.is_zero())
 }
 
 /// How old the response already was when it arrived (RFC 9111 §4.2.3).

@@ -26,9 +26,12 @@ pub(crate) struct Facts {
     pub(crate) by_request: bool,
     /// The method is not one the cache answers (POST, PUT, ...).
     pub(crate) unsafe_method: bool,
-    /// `Age` for a response served from the cache after the origin confirmed it
-    /// (pingora-cache adds `Age` on hits only).
-    pub(crate) revalidated_age: Option<u64>,
+    /// `Age` for a response served from the stored copy after an origin fetch
+    /// (pingora-proxy's `cache_hit_header` adds `Age` on hits only): after a
+    /// revalidation, and after a fetch of a response that was already old when
+    /// it arrived (RFC 9111 §5.1: the origin's `Age` is end-to-end, and the
+    /// stored copy goes without it).
+    pub(crate) fetched_age: Option<u64>,
 }
 
 impl Facts {
@@ -44,11 +47,12 @@ impl Facts {
             cache.phase(),
             CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_)
         );
+        let fetched = matches!(cache.phase(), CachePhase::Miss | CachePhase::Expired);
         Facts {
             phase: cache.phase(),
-            revalidated_age: cache
+            fetched_age: cache
                 .maybe_cache_meta()
-                .filter(|_| revalidated)
+                .filter(|m| revalidated || (fetched && m.epoch_override().is_some()))
                 .map(|m| m.age().as_secs()),
             ttl,
             fwd_status,
@@ -163,7 +167,7 @@ mod tests {
             vary_miss: false,
             by_request: false,
             unsafe_method: false,
-            revalidated_age: None,
+            fetched_age: None,
         }
     }
 

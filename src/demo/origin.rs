@@ -11,7 +11,8 @@
 //! - `/gen...?set-NAME=VALUE&...`: a generated response for cache tests: each
 //!   `set-` parameter becomes a response header (percent-decoded), `status=N` and
 //!   `delay=MS` set the status and a delay, `short=N` promises N more bytes than it
-//!   sends and hangs up, `pad=N` adds N bytes of `x` to the body, and the body names
+//!   sends and hangs up, `pad=N` adds N bytes of `x` to the body, `interim=1NN` sends
+//!   that interim response (with a `Link` field) before the final one, and the body names
 //!   how many `/gen`
 //!   requests for its path came so far (and the request's `Accept-Encoding`), so every fetch
 //!   is told apart (`X-Gen: N` says the same, on 304s too). A request whose
@@ -269,6 +270,7 @@ async fn generated<W: AsyncWriteExt + Unpin>(
     let query = req.target.split_once('?').map_or("", |(_, q)| q);
     let mut headers: Vec<(String, String)> = Vec::new();
     let (mut status, mut delay, mut short, mut pad) = (200u16, 0u64, 0usize, 0usize);
+    let mut interim: Option<u16> = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value = wire::percent_decode(value);
@@ -280,6 +282,8 @@ async fn generated<W: AsyncWriteExt + Unpin>(
             delay = value.parse().unwrap_or(0);
         } else if name == "short" {
             short = value.parse().unwrap_or(0);
+        } else if name == "interim" {
+            interim = value.parse().ok().filter(|s| (102..200).contains(s));
         } else if name == "pad" {
             pad = value.parse::<usize>().unwrap_or(0).min(1 << 20);
         }
@@ -324,6 +328,12 @@ async fn generated<W: AsyncWriteExt + Unpin>(
         w.write_all(out.as_bytes()).await?;
         w.flush().await?;
         return Err(std::io::Error::other("truncated on purpose"));
+    }
+    if let Some(code) = interim {
+        let hints =
+            format!("HTTP/1.1 {code} Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n");
+        w.write_all(hints.as_bytes()).await?;
+        w.flush().await?;
     }
     let head_only = req.method == "HEAD";
     send_with(w, state, status, &refs, body.as_bytes(), head_only).await

@@ -181,12 +181,12 @@ impl ProxyHttp for Parapet {
         session: &mut Session,
         meta: &CacheMeta,
         _hit_handler: &mut HitHandler,
-        _is_fresh: bool,
+        is_fresh: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<ForcedFreshness>> {
         let shield = self.rt.shield.as_ref();
         Ok(match (shield, ctx.cache.as_deref_mut()) {
-            (Some(shield), Some(cache)) => shield.hit_filter(session, meta, cache),
+            (Some(shield), Some(cache)) => shield.hit_filter(session, meta, is_fresh, cache),
             _ => None,
         })
     }
@@ -360,7 +360,10 @@ impl ProxyHttp for Parapet {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let status = error_page::status_for(e);
+        let mut status = error_page::status_for(e);
+        if let (Some((shield, _)), Some(cache)) = (self.caching(ctx), ctx.cache.as_deref()) {
+            status = shield.failure_status(cache, status);
+        }
         if status > 0 && session.response_written().is_none() {
             if ctx.request_id.is_empty() {
                 ctx.request_id = request_id::generate();

@@ -1,10 +1,12 @@
 //! The response head on its way to the client (`response_filter`): invalidation
 //! after an unsafe method, hop-by-hop fields, the header rules, the request ID,
-//! the route's policies and `Cache-Status`.
+//! the route's policies and `Cache-Status`. An interim response (103) goes on
+//! with its hop-by-hop fields stripped and nothing added.
 
 use super::{Parapet, RequestCtx};
 use crate::cache::status::{Facts, CACHE_STATUS};
-use crate::pingora_compat::head_edit;
+use crate::http_util::strip_response_hop_by_hop;
+use crate::pingora_compat::{head_edit, interim};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
@@ -23,6 +25,15 @@ impl Parapet {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) {
+        if interim::is_forwarded_early(resp) {
+            let status = resp.status;
+            head_edit::edit_response(resp, |h| strip_response_hop_by_hop(h, status));
+            if self.caching(ctx).is_some() {
+                // Boxed: rare, and its state would otherwise size every request's future.
+                Box::pin(interim::forward(session, resp)).await;
+            }
+            return;
+        }
         let rt = &self.rt;
         let mut cache_status = None;
         if let Some((shield, route)) = self.caching(ctx) {
@@ -45,7 +56,7 @@ impl Parapet {
             .get(http::header::ORIGIN);
         let modules = &mut session.downstream_modules_ctx;
         head_edit::edit_response(resp, |h| {
-            crate::http_util::strip_response_hop_by_hop(h, status);
+            strip_response_hop_by_hop(h, status);
             rt.response_headers.apply(h);
             if let Some(hsts) = &ctx.hsts {
                 let _ = h.try_insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
@@ -58,11 +69,11 @@ impl Parapet {
                 if let Some(cache) = ctx.cache.as_deref() {
                     cache.restore_withheld(h);
                 }
-                crate::cache::strip_cdn_fields(h);
+                crate::cache::strip_own_fields(h);
                 if let Some(value) = facts.header() {
                     let _ = h.try_insert(CACHE_STATUS.clone(), value);
                 }
-                if let Some(age) = facts.revalidated_age {
+                if let Some(age) = facts.fetched_age {
                     let _ = h.try_insert(http::header::AGE, age.into());
                 }
             }

@@ -4,6 +4,7 @@
 mod support;
 
 mod cache;
+mod cache_conformance;
 mod cache_hardening;
 mod compression;
 mod config_check;

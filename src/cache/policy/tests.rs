@@ -5,6 +5,7 @@ fn settings() -> CacheSettings {
         max_size: 1 << 20,
         max_object_size: 1 << 20,
         default_ttl: None,
+        heuristic: None,
         stale_while_revalidate: Duration::ZERO,
         stale_if_error: Duration::from_secs(60),
         lock_timeout: Duration::from_secs(1),
@@ -156,6 +157,44 @@ fn heuristic_freshness_only_when_configured_and_for_cacheable_statuses() {
     assert_eq!(
         decide(302, &[("cache-control", "max-age=10")], false, &s),
         Ok(10)
+    );
+}
+
+#[test]
+fn heuristic_freshness_is_a_capped_share_of_the_time_since_last_modified() {
+    let mut s = settings();
+    s.heuristic = Some((0.1, Duration::from_secs(3600)));
+    let lm = |secs: u64| httpdate::fmt_http_date(now() - Duration::from_secs(secs));
+    let recent = lm(10_000);
+    let old = lm(1_000_000);
+    let future = httpdate::fmt_http_date(now() + Duration::from_secs(60));
+    assert_eq!(
+        decide(200, &[("last-modified", &recent)], false, &s),
+        Ok(1000)
+    );
+    assert_eq!(
+        decide(200, &[("last-modified", &old)], false, &s),
+        Ok(3600),
+        "capped"
+    );
+    assert!(decide(200, &[("last-modified", &future)], false, &s).is_err());
+    assert!(decide(201, &[("last-modified", &recent)], false, &s).is_err());
+    assert!(decide(200, &[], false, &s).is_err(), "no Last-Modified");
+    s.default_ttl = Some(Duration::from_secs(300));
+    assert_eq!(
+        decide(200, &[], false, &s),
+        Ok(300),
+        "default_ttl without one"
+    );
+    assert_eq!(
+        decide(
+            200,
+            &[("last-modified", &recent), ("cache-control", "max-age=5")],
+            false,
+            &s
+        ),
+        Ok(5),
+        "explicit freshness first"
     );
 }
 
