@@ -43,6 +43,7 @@ fn reason(status: u16) -> &'static str {
         502 => "bad gateway",
         503 => "service unavailable",
         504 => "gateway timeout",
+        508 => "loop detected",
         _ => "internal error",
     }
 }

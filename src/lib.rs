@@ -17,6 +17,8 @@ pub(crate) mod connection;
 pub mod demo;
 /// Status codes and bodies of the responses Parapet itself produces.
 pub(crate) mod error_page;
+/// Several instances as one: the name in `CDN-Loop`, the shared store on Redis.
+pub(crate) mod fleet;
 /// ASCII numbers and addresses, hand-written JSON, token lists, the request
 /// target and host in normal form.
 pub(crate) mod http_util;

@@ -4,6 +4,7 @@
 use crate::cache::Shield;
 use crate::connection::caps::ConnectionGates;
 use crate::connection::handoff::Handoff;
+use crate::fleet::RedisStore;
 use crate::listener::ListenerPolicies;
 use crate::observe::access_log::AccessLog;
 use crate::observe::metrics::{Metrics, RequestMetrics};
@@ -12,7 +13,7 @@ use crate::policy::headers::ResponseHeaderRules;
 use crate::policy::limits::RequestLimits;
 use crate::routing::{Route, RouteTable};
 use crate::upstream::Upstream;
-use http::HeaderName;
+use http::{HeaderName, HeaderValue};
 use std::sync::Arc;
 
 pub(crate) struct Runtime {
@@ -34,6 +35,10 @@ pub(crate) struct Runtime {
     pub(crate) access_log: Option<AccessLog>,
     /// The cache, when some route caches.
     pub(crate) shield: Option<Shield>,
+    /// This instance's `CDN-Loop` member.
+    pub(crate) name: HeaderValue,
+    /// The fleet's shared store, when `redis` is set.
+    pub(crate) store: Option<Arc<RedisStore>>,
 }
 
 impl Runtime {

@@ -75,10 +75,17 @@ pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
         server.add_service(service).add_dependency(&bootstrap);
     }
     if let Some(admin) = built.admin {
-        let app = Admin::new(runtime, admin.token);
+        let app = Admin::new(runtime.clone(), admin.token);
         let mut service = Service::new("admin".to_string(), app);
         service.add_tcp(&admin.address.to_string());
         server.add_service(service).add_dependency(&bootstrap);
+    }
+    if runtime.store.is_some() {
+        let follower = crate::admin::PurgeFollower::new(runtime.clone());
+        server.add_service(pingora::services::background::background_service(
+            "fleet purges",
+            follower,
+        ));
     }
     server.add_services(built.services);
     Ok(server)

@@ -34,6 +34,16 @@ pub(super) struct Status<'a> {
     upstreams: Vec<UpstreamStatus<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cache: Option<CacheStatus>,
+    fleet: FleetStatus<'a>,
+}
+
+/// This instance as the fleet sees it: its `CDN-Loop` name and, with `redis`,
+/// whether the shared store answers. (The shields are upstreams like any other.)
+#[derive(Serialize)]
+struct FleetStatus<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis_up: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -87,7 +97,15 @@ impl<'a> Status<'a> {
                 objects: store.objects(),
             }
         });
-        Status { upstreams, cache }
+        let fleet = FleetStatus {
+            name: rt.name.to_str().unwrap_or_default(),
+            redis_up: rt.store.as_ref().map(|s| s.is_up()),
+        };
+        Status {
+            upstreams,
+            cache,
+            fleet,
+        }
     }
 }
 

@@ -5,7 +5,10 @@
 
 pub(crate) mod config;
 mod documents;
+mod fleet_purges;
 mod purge;
+
+pub(crate) use fleet_purges::PurgeFollower;
 
 use crate::runtime::Runtime;
 use async_trait::async_trait;

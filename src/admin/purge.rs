@@ -21,14 +21,14 @@ use serde::Deserialize;
 /// The largest purge body read.
 const MAX_BODY: usize = 64 * 1024;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PurgeBody {
-    host: Option<String>,
-    path: Option<String>,
-    tags: Option<Vec<String>>,
+pub(crate) struct PurgeBody {
+    pub(crate) host: Option<String>,
+    pub(crate) path: Option<String>,
+    pub(crate) tags: Option<Vec<String>>,
     #[serde(default)]
-    soft: bool,
+    pub(crate) soft: bool,
 }
 
 pub(super) fn is_purge(req: &RequestHeader) -> bool {
@@ -53,7 +53,24 @@ pub(super) async fn answer(rt: &Runtime, session: &mut ServerSession) -> Respons
             Err(why) => return text(StatusCode::BAD_REQUEST, &format!("400 {why}\n")),
         }
     };
-    let purged = match (&body.tags, &body.host, &body.path) {
+    let Some(purged) = apply(rt, &body).await else {
+        let why = "400 give either host and path (starting with /), or tags\n";
+        return text(StatusCode::BAD_REQUEST, why);
+    };
+    if let Some(store) = &rt.store {
+        // Boxed: rare, and its state would otherwise size every admin request's future.
+        Box::pin(super::fleet_purges::publish(store, &rt.name, &body)).await;
+    }
+    let status = match purged {
+        0 => StatusCode::NOT_FOUND,
+        _ => StatusCode::OK,
+    };
+    json(status, &Purged { purged })
+}
+
+/// Purge what `body` names here; `None` when it names nothing purgeable.
+pub(crate) async fn apply(rt: &Runtime, body: &PurgeBody) -> Option<usize> {
+    Some(match (&body.tags, &body.host, &body.path) {
         (Some(tags), None, None) => match &rt.shield {
             Some(shield) => shield.purge_tags(tags, body.soft).await,
             None => 0,
@@ -61,16 +78,8 @@ pub(super) async fn answer(rt: &Runtime, session: &mut ServerSession) -> Respons
         (None, Some(host), Some(path)) if path.starts_with('/') => {
             purge_url(rt, host, path, body.soft).await
         }
-        _ => {
-            let why = "400 give either host and path (starting with /), or tags\n";
-            return text(StatusCode::BAD_REQUEST, why);
-        }
-    };
-    let status = match purged {
-        0 => StatusCode::NOT_FOUND,
-        _ => StatusCode::OK,
-    };
-    json(status, &Purged { purged })
+        _ => return None,
+    })
 }
 
 /// The URL on the caching route it belongs to, under that route's key rule. Its

@@ -22,12 +22,16 @@ pub(crate) struct CacheMetrics {
     lookups: [IntCounter; RESULTS.len()],
     collapsed: IntCounter,
     saved: IntCounter,
+    /// `parapet_cache_tier_total{result}`: answers from an upper tier (a shield),
+    /// hit or not; only with an upstream hashed by `cache_key`.
+    tier: Option<[IntCounter; 2]>,
 }
 
 impl CacheMetrics {
     pub(crate) fn register(
         registry: &Registry,
         storage: &'static MemoryStorage,
+        tiered: bool,
     ) -> prometheus::Result<Self> {
         let lookups = IntCounterVec::new(
             Opts::new(
@@ -48,10 +52,25 @@ impl CacheMetrics {
         registry.register(Box::new(collapsed.clone()))?;
         registry.register(Box::new(saved.clone()))?;
         registry.register(Box::new(StoreGauges::new(storage)?))?;
+        let tier = match tiered {
+            true => {
+                let tier = IntCounterVec::new(
+                    Opts::new(
+                        "parapet_cache_tier_total",
+                        "Answers from an upper tier (a shield), by whether it had the object",
+                    ),
+                    &["result"],
+                )?;
+                registry.register(Box::new(tier.clone()))?;
+                Some(["hit", "miss"].map(|r| tier.with_label_values(&[r])))
+            }
+            false => None,
+        };
         Ok(CacheMetrics {
             lookups: RESULTS.map(|r| lookups.with_label_values(&[r])),
             collapsed,
             saved,
+            tier,
         })
     }
 
@@ -64,6 +83,15 @@ impl CacheMetrics {
         }
         if collapsed {
             self.collapsed.inc();
+        }
+    }
+}
+
+impl CacheMetrics {
+    /// An upstream answered with a `Cache-Status` of its own: a shield.
+    pub(crate) fn tier_answered(&self, hit: bool) {
+        if let Some(tier) = &self.tier {
+            tier[usize::from(!hit)].inc();
         }
     }
 }

@@ -114,9 +114,11 @@ pub(crate) struct Shield {
 impl Shield {
     /// The store, lock and predictor live as long as the process: pingora-cache
     /// takes them as `&'static`, and a reload starts a new process.
+    /// `tiered`: some upstream is a tier of shields (hashed by `cache_key`).
     pub(crate) fn build(
         settings: CacheSettings,
         registry: &prometheus::Registry,
+        tiered: bool,
     ) -> prometheus::Result<Shield> {
         let storage: &'static MemoryStorage =
             Box::leak(Box::new(MemoryStorage::new(settings.max_size)));
@@ -127,7 +129,7 @@ impl Shield {
             storage,
             lock,
             predictor,
-            metrics: CacheMetrics::register(registry, storage)?,
+            metrics: CacheMetrics::register(registry, storage, tiered)?,
             settings,
         })
     }
@@ -228,6 +230,9 @@ impl Shield {
         let revalidating = session.cache.phase() == pingora::cache::CachePhase::Stale;
         if resp.status == http::StatusCode::NOT_MODIFIED && revalidating {
             ctx.not_modified = Some(resp.headers.clone());
+        }
+        if let Some(upper) = resp.headers.get(&status::CACHE_STATUS) {
+            self.metrics.tier_answered(status::is_hit(upper.as_bytes()));
         }
     }
 

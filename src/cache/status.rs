@@ -153,6 +153,17 @@ impl Facts {
     }
 }
 
+/// Whether a `Cache-Status` value says its nearest cache (the last member,
+/// RFC 9211 §2) answered from its store.
+pub(crate) fn is_hit(value: &[u8]) -> bool {
+    let last = crate::http_util::tokens(value)
+        .next_back()
+        .unwrap_or_default();
+    last.split(|b| *b == b';')
+        .skip(1)
+        .any(|p| p.trim_ascii() == b"hit")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +184,14 @@ mod tests {
 
     fn text(f: Facts) -> String {
         String::from_utf8(f.header_value()).unwrap()
+    }
+
+    #[test]
+    fn the_nearest_member_says_whether_it_hit() {
+        assert!(is_hit(b"parapet; hit; ttl=5"));
+        assert!(is_hit(b"origin-cache; fwd=miss, parapet; hit"));
+        assert!(!is_hit(b"parapet; hit, parapet; fwd=uri-miss; stored"));
+        assert!(!is_hit(b"hit"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::admin::config::AdminSettings;
 use crate::cache::Shield;
 use crate::connection::caps::ConnectionGates;
 use crate::connection::handoff::{Handoff, HandoffWatch};
+use crate::fleet::RedisStore;
 use crate::listener::ListenerPolicies;
 use crate::memory::AllocatorPurge;
 use crate::observe::access_log;
@@ -44,8 +45,19 @@ pub(crate) fn assemble(mut settings: Settings, grace: Duration) -> pingora::Resu
     let retry_families = RetryFamilies::register(metrics.registry()).map_err(registering)?;
     RoutePolicies::register_metrics(metrics.registry(), &mut settings.routes)
         .map_err(registering)?;
+    let store = match settings.fleet.redis.take() {
+        Some(redis) => Some(RedisStore::new(redis, metrics.registry()).map_err(registering)?),
+        None => None,
+    };
+    if let Some(store) = &store {
+        RoutePolicies::attach_store(&mut settings.routes, store);
+    }
+    let tiered = settings
+        .upstreams
+        .iter()
+        .any(|u| u.hash_key == crate::upstream::HashKey::CacheKey);
     let shield = match settings.cache {
-        Some(cache) => Some(Shield::build(cache, metrics.registry()).map_err(registering)?),
+        Some(cache) => Some(Shield::build(cache, metrics.registry(), tiered).map_err(registering)?),
         None => None,
     };
 
@@ -91,6 +103,8 @@ pub(crate) fn assemble(mut settings: Settings, grace: Duration) -> pingora::Resu
         requests,
         access_log,
         shield,
+        name: settings.fleet.name,
+        store,
     };
     Ok(Built {
         runtime,

@@ -5,6 +5,7 @@
 
 use crate::admin::config::AdminSettings;
 use crate::cache::config::CacheSettings;
+use crate::fleet::config::FleetSettings;
 use crate::listener::Listener;
 use crate::observe::access_log::Target;
 use crate::policy::client_ip::ClientIpPolicy;
@@ -29,4 +30,6 @@ pub struct Settings {
     pub(crate) access_log: Option<Target>,
     /// The shared cache; `None` when no route caches.
     pub(crate) cache: Option<CacheSettings>,
+    /// This instance's name and the fleet's shared store.
+    pub(crate) fleet: FleetSettings,
 }

@@ -7,6 +7,7 @@ use super::Settings;
 use crate::admin::config::{AdminConfig, AdminSettings};
 use crate::cache::config::CacheSettings;
 use crate::config::{section, section_or_default, ConfigErrors};
+use crate::fleet::config::{FleetSettings, RedisConfig};
 use crate::listener::Listener;
 use crate::observe::access_log::{AccessLogConfig, Target};
 use crate::observe::request_id;
@@ -34,6 +35,8 @@ pub(super) const SECTIONS: &[&str] = &[
     "access_log",
     "cache",
     "limits",
+    "name",
+    "redis",
 ];
 
 pub(super) fn validate(
@@ -72,6 +75,10 @@ pub(super) fn validate(
     let cache = section_or_default(get("cache"), "cache", errors);
     let cache = CacheSettings::from_config(cache, errors);
     let caching = routes.iter().any(|r| r.policies.cache.is_some());
+    let name = get("name").and_then(|v| section::<String>(v, "name", errors));
+    let redis = get("redis").and_then(|v| section::<RedisConfig>(v, "redis", errors));
+    let fleet = FleetSettings::from_config(name, redis, errors);
+    fleet_uses(&fleet, &routes, &upstreams, errors);
 
     Some(Settings {
         server,
@@ -85,7 +92,41 @@ pub(super) fn validate(
         admin,
         access_log,
         cache: caching.then_some(cache),
+        fleet,
     })
+}
+
+/// What needs the fleet's pieces has them: a global rate limit needs `redis`,
+/// and an upstream hashed by `cache_key` is used only by caching routes.
+fn fleet_uses(
+    fleet: &FleetSettings,
+    routes: &[Route],
+    upstreams: &[UpstreamSettings],
+    errors: &mut ConfigErrors,
+) {
+    for (i, route) in routes.iter().enumerate() {
+        let global = route
+            .policies
+            .rate_limit
+            .as_ref()
+            .is_some_and(|l| l.is_global());
+        if global && fleet.redis.is_none() {
+            let why = "global needs the top-level redis section (redis: {url: redis://...})";
+            errors.push(format!("routes[{i}].rate_limit.scope"), why);
+        }
+        let by_cache_key = upstreams
+            .get(route.upstream)
+            .is_some_and(|u| u.hash_key == crate::upstream::HashKey::CacheKey);
+        if by_cache_key && route.policies.cache.is_none() {
+            let name = upstreams
+                .get(route.upstream)
+                .map_or("", |u| u.name.as_str());
+            let why = format!(
+                "upstream {name} is hashed by cache_key, which only a route with cache: true has"
+            );
+            errors.push(format!("routes[{i}].upstream"), why);
+        }
+    }
 }
 
 fn upstreams_of(

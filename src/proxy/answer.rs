@@ -139,7 +139,8 @@ impl Parapet {
         let grouping = self.rt.client_ip.grouping;
         let req = session.downstream_session.req_header();
         let modules = &mut session.downstream_modules_ctx;
-        match policies.on_request(&ctx.client, grouping, req, modules, &mut ctx.policies) {
+        let admission = policies.on_request(&ctx.client, grouping, req, modules, &mut ctx.policies);
+        match admission.await {
             Admission::Pass => None,
             Admission::Refuse(status, by) => Some(self.refuse(session, ctx, status, by).await),
             Admission::Preflight(cors, p) => {

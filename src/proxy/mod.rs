@@ -35,6 +35,7 @@ use crate::cache::config::RouteCache;
 use crate::cache::Shield;
 use crate::connection;
 use crate::error_page;
+use crate::fleet;
 use crate::http_util::target;
 use crate::observe::{request_id, trace};
 use crate::pingora_compat::head_edit;
@@ -42,7 +43,7 @@ use crate::policy::headers;
 use crate::runtime::Runtime;
 use crate::upstream::Upstream;
 use async_trait::async_trait;
-use pingora::cache::key::HashBinary;
+use pingora::cache::key::{CacheHashKey, HashBinary};
 use pingora::cache::RespCacheable;
 use pingora::cache::{CacheKey, CacheMeta, ForcedFreshness, HitHandler, NoCacheReason};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -103,6 +104,9 @@ impl ProxyHttp for Parapet {
         ctx.client = rt.client_ip.resolve(session);
         if let Some((status, by)) = self.malformed(session) {
             return self.refuse(session, ctx, status, by).await;
+        }
+        if fleet::is_loop(&session.req_header().headers, &rt.name) {
+            return self.refuse(session, ctx, 508, "cdn_loop").await;
         }
         let listener = rt.listeners.of(session);
         let encoded_slash = listener
@@ -254,7 +258,15 @@ impl ProxyHttp for Parapet {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let upstream = self.upstream(ctx)?;
-        let key = upstream.key_of(session.req_header(), ctx.client.ip);
+        let cache_key = || {
+            let (shield, route) = self.caching(ctx)?;
+            Some(
+                shield
+                    .key(session.req_header(), route, ctx.client.scheme)
+                    .primary_bin(),
+            )
+        };
+        let key = upstream.key_of(session.req_header(), ctx.client.ip, cache_key);
         let mut chosen = upstream
             .select(key.as_bytes(), ctx.attempts.tried)
             .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no healthy backend"))?;
@@ -287,6 +299,8 @@ impl ProxyHttp for Parapet {
             if let Some(host) = host {
                 let _ = h.try_insert(http::header::HOST, host.clone());
             }
+            // Our member after those already there (RFC 8586 §2: never removed).
+            let _ = h.try_append(fleet::CDN_LOOP.clone(), rt.name.clone());
         })
     }
 

@@ -54,6 +54,11 @@ impl Parapet {
             .req_header()
             .headers
             .get(http::header::ORIGIN);
+        let from_cdn = session
+            .downstream_session
+            .req_header()
+            .headers
+            .contains_key(&crate::fleet::CDN_LOOP);
         let modules = &mut session.downstream_modules_ctx;
         head_edit::edit_response(resp, |h| {
             strip_response_hop_by_hop(h, status);
@@ -69,9 +74,13 @@ impl Parapet {
                 if let Some(cache) = ctx.cache.as_deref() {
                     cache.restore_withheld(h);
                 }
-                crate::cache::strip_own_fields(h);
+                // A CDN (another Parapet) asked: it needs the tags and directives.
+                if !from_cdn {
+                    crate::cache::strip_own_fields(h);
+                }
+                // After the entries of the caches nearer the origin (RFC 9211 §2).
                 if let Some(value) = facts.header() {
-                    let _ = h.try_insert(CACHE_STATUS.clone(), value);
+                    let _ = h.try_append(CACHE_STATUS.clone(), value);
                 }
                 if let Some(age) = facts.fetched_age {
                     let _ = h.try_insert(http::header::AGE, age.into());

@@ -13,11 +13,12 @@
 
 use super::Route;
 use crate::cache::config::RouteCache;
+use crate::fleet::RedisStore;
 use crate::policy::access::AccessList;
 use crate::policy::client_ip::{Client, ClientGrouping};
 use crate::policy::compression::{self, Compression};
 use crate::policy::cors::{Cors, Preflight, Verdict};
-use crate::policy::rate_limit::{self, Decision, RateLimit};
+use crate::policy::rate_limit::{self, Check, Decision, RateLimit};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use pingora::http::RequestHeader;
 use pingora::modules::http::HttpModuleCtx;
@@ -61,7 +62,7 @@ impl RoutePolicies {
     /// The request phase: the access list, the rate limit (one client is its
     /// `grouping` group) and CORS, in that order; then, for a request that goes
     /// on, compression's coding (Pingora's response `modules`).
-    pub(crate) fn on_request(
+    pub(crate) async fn on_request(
         &self,
         client: &Client,
         grouping: ClientGrouping,
@@ -69,14 +70,14 @@ impl RoutePolicies {
         modules: &mut HttpModuleCtx,
         state: &mut PolicyState,
     ) -> Admission<'_> {
-        let admission = self.admit(client, grouping, req, state);
+        let admission = self.admit(client, grouping, req, state).await;
         if let (Admission::Pass, Some(policy)) = (&admission, &self.compression) {
             state.compressing = compression::start(policy, &req.headers, modules);
         }
         admission
     }
 
-    fn admit(
+    async fn admit(
         &self,
         client: &Client,
         grouping: ClientGrouping,
@@ -87,7 +88,12 @@ impl RoutePolicies {
             return Admission::Refuse(403, "access");
         }
         if let Some(limit) = &self.rate_limit {
-            let decision = limit.check(grouping.group(client.ip), &req.headers);
+            let decision = match limit.check(grouping.group(client.ip), &req.headers) {
+                Check::Decided(decision) => decision,
+                // Boxed: only a global key without a lease waits on the store, and
+                // its state would otherwise size every request's future.
+                Check::AskStore(ask) => Box::pin(limit.ask_store(ask)).await,
+            };
             state.rate_limit = Some(decision);
             if !decision.allowed {
                 return Admission::Refuse(429, "rate_limit");
@@ -138,6 +144,15 @@ impl RoutePolicies {
         }
         if let (Some(decision), Some(limit)) = (state.rate_limit, &self.rate_limit) {
             fields.extend(decision.headers(limit));
+        }
+    }
+
+    /// The fleet's store for the routes' global rate limits.
+    pub(crate) fn attach_store(routes: &mut [Route], store: &std::sync::Arc<RedisStore>) {
+        for route in routes {
+            if let Some(limit) = route.policies.rate_limit.as_mut() {
+                limit.attach_store(&route.label, store);
+            }
         }
     }
 

@@ -227,6 +227,7 @@ fn hash_key_of(config: &UpstreamConfig, path: &str, errors: &mut ConfigErrors) -
     let key = match config.hash_key.as_deref() {
         None | Some("uri") => HashKey::Uri,
         Some("client_ip") => HashKey::ClientIp,
+        Some("cache_key") => HashKey::CacheKey,
         Some(other) => match other.strip_prefix("header:") {
             Some(h) => header_name(h, &at, errors)
                 .map(HashKey::Header)
@@ -234,7 +235,7 @@ fn hash_key_of(config: &UpstreamConfig, path: &str, errors: &mut ConfigErrors) -
             None => {
                 errors.push(
                     &at,
-                    format!("'{other}' is not one of uri, client_ip, header:NAME"),
+                    format!("'{other}' is not one of uri, client_ip, cache_key, header:NAME"),
                 );
                 HashKey::Uri
             }

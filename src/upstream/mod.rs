@@ -70,6 +70,9 @@ pub(crate) enum HashKey {
     Uri,
     ClientIp,
     Header(HeaderName),
+    /// The route's cache key (its primary hash, so every variant of a URL goes to
+    /// one shield): each object's misses from every edge reach the same shield.
+    CacheKey,
 }
 
 /// The bytes a request is hashed by, borrowed from it where they can be.
@@ -77,6 +80,8 @@ pub(crate) enum SelectionKey<'a> {
     Borrowed(&'a [u8]),
     /// An IP address's octets (4 or 16 of them).
     Ip([u8; 16], usize),
+    /// A cache key's primary hash.
+    Hash([u8; 16]),
 }
 
 impl SelectionKey<'_> {
@@ -84,6 +89,7 @@ impl SelectionKey<'_> {
         match self {
             SelectionKey::Borrowed(bytes) => bytes,
             SelectionKey::Ip(octets, len) => &octets[..*len],
+            SelectionKey::Hash(hash) => hash,
         }
     }
 
@@ -169,8 +175,18 @@ impl Upstream {
     }
 
     /// What `select` hashes for this request (only `consistent_hash` looks at it).
-    pub(crate) fn key_of<'a>(&self, req: &'a RequestHeader, client_ip: IpAddr) -> SelectionKey<'a> {
+    /// `cache_key`: the route's cache key hash, when the upstream is hashed by it.
+    pub(crate) fn key_of<'a>(
+        &self,
+        req: &'a RequestHeader,
+        client_ip: IpAddr,
+        cache_key: impl FnOnce() -> Option<[u8; 16]>,
+    ) -> SelectionKey<'a> {
         match &self.hash_key {
+            HashKey::CacheKey => match cache_key() {
+                Some(hash) => SelectionKey::Hash(hash),
+                None => SelectionKey::Borrowed(req.raw_path()),
+            },
             HashKey::Uri => SelectionKey::Borrowed(req.raw_path()),
             HashKey::ClientIp => SelectionKey::ip(client_ip),
             HashKey::Header(name) => {

@@ -18,7 +18,7 @@ fn keys_come_from_the_request() {
     let key_of = |settings: &UpstreamSettings| {
         let upstream = build(settings);
         let ip = "10.1.2.3".parse().unwrap();
-        upstream.key_of(&req, ip).as_bytes().to_vec()
+        upstream.key_of(&req, ip, || None).as_bytes().to_vec()
     };
     assert_eq!(key_of(&settings), [10, 1, 2, 3]);
     settings.hash_key = HashKey::Uri;

@@ -11,6 +11,7 @@ mod config_check;
 mod connections;
 mod edge;
 mod failures;
+mod fleet;
 mod hardening_conn;
 mod hardening_ident;
 mod hardening_tls;

@@ -1,7 +1,7 @@
 //! A route's `rate_limit` section: the serde struct, and its validation into the
 //! limiter, each problem under its field's path.
 
-use super::{RateLimit, DEFAULT_MAX_KEYS};
+use super::{RateLimit, Scope, DEFAULT_MAX_KEYS};
 use crate::config::{field, header_name, ConfigErrors};
 use http::HeaderName;
 use serde::Deserialize;
@@ -16,6 +16,8 @@ pub(crate) struct RateLimitConfig {
     burst: Option<u32>,
     /// `client_ip` (default), `route` or `header:NAME`.
     key: Option<String>,
+    /// `local` (default): this instance's budget; `global`: the fleet's, in Redis.
+    scope: Option<String>,
 }
 
 /// What requests share a bucket.
@@ -68,11 +70,20 @@ impl RateLimit {
             None => Some(RateLimitKey::ClientIp),
             Some(text) => RateLimitKey::parse(text, &field(&path, "key"), errors),
         };
+        let scope = match config.scope.as_deref() {
+            None | Some("local") => Scope::Local,
+            Some("global") => Scope::Global,
+            Some(other) => {
+                let msg = format!("'{other}' is not local or global");
+                errors.push(field(&path, "scope"), msg);
+                Scope::Local
+            }
+        };
         if errors.errors.len() > before {
             return None;
         }
         let burst = config.burst.unwrap_or_else(|| default_burst(rate));
-        Some(RateLimit::new(rate, burst, key?, DEFAULT_MAX_KEYS))
+        Some(RateLimit::new(rate, burst, key?, DEFAULT_MAX_KEYS, scope))
     }
 }
 

@@ -20,6 +20,7 @@
 //! header value). A header the client controls only limits well-behaved clients:
 
 mod config;
+mod global;
 mod headers;
 pub(crate) mod metrics;
 mod table;
@@ -28,10 +29,13 @@ mod tests;
 
 pub(crate) use config::{RateLimitConfig, RateLimitKey};
 
+use crate::fleet::RedisStore;
+use global::{GlobalLimit, Quick};
 use http::{HeaderMap, HeaderValue};
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 use table::{Gcra, Table};
 
@@ -51,6 +55,31 @@ pub(crate) struct RateLimit {
     epoch: Instant,
     /// This route's `parapet_ratelimited_total{route}`, once registered.
     refused: Option<prometheus::IntCounter>,
+    /// `scope: global`: the fleet's budget in Redis, once the store is attached.
+    scope: Scope,
+    global: Option<Arc<GlobalLimit>>,
+}
+
+/// Whose budget a key spends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// This instance's alone.
+    Local,
+    /// The fleet's, in Redis.
+    Global,
+}
+
+/// What `check` could decide at once.
+pub(crate) enum Check {
+    Decided(Decision),
+    /// The fleet's store must be asked (`ask_store`).
+    AskStore(StoreAsk),
+}
+
+/// A key whose global budget has no local lease yet.
+pub(crate) struct StoreAsk {
+    key: u64,
+    store_key: Vec<u8>,
 }
 
 /// What `check` decided for one request.
@@ -68,7 +97,7 @@ pub(crate) struct Decision {
 impl RateLimit {
     /// A limiter remembering at most `max_keys` keys; `rate` must be positive and
     /// `burst` at least 1 (as `from_config` checks).
-    fn new(rate: f64, burst: u32, key: RateLimitKey, max_keys: usize) -> RateLimit {
+    fn new(rate: f64, burst: u32, key: RateLimitKey, max_keys: usize, scope: Scope) -> RateLimit {
         let burst = burst.max(1);
         // Rounded down: a client spacing requests by exactly 1/rate is never early.
         let interval = ((NANOS_PER_SEC as f64 / rate) as u64).max(1);
@@ -95,6 +124,19 @@ impl RateLimit {
             table: Table::new(max_keys),
             epoch: Instant::now(),
             refused: None,
+            scope,
+            global: None,
+        }
+    }
+
+    pub(crate) fn is_global(&self) -> bool {
+        self.scope == Scope::Global
+    }
+
+    /// Give a `scope: global` limiter of the route labelled `route` its store.
+    pub(crate) fn attach_store(&mut self, route: &str, store: &Arc<RedisStore>) {
+        if self.scope == Scope::Global {
+            self.global = Some(Arc::new(GlobalLimit::new(self, route, store.clone())));
         }
     }
 
@@ -102,16 +144,72 @@ impl RateLimit {
     /// `parapet_ratelimited_total`. Keyed by `client_ip`, the route, or the configured
     /// header's value in `headers` (the client IP when it is absent). `client_ip` is
     /// the client's group (`ClientGrouping::group`), which is what one client is.
-    pub(crate) fn check(&self, client_ip: IpAddr, headers: &HeaderMap) -> Decision {
+    pub(crate) fn check(&self, client_ip: IpAddr, headers: &HeaderMap) -> Check {
         let key = self.key_hash(client_ip, headers);
-        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let decision = self.decide(key, now);
+        let Some(global) = &self.global else {
+            return Check::Decided(self.counted(self.decide_now(key)));
+        };
+        match global.quick(key, Instant::now()) {
+            Quick::Allowed { remaining, refill } => {
+                if refill {
+                    let (global, store_key) = (global.clone(), self.store_key(client_ip, headers));
+                    tokio::spawn(async move {
+                        let _ = global.ask(key, &global.store_key(&store_key), false).await;
+                    });
+                }
+                Check::Decided(Decision {
+                    allowed: true,
+                    remaining,
+                    reset: 1,
+                })
+            }
+            Quick::Denied(retry) => Check::Decided(self.counted(global::refused(retry))),
+            Quick::Ask => Check::AskStore(StoreAsk {
+                key,
+                store_key: self.store_key(client_ip, headers),
+            }),
+        }
+    }
+
+    /// The fleet's store's decision for a key `check` could not decide; this
+    /// instance's own when the store does not answer within `redis.timeout`.
+    pub(crate) async fn ask_store(&self, ask: StoreAsk) -> Decision {
+        let asked = match &self.global {
+            Some(global) => {
+                global
+                    .ask(ask.key, &global.store_key(&ask.store_key), true)
+                    .await
+            }
+            None => Err(()),
+        };
+        self.counted(asked.unwrap_or_else(|()| self.decide_now(ask.key)))
+    }
+
+    fn counted(&self, decision: Decision) -> Decision {
         if !decision.allowed {
             if let Some(refused) = &self.refused {
                 refused.inc();
             }
         }
         decision
+    }
+
+    fn decide_now(&self, key: u64) -> Decision {
+        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.decide(key, now)
+    }
+
+    /// The key as the whole fleet names it (the hash is this process's own).
+    fn store_key(&self, client_ip: IpAddr, headers: &HeaderMap) -> Vec<u8> {
+        let header = match &self.key {
+            RateLimitKey::Route => return b"route".to_vec(),
+            RateLimitKey::Header(name) => headers.get(name),
+            RateLimitKey::ClientIp => None,
+        };
+        match header {
+            Some(value) => [b"h:", value.as_bytes()].concat(),
+            None => client_ip.to_string().into_bytes(),
+        }
     }
 
     fn key_hash(&self, client_ip: IpAddr, headers: &HeaderMap) -> u64 {

@@ -13,7 +13,13 @@ fn tracked_keys(limit: &RateLimit) -> usize {
 }
 
 fn limiter(rate: f64, burst: u32) -> RateLimit {
-    RateLimit::new(rate, burst, RateLimitKey::ClientIp, DEFAULT_MAX_KEYS)
+    RateLimit::new(
+        rate,
+        burst,
+        RateLimitKey::ClientIp,
+        DEFAULT_MAX_KEYS,
+        Scope::Local,
+    )
 }
 
 /// Which of the requests of one key, at `times`, are allowed.
@@ -127,30 +133,30 @@ fn ip(s: &str) -> IpAddr {
 
 fn keyed(key: RateLimitKey) -> RateLimit {
     // One request per 1000s: a second one in the test's lifetime is refused.
-    RateLimit::new(0.001, 1, key, DEFAULT_MAX_KEYS)
+    RateLimit::new(0.001, 1, key, DEFAULT_MAX_KEYS, Scope::Local)
 }
 
 #[test]
 fn client_ips_have_buckets_of_their_own() {
     let limit = keyed(RateLimitKey::ClientIp);
     let none = HeaderMap::new();
-    assert!(limit.check(ip("10.0.0.1"), &none).allowed);
-    assert!(!limit.check(ip("10.0.0.1"), &none).allowed);
-    assert!(limit.check(ip("10.0.0.2"), &none).allowed);
-    assert!(limit.check(ip("2001:db8::1"), &none).allowed);
+    assert!(decided(limit.check(ip("10.0.0.1"), &none)).allowed);
+    assert!(!decided(limit.check(ip("10.0.0.1"), &none)).allowed);
+    assert!(decided(limit.check(ip("10.0.0.2"), &none)).allowed);
+    assert!(decided(limit.check(ip("2001:db8::1"), &none)).allowed);
     // As the caller groups them: one /64, and a mapped address as its IPv4 one.
     let group = |s| ClientGrouping::default().group(ip(s));
-    assert!(limit.check(group("2001:db8:1::1"), &none).allowed);
-    assert!(!limit.check(group("2001:db8:1::2"), &none).allowed);
-    assert!(!limit.check(group("::ffff:10.0.0.2"), &none).allowed);
+    assert!(decided(limit.check(group("2001:db8:1::1"), &none)).allowed);
+    assert!(!decided(limit.check(group("2001:db8:1::2"), &none)).allowed);
+    assert!(!decided(limit.check(group("::ffff:10.0.0.2"), &none)).allowed);
 }
 
 #[test]
 fn a_route_key_is_one_bucket() {
     let limit = keyed(RateLimitKey::Route);
     let none = HeaderMap::new();
-    assert!(limit.check(ip("10.0.0.1"), &none).allowed);
-    assert!(!limit.check(ip("10.0.0.2"), &none).allowed);
+    assert!(decided(limit.check(ip("10.0.0.1"), &none)).allowed);
+    assert!(!decided(limit.check(ip("10.0.0.2"), &none)).allowed);
     assert_eq!(tracked_keys(&limit), 1);
 }
 
@@ -163,15 +169,21 @@ fn a_header_key_uses_the_value_or_else_the_client_ip() {
         h
     };
     let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
-    assert!(limit.check(a, &with("k1")).allowed);
-    assert!(!limit.check(b, &with("k1")).allowed, "same key, other ip");
-    assert!(limit.check(a, &with("k2")).allowed);
+    assert!(decided(limit.check(a, &with("k1"))).allowed);
+    assert!(
+        !decided(limit.check(b, &with("k1"))).allowed,
+        "same key, other ip"
+    );
+    assert!(decided(limit.check(a, &with("k2"))).allowed);
     let none = HeaderMap::new();
-    assert!(limit.check(a, &none).allowed, "ip bucket apart from k1, k2");
-    assert!(!limit.check(a, &none).allowed);
-    assert!(limit.check(b, &none).allowed);
+    assert!(
+        decided(limit.check(a, &none)).allowed,
+        "ip bucket apart from k1, k2"
+    );
+    assert!(!decided(limit.check(a, &none)).allowed);
+    assert!(decided(limit.check(b, &none)).allowed);
     // A value that spells an address is not that address's bucket.
-    assert!(limit.check(b, &with("10.0.0.1")).allowed);
+    assert!(decided(limit.check(b, &with("10.0.0.1"))).allowed);
 }
 
 #[test]
@@ -181,7 +193,7 @@ fn a_flood_of_distinct_keys_stays_within_the_cap() {
     let none = HeaderMap::new();
     for i in 0..1_000_000u128 {
         let client = IpAddr::V6((0x2001_0db8_u128 << 96 | i).into());
-        assert!(limit.check(client, &none).allowed);
+        assert!(decided(limit.check(client, &none)).allowed);
         if i % 1000 == 0 {
             assert!(tracked_keys(&limit) <= DEFAULT_MAX_KEYS);
         }
@@ -199,7 +211,7 @@ fn a_flood_of_distinct_keys_stays_within_the_cap() {
 
 #[test]
 fn eviction_forgets_the_least_indebted_first_and_stateless_keys_before_all() {
-    let limit = RateLimit::new(1.0, 5, RateLimitKey::ClientIp, 1600);
+    let limit = RateLimit::new(1.0, 5, RateLimitKey::ClientIp, 1600, Scope::Local);
     let heavy = 0x5555_5555_5555_5555;
     assert_eq!((0..7).filter(|_| limit.decide(heavy, 0).allowed).count(), 5);
     // Many fresh keys (owing 1s each) at the same moment as the heavy hitter.
@@ -223,14 +235,20 @@ fn eviction_forgets_the_least_indebted_first_and_stateless_keys_before_all() {
 #[test]
 #[ignore]
 fn cost() {
-    let limit = RateLimit::new(1e6, 1000, RateLimitKey::ClientIp, DEFAULT_MAX_KEYS);
+    let limit = RateLimit::new(
+        1e6,
+        1000,
+        RateLimitKey::ClientIp,
+        DEFAULT_MAX_KEYS,
+        Scope::Local,
+    );
     let none = HeaderMap::new();
     let clients: Vec<IpAddr> = (0..1000u32).map(|i| IpAddr::V4(i.into())).collect();
     let start = Instant::now();
     let n = 10_000_000;
     let mut allowed = 0;
     for i in 0..n {
-        allowed += usize::from(limit.check(clients[i % 1000], &none).allowed);
+        allowed += usize::from(decided(limit.check(clients[i % 1000], &none)).allowed);
     }
     let ns = start.elapsed().as_nanos() / n as u128;
     println!("check: {ns} ns ({allowed} allowed)");
@@ -325,4 +343,12 @@ fn headers_are_as_documented() {
         limiter(1e-12, u32::MAX).decide(1, 0).remaining,
         u32::MAX - 1
     );
+}
+
+/// A local limiter decides at once.
+fn decided(check: Check) -> Decision {
+    match check {
+        Check::Decided(d) => d,
+        Check::AskStore(_) => panic!("a local limiter asked the store"),
+    }
 }

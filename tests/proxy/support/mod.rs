@@ -5,6 +5,7 @@
 pub mod client;
 pub mod config;
 pub mod process;
+pub mod redis;
 pub mod tls;
 
 pub use client::{get, Conn, Response};
@@ -65,7 +66,11 @@ impl Proxy {
     /// Start parapet with `config` and a generated server section and listener.
     /// Waits until the listener accepts.
     pub async fn start(config: &Config) -> Proxy {
-        let port = free_port();
+        Proxy::start_on(free_port(), config).await
+    }
+
+    /// `start`, listening on `port` (for instances that must know each other's).
+    pub async fn start_on(port: u16, config: &Config) -> Proxy {
         let dir = scratch_dir("proxy");
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let config = config.clone().for_process(&dir, addr, 0);
