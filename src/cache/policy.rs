@@ -217,9 +217,14 @@ fn heuristic(headers: &HeaderMap, settings: &CacheSettings, now: SystemTime) -> 
 
 /// How old the response already was when it arrived (RFC 9111 §4.2.3).
 fn age_at_receipt(headers: &HeaderMap, now: SystemTime) -> Duration {
+    // Of a list (`Age: 7200, 0`, or two lines) the first member counts, and of a
+    // member with parameters its value, as other caches read it; anything but
+    // digits (a sign, a fraction, a word) is ignored.
     let age_value = headers
         .get(header::AGE)
         .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split([',', ';']).next())
+        .map(str::trim)
         .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
         .map(|v| v.parse::<u64>().unwrap_or(MAX_DELTA).min(MAX_DELTA))
         .unwrap_or(0);

@@ -60,6 +60,20 @@ async fn upstream_closing_before_a_response_is_502() {
     assert_error_body(&resp, 502, "bad gateway");
 }
 
+/// The connection of a failed proxy attempt is not reused (Pingora's
+/// `can_reuse_downstream: false`), so the error page must say so: a client that
+/// believed `keep-alive` would send its next request into a closing socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_page_on_a_connection_that_closes_says_connection_close() {
+    let o = origin("o").await;
+    let proxy = Proxy::start(&single(o.addr)).await;
+    let mut conn = Conn::open(proxy.addr).await.unwrap();
+    let resp = conn.get("/app/close", &[]).await.unwrap();
+    assert_eq!(resp.status(), 502);
+    assert_eq!(resp.header("connection"), Some("close"), "{:?}", resp.head);
+    assert!(conn.closed_by_peer().await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn response_header_timeout_is_504() {
     let o = origin("o").await;

@@ -77,6 +77,9 @@ fn age_shortens_freshness_and_bad_age_is_ignored() {
     assert_eq!(ttl(&[cc, ("age", "-7")]), Ok(60));
     assert_eq!(ttl(&[cc, ("age", "7.5")]), Ok(60));
     assert_eq!(ttl(&[cc, ("age", "600")]), Ok(-1));
+    assert_eq!(ttl(&[cc, ("age", "20, 0")]), Ok(40), "the first of a list");
+    assert_eq!(ttl(&[cc, ("age", "0, 20")]), Ok(60));
+    assert_eq!(ttl(&[cc, ("age", "20;x=1")]), Ok(40), "a member's value");
     let RespCacheable::Cacheable(meta) = cacheable(
         &resp(200, &[cc, ("age", "20")]),
         false,
