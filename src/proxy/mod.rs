@@ -379,6 +379,8 @@ impl ProxyHttp for Parapet {
             status = shield.failure_status(cache, status);
         }
         if status > 0 && session.response_written().is_none() {
+            // The connection is not reused after this (below): the page says so.
+            session.set_keepalive(None);
             if ctx.request_id.is_empty() {
                 ctx.request_id = request_id::generate();
             }
