@@ -56,6 +56,26 @@ async fn each_object_reaches_the_origin_once_for_the_fleet_and_a_lost_shield_mov
         100,
         "one origin fetch per object for the fleet"
     );
+    // One Cache-Status entry per cache, the shield's (nearer the origin) first.
+    let chain_path = gen("/chain", &[("Cache-Control", "max-age=600")], "");
+    let statuses = |resp: &Response| -> Vec<String> {
+        let named = resp.head.headers.iter();
+        named
+            .filter(|(n, _)| n.eq_ignore_ascii_case("cache-status"))
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let fetched = statuses(&edges[0].get(&chain_path).await);
+    assert_eq!(fetched.len(), 2, "{fetched:?}");
+    assert!(
+        fetched.iter().all(|e| e.contains("fwd=uri-miss")),
+        "{fetched:?}"
+    );
+    let hit = statuses(&edges[0].get(&chain_path).await);
+    assert!(
+        hit.last().is_some_and(|v| v.starts_with("parapet; hit")),
+        "{hit:?}"
+    );
     // Which keys the second shield holds: its own cache answers them.
     let second_holds: Vec<usize> = {
         let mut held = Vec::new();
