@@ -13,7 +13,7 @@ deps:
 	@command -v cc >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential; }
 
 bench-deps: deps
-	@command -v nginx >/dev/null && command -v wrk >/dev/null && command -v h2load >/dev/null && command -v openssl >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk nghttp2-client openssl; }
+	@command -v nginx >/dev/null && command -v wrk >/dev/null && command -v h2load >/dev/null && command -v openssl >/dev/null && command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk nghttp2-client openssl redis-server; }
 
 release: deps
 	$(CARGO) build --release --bins

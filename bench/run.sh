@@ -52,7 +52,7 @@ BARE=${BARE:-target/release/examples/bare_pingora}
 OPEN_LOOP=${OPEN_LOOP:-target/release/examples/open_loop}
 COUNTING=${COUNTING:-target/alloc-count}
 PARAPET_CONF=${PARAPET_CONF:-bench/parapet.yaml}
-ALL_PARTS="passthrough latency connections idle silent cache tls scaling allocations"
+ALL_PARTS="passthrough latency connections idle silent cache tls scaling allocations fleet"
 PARTS=${PARTS:-all}
 PARTS=${PARTS// /,}
 for name in ${PARTS//,/ }; do
@@ -407,5 +407,10 @@ elif [ -x "$COUNTING/parapet" ] && [ -x "$COUNTING/examples/bare_pingora" ]; the
     echo "parapet's own: $(awk '$1 == "parapet" { p = $3 } $1 == "bare" { b = $3 } END { printf "%+.1f", p - b }' "$OUT/allocs") allocations per request beyond bare Pingora"
 else
     echo "(no counting build in $COUNTING: make bench builds it)" >&2
+fi
+# The fleet (bench/fleet.sh): its own origin, edges, shields and Redis.
+if want fleet; then
+    start_part fleet
+    PARAPET="$PARAPET" bench/fleet.sh
 fi
 start_part end
