@@ -30,8 +30,10 @@ run: demo
 	target/release/parapet -c conf/parapet.yaml
 
 # systemd-analyze verifies the unit in the suite (the test says SKIPPED without it);
-# ss(8) is how parapet-reload sees the hand-off complete.
+# ss(8) is how parapet-reload sees the hand-off complete; the dashboard's browser
+# test drives Debian's chromium through chromium-driver (it fails without them).
 test-deps: deps
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 	@command -v ss >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2; }
 	@command -v systemd-analyze >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd; } || echo "systemd-analyze unavailable: the unit check will be skipped"
 

@@ -8,6 +8,7 @@ mod cache_hardening;
 mod compression;
 mod config_check;
 mod connections;
+mod dashboard;
 mod edge;
 mod failures;
 mod hardening_conn;

@@ -6,6 +6,7 @@ pub mod client;
 pub mod config;
 pub mod process;
 pub mod tls;
+pub mod webdriver;
 
 pub use client::{get, Conn, Response};
 pub use config::{backends, json, Config};
