@@ -136,7 +136,10 @@
         const before = previous.get(key);
         const delta = before ? b.attempts - before.attempts : 0;
         const failed = before ? b.failures - before.failures : 0;
-        seen.set(key, { attempts: b.attempts, failures: b.failures });
+        seen.set(key, { attempts: b.attempts, failures: b.failures, answers: b.answers, micros: b.answer_micros });
+        const answered = before ? b.answers - before.answers : 0;
+        const latency = answered > 0 ? ms((b.answer_micros - before.micros) / answered / 1000)
+          : (b.answers ? ms(b.answer_micros / b.answers / 1000) : '-');
         const errors = delta > 0 ? failed / delta : (b.attempts ? b.failures / b.attempts : 0);
         const health = b.healthy ? 'healthy' : 'unhealthy';
         const circuit = b.circuit || '-';
@@ -145,8 +148,8 @@
           (b.healthy ? 'ok' : 'bad') + '">' + health + '</td><td class="' +
           (circuit === 'closed' || circuit === '-' ? '' : 'warn') + '">' + esc(circuit) +
           '</td><td class="n">' + b.in_flight + '</td><td class="n">' + delta + '</td><td class="n">' +
-          pct(errors) + '</td><td class="n">' + b.attempts + '</td><td class="n">' + u.retries +
-          '</td><td class="n">' + u.retry_budget_exhausted + '</td><td>' + esc(b.last_error || '') + '</td></tr>');
+          pct(errors) + '</td><td class="n">' + latency + '</td><td class="n">' + b.attempts + '</td><td class="n">' + u.retries +
+          '</td><td class="n">' + u.retry_budget_available + '</td><td class="n">' + u.retry_budget_exhausted + '</td><td>' + esc(b.last_error || '') + '</td></tr>');
       }
     }
     previous = seen;

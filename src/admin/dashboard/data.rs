@@ -60,6 +60,8 @@ struct Upstream<'a> {
     /// Retries made, and retries the budget refused, since start.
     retries: u64,
     retry_budget_exhausted: u64,
+    /// Retries the budget allows now.
+    retry_budget_available: u64,
     backends: Vec<Backend>,
 }
 
@@ -73,6 +75,10 @@ struct Backend {
     /// Attempts since start, and those that failed (connect error, timeout, error).
     attempts: u64,
     failures: u64,
+    /// Response heads since start, and the microseconds they took in all: the
+    /// page's latency is the difference between two polls.
+    answers: u64,
+    answer_micros: u64,
     last_error: Option<&'static str>,
 }
 
@@ -187,6 +193,7 @@ fn upstreams<'a>(rt: &'a Runtime, families: &'a Families) -> Vec<Upstream<'a>> {
                 name,
                 retries: sum("parapet_retries_total"),
                 retry_budget_exhausted: sum("parapet_retry_budget_exhausted_total"),
+                retry_budget_available: u.retry.budget_available(),
                 backends: (0..u.len())
                     .map(|i| {
                         let state = u.state(i);
@@ -196,8 +203,11 @@ fn upstreams<'a>(rt: &'a Runtime, families: &'a Families) -> Vec<Upstream<'a>> {
                             .get(&(name, label.as_str()))
                             .copied()
                             .unwrap_or_default();
+                        let (answers, answer_micros) = state.answer_times();
                         Backend {
                             address,
+                            answers,
+                            answer_micros,
                             healthy: u.is_healthy(i),
                             circuit: state.circuit().map(|c| c.as_str()),
                             in_flight: state.in_flight(),
