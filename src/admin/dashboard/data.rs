@@ -8,7 +8,7 @@ use super::About;
 use crate::runtime::Runtime;
 use prometheus::proto::Metric;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 #[derive(Serialize)]
@@ -20,7 +20,7 @@ pub(crate) struct Data<'a> {
     /// One sample a second, oldest first, for the last five minutes at most.
     history: Vec<Sample>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    shield: Option<Shield>,
+    shield: Option<Shield<'a>>,
     upstreams: Vec<Upstream<'a>>,
     routes: Vec<Route<'a>>,
     connections: Connections<'a>,
@@ -34,9 +34,9 @@ struct Requests {
 }
 
 #[derive(Serialize)]
-struct Shield {
+struct Shield<'a> {
     /// By result (`hit`, `stale`, `miss`, ...), since start.
-    lookups: HashMap<String, u64>,
+    lookups: BTreeMap<&'a str, u64>,
     /// Lookups answered from the cache (fresh or stale) over all lookups.
     hit_ratio: f64,
     /// Requests on caching routes answered without asking the origin.
@@ -143,12 +143,12 @@ impl<'a> Data<'a> {
     }
 }
 
-fn shield(rt: &Runtime, families: &Families, totals: &Totals) -> Option<Shield> {
+fn shield<'a>(rt: &Runtime, families: &'a Families, totals: &Totals) -> Option<Shield<'a>> {
     let store = rt.shield.as_ref()?.storage();
     let lookups = families
         .metrics("parapet_cache_lookups_total")
         .iter()
-        .map(|m| (Families::label(m, "result").to_string(), Families::count(m)))
+        .map(|m| (Families::label(m, "result"), Families::count(m)))
         .collect();
     Some(Shield {
         lookups,

@@ -152,14 +152,19 @@ async fn the_dashboard_in_a_browser() {
     .await;
     assert!(none, "{:?}", browser.text("#purge-result").await);
 
+    // PARAPET_SCREENSHOT=docs/dashboard.png keeps the screenshot (the README's
+    // picture), after half a minute more of traffic for the charts to show.
+    let keep = std::env::var("PARAPET_SCREENSHOT").ok();
+    if keep.is_some() {
+        let _traffic = Traffic::start(proxy.addr);
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
     let png = browser.screenshot().await;
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
-    // PARAPET_SCREENSHOT=docs/dashboard.png keeps it (the README's picture).
-    let keep = std::env::var("PARAPET_SCREENSHOT")
-        .map(|p| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(p))
-        .unwrap_or_else(|_| browser.dir.join("dashboard.png"));
-    // (The browser's directory goes with it; a kept screenshot is elsewhere.)
-    std::fs::write(&keep, &png).unwrap();
+    if let Some(path) = keep {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        std::fs::write(&path, &png).unwrap();
+    }
 }
 
 /// 1,000 backends and 100 routes: every row is drawn and the page keeps polling.

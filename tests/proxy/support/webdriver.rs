@@ -22,7 +22,7 @@ pub struct Browser {
     session: String,
     /// Chromium's own process: chromedriver leaves it running when it is killed.
     chromium: Option<u32>,
-    pub dir: PathBuf,
+    dir: PathBuf,
 }
 
 impl Browser {
