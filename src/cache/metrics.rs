@@ -19,6 +19,7 @@ const RESULTS: [&str; 7] = [
 ];
 
 pub struct CacheMetrics {
+    family: IntCounterVec,
     lookups: [IntCounter; RESULTS.len()],
     collapsed: IntCounter,
     saved: IntCounter,
@@ -50,9 +51,15 @@ impl CacheMetrics {
         registry.register(Box::new(StoreGauges::new(storage)?))?;
         Ok(CacheMetrics {
             lookups: RESULTS.map(|r| lookups.with_label_values(&[r])),
+            family: lookups,
             collapsed,
             saved,
         })
+    }
+
+    /// `parapet_cache_lookups_total` alone.
+    pub fn lookup_families(&self) -> Vec<MetricFamily> {
+        self.family.collect()
     }
 
     pub fn looked_up(&self, result: &str, collapsed: bool) {

@@ -128,6 +128,11 @@ impl Shield {
         self.storage
     }
 
+    /// `parapet_cache_lookups_total` alone, for the dashboard's history.
+    pub fn lookup_families(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.metrics.lookup_families()
+    }
+
     /// `request_cache_filter`: GET and HEAD requests use the cache, but not a
     /// WebSocket handshake: a stored page must not answer it, nor may it wait for
     /// another request's fetch.

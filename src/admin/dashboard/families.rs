@@ -8,10 +8,14 @@ use prometheus::proto::{Metric, MetricFamily};
 pub(crate) struct Families(Vec<MetricFamily>);
 
 impl Families {
+    /// Every family of the registry.
     pub(crate) fn gather(metrics: &Metrics) -> Families {
-        let mut families = metrics.registry().gather();
-        // The registry sorts by name already; sorting again keeps the lookup's
-        // binary search correct whatever it does.
+        Families::of(metrics.registry().gather())
+    }
+
+    /// These families (the registry's gather sorts them already; sorting here keeps
+    /// the lookup's binary search correct whatever the source).
+    pub(crate) fn of(mut families: Vec<MetricFamily>) -> Families {
         families.sort_by(|a, b| a.name().cmp(b.name()));
         Families(families)
     }

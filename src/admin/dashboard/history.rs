@@ -163,6 +163,18 @@ pub(crate) struct Sampler {
     pub(crate) history: Arc<History>,
 }
 
+impl Sampler {
+    /// The totals, from the three families they come from: gathering the whole
+    /// registry would read every backend's series too, each second.
+    fn totals(&self) -> Totals {
+        let mut families = self.rt.requests.families();
+        if let Some(shield) = &self.rt.shield {
+            families.extend(shield.lookup_families());
+        }
+        Totals::read(&Families::of(families))
+    }
+}
+
 #[async_trait]
 impl BackgroundService for Sampler {
     async fn start(&self, mut shutdown: ShutdownWatch) {
@@ -170,10 +182,7 @@ impl BackgroundService for Sampler {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = tick.tick() => {
-                    let families = Families::gather(&self.rt.metrics);
-                    self.history.record(unix_now(), Totals::read(&families));
-                }
+                _ = tick.tick() => self.history.record(unix_now(), self.totals()),
                 _ = shutdown.changed() => return,
             }
         }

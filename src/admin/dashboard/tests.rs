@@ -34,6 +34,8 @@ fn the_ring_keeps_the_last_five_minutes_of_differences() {
     }
     let samples = history.samples();
     assert_eq!(samples.len(), SAMPLES, "the ring never grows past its size");
+    // The sampler reads only the request families: the same totals.
+    assert_eq!(Totals::read(&Families::of(requests.families())), read());
     assert_eq!(samples[0].t, 51);
     let newest = samples[SAMPLES - 1];
     assert_eq!(newest.t, SAMPLES as u64 + 50);
