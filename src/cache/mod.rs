@@ -128,6 +128,12 @@ impl Shield {
         self.storage
     }
 
+    /// The response after the lookup that ended in `result` sent `bytes` body bytes
+    /// (counted once the request is over).
+    pub fn served(&self, result: &str, bytes: u64) {
+        self.metrics.served(result, bytes);
+    }
+
     /// `parapet_cache_lookups_total` alone, for the dashboard's history.
     pub fn lookup_families(&self) -> Vec<prometheus::proto::MetricFamily> {
         self.metrics.lookup_families()

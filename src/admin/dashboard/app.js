@@ -118,10 +118,14 @@
     const results = Object.keys(s.lookups).sort().map((k) => esc(k) + ' ' + s.lookups[k]).join(', ');
     const tiers = s.tiers.map((t) => '<tr><td>' + esc(t.name) + '</td><td class="n">' + t.objects +
       '</td><td class="n">' + bytes(t.bytes) + '</td><td class="n">' + bytes(t.max_bytes) + '</td></tr>').join('');
+    const served = s.bytes_from_cache + s.bytes_from_origin;
     setHtml('shield',
       '<p>hit ratio <b>' + pct(s.hit_ratio) + '</b> · origin offload <b>' +
       (looked ? pct(s.origin_fetches_saved / looked) : '-') + '</b> of cacheable requests (' +
-      s.origin_fetches_saved + ' not sent to the origin) · collapsed ' + s.collapsed +
+      s.origin_fetches_saved + ' not sent to the origin) and <b>' +
+      (served ? pct(s.bytes_from_cache / served) : '-') + '</b> of their bytes (' +
+      bytes(s.bytes_from_cache) + ' from the cache, ' + bytes(s.bytes_from_origin) +
+      ' from the origin) · collapsed ' + s.collapsed +
       ' · evictions ' + s.evictions + '</p><p class="muted">lookups: ' + results + '</p>' +
       '<table><thead><tr><th>tier</th><th>objects</th><th>bytes</th><th>max</th></tr></thead><tbody>' +
       tiers + '</tbody></table>');

@@ -41,6 +41,9 @@ struct Shield<'a> {
     hit_ratio: f64,
     /// Requests on caching routes answered without asking the origin.
     origin_fetches_saved: u64,
+    /// Body bytes answered on caching routes from the cache, and from the origin.
+    bytes_from_cache: u64,
+    bytes_from_origin: u64,
     collapsed: u64,
     evictions: u64,
     tiers: Vec<Tier>,
@@ -150,8 +153,15 @@ fn shield<'a>(rt: &Runtime, families: &'a Families, totals: &Totals) -> Option<S
         .iter()
         .map(|m| (Families::label(m, "result"), Families::count(m)))
         .collect();
+    let served = |source: &str| -> u64 {
+        let series = families.metrics("parapet_cache_served_bytes_total").iter();
+        let of_source = series.filter(|m| Families::label(m, "source") == source);
+        of_source.map(Families::count).sum()
+    };
     Some(Shield {
         lookups,
+        bytes_from_cache: served("cache"),
+        bytes_from_origin: served("origin"),
         hit_ratio: ratio(totals.hits, totals.lookups),
         origin_fetches_saved: families.total("parapet_cache_origin_fetches_saved_total"),
         collapsed: families.total("parapet_cache_collapsed_total"),

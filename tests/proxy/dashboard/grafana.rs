@@ -64,6 +64,7 @@ async fn grafana_queries_name_only_exported_metrics() {
         "parapet_requests_active",
         "parapet_cache_lookups_total",
         "parapet_cache_origin_fetches_saved_total",
+        "parapet_cache_served_bytes_total",
         "parapet_cache_collapsed_total",
         "parapet_cache_objects",
         "parapet_cache_size_bytes",

@@ -126,6 +126,13 @@ async fn the_page_and_its_data_need_the_token() {
     assert_eq!(doc["shield"]["lookups"]["hit"], 1, "{doc}");
     assert_eq!(doc["shield"]["hit_ratio"], 0.5, "{doc}");
     assert_eq!(doc["shield"]["tiers"][0]["objects"], 1, "{doc}");
+    // The hit's body came from the cache, the miss's from the origin: the same size.
+    let from_cache = doc["shield"]["bytes_from_cache"].as_u64().unwrap();
+    assert!(from_cache > 0, "{doc}");
+    assert_eq!(
+        doc["shield"]["bytes_from_origin"].as_u64(),
+        Some(from_cache)
+    );
     let backends = doc["upstreams"][0]["backends"].as_array().unwrap();
     assert_eq!(backends.len(), 2);
     assert_eq!(backends[0]["circuit"], "closed");
