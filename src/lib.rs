@@ -1,6 +1,7 @@
 //! Parapet: an edge reverse proxy and origin shield on Pingora.
 
-/// The admin listener and its section: health, readiness, status, metrics, purge.
+/// The admin listener and its section: health, readiness, status, metrics, purge,
+/// the dashboard.
 pub mod admin;
 /// The counting allocator of the bench-only build.
 #[cfg(feature = "count-alloc")]
