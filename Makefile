@@ -31,9 +31,11 @@ run: demo
 
 # systemd-analyze verifies the unit in the suite (the test says SKIPPED without it);
 # ss(8) is how parapet-reload sees the hand-off complete; the fleet's tests start
-# their own redis-server (Debian's package) on a free loopback port.
+# their own redis-server (Debian's package) on a free loopback port; the dashboard's
+# browser test drives Debian's chromium through chromium-driver (it fails without them).
 test-deps: deps
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 	@command -v ss >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2; }
 	@command -v systemd-analyze >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd; } || echo "systemd-analyze unavailable: the unit check will be skipped"
 

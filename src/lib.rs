@@ -1,7 +1,8 @@
 //! Parapet: an edge reverse proxy and origin shield on Pingora.
 #![warn(unreachable_pub)]
 
-/// The admin listener and its section: health, readiness, status, metrics, purge.
+/// The admin listener and its section: health, readiness, status, metrics, purge,
+/// the dashboard.
 pub(crate) mod admin;
 /// The counting allocator of the bench-only build.
 #[cfg(feature = "count-alloc")]

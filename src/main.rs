@@ -31,8 +31,11 @@ fn main() -> ExitCode {
     #[cfg(feature = "count-alloc")]
     parapet::alloc_count::report_from_env();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let opt = Cli::parse().opt;
-    let path = opt.conf.clone().unwrap_or_else(|| DEFAULT_CONF.to_string());
+    let mut opt = Cli::parse().opt;
+    let path = opt
+        .conf
+        .get_or_insert_with(|| DEFAULT_CONF.to_string())
+        .clone();
     let settings = match parapet::load::load(&path) {
         Ok(settings) => settings,
         Err(errors) => {

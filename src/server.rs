@@ -1,6 +1,7 @@
 //! Assemble the Pingora server: its own settings, the proxy service with one
 //! listener per `listeners` entry, and the background services.
 
+use crate::admin::dashboard::Dashboard;
 use crate::admin::Admin;
 use crate::connection::ConnectionGate;
 use crate::listener::tls::TlsListeners;
@@ -19,8 +20,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Build a ready-to-run server. `opt.conf` is ignored: the configuration has
-/// already been read into `settings`.
+/// Build a ready-to-run server. The configuration has already been read into
+/// `settings` from `opt.conf`, which only names the file on the dashboard.
 ///
 /// Bootstrap (taking the listening sockets over from the old instance on `-u`) runs
 /// as a service, after daemonizing, and the proxy waits for it. So `parapet -u -d`
@@ -35,7 +36,9 @@ pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
         let admin = settings.admin.as_ref().map(|a| a.address);
         check_addresses_free(settings.listeners.iter().map(|l| l.address).chain(admin))?;
     }
-    opt.conf = None;
+    let config_file = opt.conf.take().map_or_else(String::new, |path| {
+        std::fs::canonicalize(&path).map_or(path, |p| p.display().to_string())
+    });
     let listeners = settings.listeners.clone();
     let server_conf = std::mem::take(&mut settings.server);
     let mut server = Server::new_with_opt_and_conf(opt, server_conf);
@@ -75,7 +78,9 @@ pub fn build(mut opt: Opt, mut settings: Settings) -> pingora::Result<Server> {
         server.add_service(service).add_dependency(&bootstrap);
     }
     if let Some(admin) = built.admin {
-        let app = Admin::new(runtime.clone(), admin.token);
+        let (dashboard, sampler) = Dashboard::new(runtime.clone(), config_file);
+        server.add_service(sampler);
+        let app = Admin::new(runtime.clone(), admin.token, dashboard);
         let mut service = Service::new("admin".to_string(), app);
         service.add_tcp(&admin.address.to_string());
         server.add_service(service).add_dependency(&bootstrap);

@@ -1,9 +1,11 @@
 //! The admin listener (README, "Observe it"): `/healthz`, `/readyz`, `/status`,
-//! `/metrics`, and cache purges (`purge`); its section is `config`.
-//! When `admin.token` is set, every endpoint needs `Authorization: Bearer <token>`
-//! (compared in constant time); otherwise 401.
+//! `/metrics`, cache purges (`purge`) and the live page (`dashboard`); its section
+//! is `config`. When `admin.token` is set, every endpoint needs
+//! `Authorization: Bearer <token>` (compared in constant time); otherwise 401. The
+//! dashboard's script and style sheet, which hold no data, are the exception.
 
 pub(crate) mod config;
+pub(crate) mod dashboard;
 mod documents;
 mod fleet_purges;
 mod purge;
@@ -12,6 +14,7 @@ pub(crate) use fleet_purges::PurgeFollower;
 
 use crate::runtime::Runtime;
 use async_trait::async_trait;
+use dashboard::Dashboard;
 use documents::{NotReady, Status};
 use http::{header, Method, Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
@@ -23,13 +26,15 @@ use subtle::ConstantTimeEq;
 pub(crate) struct Admin {
     rt: Arc<Runtime>,
     token: Option<Vec<u8>>,
+    dashboard: Dashboard,
 }
 
 impl Admin {
-    pub(crate) fn new(rt: Arc<Runtime>, token: Option<String>) -> Self {
+    pub(crate) fn new(rt: Arc<Runtime>, token: Option<String>, dashboard: Dashboard) -> Self {
         Admin {
             rt,
             token: token.map(|t| format!("Bearer {t}").into_bytes()),
+            dashboard,
         }
     }
 
@@ -59,7 +64,14 @@ impl Admin {
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        if !self.authorized(session) {
+        let authorized = self.authorized(session);
+        let req = session.req_header();
+        if req.method == Method::GET || req.method == Method::HEAD {
+            if let Some(file) = Dashboard::file(req.uri.path(), authorized) {
+                return file;
+            }
+        }
+        if !authorized {
             let mut resp = text(StatusCode::UNAUTHORIZED, "401 unauthorized\n");
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -78,6 +90,7 @@ impl ServeHttp for Admin {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/readyz" => self.readyz(),
             "/status" => json(StatusCode::OK, &Status::of(&self.rt)),
+            "/dashboard/data" => self.dashboard.data(&self.rt),
             "/metrics" => {
                 let mut resp = Response::new(self.rt.metrics.render());
                 resp.headers_mut().insert(

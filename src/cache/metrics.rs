@@ -1,5 +1,6 @@
-//! The cache's metric families (README: Observe it): lookups by result and collapsed requests,
-//! counted on the request path; the store's size, objects and evictions, read from
+//! The cache's metric families (README: Observe it): lookups by result, collapsed
+//! requests and the bytes answered from the cache or the origin, counted on the
+//! request path; the store's size, objects and evictions, read from
 //! the store when the metrics are scraped.
 
 use super::storage::MemoryStorage;
@@ -19,9 +20,13 @@ const RESULTS: [&str; 7] = [
 ];
 
 pub(crate) struct CacheMetrics {
+    family: IntCounterVec,
     lookups: [IntCounter; RESULTS.len()],
     collapsed: IntCounter,
     saved: IntCounter,
+    /// Body bytes answered on caching routes: from the cache, from the origin.
+    served_from_cache: IntCounter,
+    served_from_origin: IntCounter,
     /// `parapet_cache_tier_total{result}`: answers from an upper tier (a shield),
     /// hit or not; only with an upstream hashed by `cache_key`.
     tier: Option<[IntCounter; 2]>,
@@ -48,9 +53,17 @@ impl CacheMetrics {
             "parapet_cache_origin_fetches_saved_total",
             "Requests answered from the cache without asking the origin",
         )?;
+        let served = IntCounterVec::new(
+            Opts::new(
+                "parapet_cache_served_bytes_total",
+                "Body bytes answered on caching routes, by where they came from",
+            ),
+            &["source"],
+        )?;
         registry.register(Box::new(lookups.clone()))?;
         registry.register(Box::new(collapsed.clone()))?;
         registry.register(Box::new(saved.clone()))?;
+        registry.register(Box::new(served.clone()))?;
         registry.register(Box::new(StoreGauges::new(storage)?))?;
         let tier = match tiered {
             true => {
@@ -68,10 +81,27 @@ impl CacheMetrics {
         };
         Ok(CacheMetrics {
             lookups: RESULTS.map(|r| lookups.with_label_values(&[r])),
+            family: lookups,
             collapsed,
             saved,
+            served_from_cache: served.with_label_values(&["cache"]),
+            served_from_origin: served.with_label_values(&["origin"]),
             tier,
         })
+    }
+
+    /// `parapet_cache_lookups_total` alone.
+    pub(crate) fn lookup_families(&self) -> Vec<MetricFamily> {
+        self.family.collect()
+    }
+
+    /// A response of `bytes` body bytes went to the client after the lookup that
+    /// ended in `result`.
+    pub(crate) fn served(&self, result: &str, bytes: u64) {
+        match result {
+            "hit" | "stale" => self.served_from_cache.inc_by(bytes),
+            _ => self.served_from_origin.inc_by(bytes),
+        }
     }
 
     pub(crate) fn looked_up(&self, result: &str, collapsed: bool) {

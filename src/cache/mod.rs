@@ -138,6 +138,17 @@ impl Shield {
         self.storage
     }
 
+    /// The response after the lookup that ended in `result` sent `bytes` body bytes
+    /// (counted once the request is over).
+    pub(crate) fn served(&self, result: &str, bytes: u64) {
+        self.metrics.served(result, bytes);
+    }
+
+    /// `parapet_cache_lookups_total` alone, for the dashboard's history.
+    pub(crate) fn lookup_families(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.metrics.lookup_families()
+    }
+
     /// `request_cache_filter`: GET and HEAD requests use the cache, but not a
     /// WebSocket handshake: a stored page must not answer it, nor may it wait for
     /// another request's fetch.

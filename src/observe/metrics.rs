@@ -4,6 +4,8 @@
 //! label values. Labels are bounded: route and upstream names come from the
 //! configuration, backends are configured addresses, statuses are status codes.
 
+use prometheus::core::Collector;
+use prometheus::proto::MetricFamily;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
@@ -101,6 +103,14 @@ impl RequestMetrics {
             unrouted: series("none", "none"),
             active,
         })
+    }
+
+    /// `parapet_requests_total` and `parapet_request_duration_seconds` alone, for
+    /// the dashboard's history: read once a second, without the other families.
+    pub(crate) fn families(&self) -> Vec<MetricFamily> {
+        let mut families = self.requests.collect();
+        families.extend(self.duration.collect());
+        families
     }
 
     /// Count a request as in progress until the returned guard is dropped.

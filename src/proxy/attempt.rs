@@ -33,6 +33,7 @@ pub(crate) struct Attempts {
 /// One attempt in progress at its backend.
 struct InFlight {
     state: Arc<BackendState>,
+    began: Instant,
     /// The trial of the backend's half-open circuit, not yet decided.
     trial: bool,
 }
@@ -49,20 +50,26 @@ impl Attempts {
     /// ending the last).
     pub(crate) fn begin(&mut self, index: usize, state: &Arc<BackendState>) {
         let trial = state.begin();
+        let began = Instant::now();
         self.current = Some(InFlight {
             state: state.clone(),
+            began,
             trial,
         });
         self.count = self.count.saturating_add(1);
         self.tried |= tried_bit(index);
         self.backend = Some(index);
-        self.started.get_or_insert_with(Instant::now);
+        self.started.get_or_insert(began);
     }
 
     /// The backend answered with a response head of `status`; a 5xx counts against
     /// its circuit.
     pub(crate) fn answered(&mut self, status: u16) {
-        self.elapsed = self.started.map(|s| s.elapsed());
+        let now = Instant::now();
+        self.elapsed = self.started.map(|s| now - s);
+        if let Some(attempt) = &self.current {
+            attempt.state.answered_after(now - attempt.began);
+        }
         self.status = Some(status);
         self.finish(Outcome::Success, None, status >= 500);
     }
@@ -142,6 +149,7 @@ mod tests {
         assert_eq!(state.circuit(), Some(CircuitState::Open));
         assert!(!state.admits() && !state.claim());
         assert_eq!(state.in_flight(), 0);
+        assert_eq!(state.answer_times().0, 5, "answers are timed, failures not");
     }
 
     #[test]

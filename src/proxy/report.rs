@@ -27,6 +27,9 @@ pub(super) fn finish(rt: &Runtime, session: &Session, e: Option<&Error>, ctx: &m
     let duration = ctx.started.elapsed();
     rt.requests
         .request_done(ctx.route.map(|r| r.route), status, duration);
+    if let (Some(shield), Some(result)) = (&rt.shield, ctx.cache.as_ref().and_then(|c| c.result)) {
+        shield.served(result, session.body_bytes_sent() as u64);
+    }
     let Some(log) = &rt.access_log else {
         return;
     };

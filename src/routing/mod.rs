@@ -102,6 +102,10 @@ impl RouteTable {
         self.routes.get(index)
     }
 
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter()
+    }
+
     /// The first route whose host and path prefix match. `host` may carry a port.
     pub(crate) fn find(&self, host: &[u8], path: &[u8]) -> Option<RouteMatch> {
         let host = host::strip_port(host);

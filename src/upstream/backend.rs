@@ -1,14 +1,14 @@
-//! The live state of one backend: requests in flight, the latest failure, its
-//! circuit breaker, and its series of `parapet_upstream_attempts_total`,
-//! `parapet_backend_healthy` and `parapet_circuit_open`, which this module
-//! registers. The request path reaches it through an `Arc`, so an attempt can hold
+//! The live state of one backend: requests in flight, how long its answers took,
+//! the latest failure, its circuit breaker, and its series of
+//! `parapet_upstream_attempts_total`, `parapet_backend_healthy` and
+//! `parapet_circuit_open`, which this module registers. The request path reaches it through an `Arc`, so an attempt can hold
 //! its backend until it ends.
 
 use super::circuit::{CircuitBreaker, CircuitBreakerSettings, CircuitState};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Outcome of one upstream attempt, a label of `parapet_upstream_attempts_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +109,8 @@ impl BackendFamilies {
         });
         BackendState {
             in_flight: AtomicI64::new(0),
+            answers: AtomicU64::new(0),
+            answer_micros: AtomicU64::new(0),
             last_error: Mutex::new(None),
             attempts: OUTCOMES.map(|o| {
                 self.attempts
@@ -123,6 +125,10 @@ impl BackendFamilies {
 /// Live state of one backend, for the request path and the admin listener.
 pub(crate) struct BackendState {
     in_flight: AtomicI64,
+    /// Response heads received, and the microseconds they took in all, since start:
+    /// the dashboard's latency is the difference between two of its reads.
+    answers: AtomicU64,
+    answer_micros: AtomicU64,
     /// The kind of the latest failed attempt (e.g. `ConnectRefused`).
     last_error: Mutex<Option<&'static str>>,
     attempts: [IntCounter; 4],
@@ -160,6 +166,19 @@ impl BackendState {
                 *last = Some(e.etype().as_str());
             }
         }
+    }
+
+    /// A response head arrived `elapsed` after the attempt began.
+    pub(crate) fn answered_after(&self, elapsed: Duration) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.answers.fetch_add(1, Ordering::Relaxed);
+        self.answer_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// (response heads, their microseconds in all) since start.
+    pub(crate) fn answer_times(&self) -> (u64, u64) {
+        let answers = self.answers.load(Ordering::Relaxed);
+        (answers, self.answer_micros.load(Ordering::Relaxed))
     }
 
     pub(crate) fn last_error(&self) -> Option<&'static str> {

@@ -9,6 +9,7 @@ mod cache_hardening;
 mod compression;
 mod config_check;
 mod connections;
+mod dashboard;
 mod edge;
 mod failures;
 mod fleet;

@@ -133,6 +133,7 @@ impl Ledger {
 /// The in-memory cache storage. Build one with [`MemoryStorage::new`] and
 /// `Box::leak` it: `pingora-cache` wants `&'static` storage.
 pub(crate) struct MemoryStorage {
+    max_size: usize,
     /// `max_size` in weight units, TinyUFO's limit.
     weight_limit: usize,
     /// Complete objects (and tombstones), keyed by the first 8 bytes of the key.
@@ -151,12 +152,18 @@ impl MemoryStorage {
         // The admission sketch and the bucket map are sized for this many objects.
         let estimated_objects = (max_size_bytes / (4 * WEIGHT_UNIT)).clamp(16, 1 << 24);
         MemoryStorage {
+            max_size: max_size_bytes,
             weight_limit,
             index: TinyUfo::new(weight_limit, estimated_objects),
             ledger: Mutex::new(Ledger::default()),
             fills: Fills::new(),
             next_write_id: AtomicU64::new(0),
         }
+    }
+
+    /// The configured bound, in bytes.
+    pub(crate) fn max_size(&self) -> usize {
+        self.max_size
     }
 
     /// Bytes of complete objects held now (never above the bound it was built with).

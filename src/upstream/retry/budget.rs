@@ -68,7 +68,18 @@ impl RetryBudget {
         self.slot(tick).requests.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn withdraw_at(&self, tick: u64) -> bool {
+    /// Retries the budget would allow now (whole tokens), read without spending
+    /// any: for the dashboard.
+    pub(crate) fn available(&self) -> u64 {
+        let available = self.available_at(self.tick());
+        if available >= 1.0 {
+            available as u64
+        } else {
+            0
+        }
+    }
+
+    fn available_at(&self, tick: u64) -> f64 {
         let (mut requests, mut retries) = (0u64, 0u64);
         for slot in &self.slots {
             if tick.saturating_sub(slot.tick.load(Ordering::Acquire)) < SLOTS {
@@ -76,8 +87,11 @@ impl RetryBudget {
                 retries += slot.retries.load(Ordering::Relaxed);
             }
         }
-        let available = self.reserve + self.ratio * requests as f64 - retries as f64;
-        if available < 1.0 {
+        self.reserve + self.ratio * requests as f64 - retries as f64
+    }
+
+    fn withdraw_at(&self, tick: u64) -> bool {
+        if self.available_at(tick) < 1.0 {
             return false;
         }
         self.slot(tick).retries.fetch_add(1, Ordering::Relaxed);
@@ -121,7 +135,9 @@ mod tests {
         for _ in 0..100 {
             b.deposit_at(0);
         }
+        assert_eq!(b.available_at(0), 20.0);
         assert_eq!(withdrawals(&b, 0, 50), 20);
+        assert_eq!(b.available_at(0), 0.0);
         for _ in 0..10 {
             b.deposit_at(3);
         }

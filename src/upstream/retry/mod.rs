@@ -83,6 +83,11 @@ impl RetryPolicy {
         self.budget.deposit(at);
     }
 
+    /// Retries the budget allows now.
+    pub(crate) fn budget_available(&self) -> u64 {
+        self.budget.available()
+    }
+
     /// Whether an answer with `status` is worth asking for again.
     pub(crate) fn retries_status(&self, status: u16) -> bool {
         self.on.status(status)

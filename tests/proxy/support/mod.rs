@@ -7,6 +7,7 @@ pub mod config;
 pub mod process;
 pub mod redis;
 pub mod tls;
+pub mod webdriver;
 
 pub use client::{get, Conn, Response};
 pub use config::{backends, json, Config};
