@@ -27,6 +27,8 @@ pub struct CacheConfig {
     pub stale_if_error: Span,
     /// How long requests for an object being fetched wait for that fetch.
     pub lock_timeout: Span,
+    /// The disk tier below the memory store; none by default.
+    pub disk: Option<super::disk::DiskConfig>,
 }
 
 impl Default for CacheConfig {
@@ -38,6 +40,7 @@ impl Default for CacheConfig {
             stale_while_revalidate: Span(Duration::ZERO),
             stale_if_error: Span(Duration::ZERO),
             lock_timeout: Span(Duration::from_secs(5)),
+            disk: None,
         }
     }
 }
@@ -51,6 +54,7 @@ pub struct CacheSettings {
     pub stale_while_revalidate: Duration,
     pub stale_if_error: Duration,
     pub lock_timeout: Duration,
+    pub disk: Option<super::disk::DiskSettings>,
 }
 
 impl CacheSettings {
@@ -74,7 +78,11 @@ impl CacheSettings {
             );
         }
         require_nonzero("cache", &[("lock_timeout", config.lock_timeout.0)], errors);
+        let disk = config
+            .disk
+            .map(|disk| super::disk::DiskSettings::from_config(disk, errors));
         CacheSettings {
+            disk,
             max_size: usize::try_from(config.max_size.0).unwrap_or(usize::MAX),
             max_object_size: usize::try_from(config.max_object_size.0).unwrap_or(usize::MAX),
             default_ttl: config.default_ttl.map(|t| t.0),

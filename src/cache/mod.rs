@@ -4,6 +4,7 @@
 //!
 //! config   the `cache` section and the per-route `cache` / `cache_key`
 //! storage  the bounded in-memory store (TinyUFO), with streaming partial writes
+//! disk     the optional disk tier below it, surviving restarts and hand-offs
 //! key      scheme, host, port, path and the kept query
 //! policy   what may be stored, and for how long (response directives)
 //! request  what the client's directives change
@@ -23,6 +24,7 @@
 //! response for it is cacheable.
 
 pub mod config;
+pub mod disk;
 pub mod key;
 pub mod metrics;
 pub mod policy;
@@ -74,6 +76,8 @@ pub struct CacheCtx {
     /// The fields kept out of the stored copy of the response this request
     /// fetched (`policy::withheld`), given back to this request alone.
     pub withheld: Option<http::HeaderMap>,
+    /// The hit is served by the disk tier.
+    pub from_disk: bool,
 }
 
 impl CacheCtx {
@@ -97,6 +101,9 @@ impl CacheCtx {
 /// The cache, built once when some route caches.
 pub struct Shield {
     storage: &'static MemoryStorage,
+    /// What pingora-cache is given: the memory store, or both tiers.
+    store: &'static (dyn Storage + Sync),
+    tiered: Option<&'static disk::TieredStorage>,
     lock: &'static CacheKeyLockImpl,
     predictor: &'static Predictor<16>,
     settings: CacheSettings,
@@ -106,17 +113,33 @@ pub struct Shield {
 impl Shield {
     /// The store, lock and predictor live as long as the process: pingora-cache
     /// takes them as `&'static`, and a reload starts a new process.
+    /// `handoff` tells the disk tier when this instance hands over to a new one.
     pub fn build(
         settings: CacheSettings,
+        handoff: std::sync::Arc<crate::connection::handoff::Handoff>,
         registry: &prometheus::Registry,
     ) -> prometheus::Result<Shield> {
         let storage: &'static MemoryStorage =
             Box::leak(Box::new(MemoryStorage::new(settings.max_size)));
+        let tiered = match &settings.disk {
+            Some(disk) => {
+                let disk = disk::DiskTier::build(disk, handoff, registry)?;
+                let tiered = disk::TieredStorage::new(storage, disk);
+                Some(&*Box::leak(Box::new(tiered)))
+            }
+            None => None,
+        };
+        let store: &'static (dyn Storage + Sync) = match tiered {
+            Some(tiered) => tiered,
+            None => storage,
+        };
         let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(settings.lock_timeout));
         let predictor = Predictor::new(HIT_FOR_MISS_KEYS, Some(request_specific));
         let predictor = Box::leak(Box::new(predictor));
         Ok(Shield {
             storage,
+            store,
+            tiered,
             lock,
             predictor,
             metrics: CacheMetrics::register(registry, storage)?,
@@ -126,6 +149,16 @@ impl Shield {
 
     pub fn storage(&self) -> &'static MemoryStorage {
         self.storage
+    }
+
+    /// The disk tier's state, when it is on.
+    pub(crate) fn disk_status(&self) -> Option<disk::DiskStatus> {
+        self.tiered.map(|t| t.disk().status())
+    }
+
+    /// The background service that rebuilds the disk tier's index at start.
+    pub(crate) fn disk_index_service(&self) -> Option<disk::IndexRebuild> {
+        self.tiered.map(|t| disk::IndexRebuild(t.disk()))
     }
 
     /// `request_cache_filter`: GET and HEAD requests use the cache, but not a
@@ -145,7 +178,7 @@ impl Shield {
         let mut overrides = CacheOptionOverrides::default();
         overrides.wait_timeout = Some(self.settings.lock_timeout);
         session.cache.enable(
-            self.storage,
+            self.store,
             None,
             Some(self.predictor),
             Some(self.lock),
@@ -178,8 +211,10 @@ impl Shield {
         &self,
         session: &Session,
         meta: &CacheMeta,
+        hit: &pingora::cache::storage::HitHandler,
         ctx: &mut CacheCtx,
     ) -> Option<ForcedFreshness> {
+        ctx.from_disk = disk::is_disk_hit(hit);
         if !ctx.directives.any() {
             return None;
         }
@@ -261,6 +296,7 @@ impl Shield {
     /// What the cache did for this response; counted, and remembered for the log.
     pub fn facts(&self, session: &Session, ctx: &mut CacheCtx, fwd_status: Option<u16>) -> Facts {
         let mut facts = Facts::of(&session.cache, fwd_status);
+        facts.from_disk = ctx.from_disk;
         facts.vary_miss = ctx.variant_lookup;
         facts.by_request = ctx.by_request;
         facts.unsafe_method = !matches!(
@@ -335,9 +371,14 @@ impl Shield {
 
     /// Purge every object stored with one of `tags`. How many were purged.
     pub async fn purge_tags(&self, tags: &[String], soft: bool) -> usize {
-        tags.iter()
-            .map(|tag| self.storage.purge_tag(tag, soft))
-            .sum()
+        let mut purged = 0;
+        for tag in tags {
+            purged += match self.tiered {
+                Some(tiered) => tiered.purge_tag(tag, soft).await,
+                None => self.storage.purge_tag(tag, soft),
+            };
+        }
+        purged
     }
 
     /// Drop (or expire) the object at `primary`; whether there was one.
@@ -347,9 +388,9 @@ impl Shield {
         let compact = CacheKey::new(primary, "").to_compact();
         let target = PurgeTarget::Active(&compact);
         let outcome = match soft {
-            true => self.storage.expire(target, &span).await,
+            true => self.store.expire(target, &span).await,
             false => {
-                self.storage
+                self.store
                     .purge(target, PurgeType::Invalidation, &span)
                     .await
             }

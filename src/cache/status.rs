@@ -26,6 +26,8 @@ pub struct Facts {
     pub by_request: bool,
     /// The method is not one the cache answers (POST, PUT, ...).
     pub unsafe_method: bool,
+    /// The object came from the disk tier.
+    pub from_disk: bool,
     /// `Age` for a response served from the cache after the origin confirmed it
     /// (pingora-cache adds `Age` on hits only).
     pub revalidated_age: Option<u64>,
@@ -58,6 +60,7 @@ impl Facts {
             vary_miss: false,
             by_request: false,
             unsafe_method: false,
+            from_disk: false,
         }
     }
 
@@ -142,6 +145,7 @@ impl Facts {
                 _ => Some("internal"),
             },
             CachePhase::Bypass => Some("predicted-uncacheable"),
+            CachePhase::Hit if self.from_disk => Some("disk"),
             CachePhase::Stale => Some("stale-if-error"),
             CachePhase::StaleUpdating => Some("stale-while-revalidate"),
             _ => None,
@@ -163,6 +167,7 @@ mod tests {
             vary_miss: false,
             by_request: false,
             unsafe_method: false,
+            from_disk: false,
             revalidated_age: None,
         }
     }
@@ -191,6 +196,12 @@ mod tests {
             ..facts(CachePhase::Hit)
         };
         assert_eq!(text(collapsed), "parapet; hit; ttl=10; collapsed");
+        let from_disk = Facts {
+            from_disk: true,
+            ttl: Some(9),
+            ..facts(CachePhase::Hit)
+        };
+        assert_eq!(text(from_disk), "parapet; hit; ttl=9; detail=disk");
         let vary = Facts {
             vary_miss: true,
             ..facts(CachePhase::Miss)

@@ -44,16 +44,21 @@ pub fn assemble(mut settings: Settings, grace: Duration) -> pingora::Result<Buil
     let retry_families = RetryFamilies::register(metrics.registry()).map_err(registering)?;
     RoutePolicies::register_metrics(metrics.registry(), &mut settings.routes)
         .map_err(registering)?;
+    let handoff = Arc::new(Handoff::default());
     let shield = match settings.cache {
-        Some(cache) => Some(Shield::build(cache, metrics.registry()).map_err(registering)?),
+        Some(cache) => {
+            Some(Shield::build(cache, handoff.clone(), metrics.registry()).map_err(registering)?)
+        }
         None => None,
     };
 
     let mut upstreams = Vec::with_capacity(settings.upstreams.len());
-    let handoff = Arc::new(Handoff::default());
     let watch = background_service("hand-off watch", HandoffWatch(handoff.clone()));
     let purge = background_service("allocator purge", AllocatorPurge);
     let mut services: Vec<Box<dyn ServiceWithDependents>> = vec![Box::new(watch), Box::new(purge)];
+    if let Some(rebuild) = shield.as_ref().and_then(Shield::disk_index_service) {
+        services.push(Box::new(background_service("cache disk index", rebuild)));
+    }
     for spec in &settings.upstreams {
         let (upstream, service) = Upstream::build(spec, &families, &retry_families)?;
         upstreams.push(upstream);

@@ -4,6 +4,7 @@
 mod support;
 
 mod cache;
+mod cache_disk;
 mod cache_hardening;
 mod compression;
 mod config_check;

@@ -22,8 +22,8 @@
 //! completes ends its readers with an error, never with a truncated body that looks
 //! whole.
 //!
-//! A disk tier can be added later behind the same [`Storage`] trait, with this store
-//! as its hot layer.
+//! The disk tier (`cache::disk`) sits below this store behind the same [`Storage`]
+//! trait, and offers it the objects it serves ([`MemoryStorage::promote`]).
 
 mod fill;
 mod hit;
@@ -215,14 +215,25 @@ impl MemoryStorage {
     /// fill that just finished has readers about to look it up, a refreshed meta must
     /// replace the old one, and a tombstone must land. Scan resistance still comes
     /// from S3-FIFO's small queue, where one-hit objects are evicted first.
-    fn put_locked(&self, ledger: &mut Ledger, new: Arc<Entry>) -> (bool, Vec<KV<Arc<Entry>>>) {
+    ///
+    /// With `admit`, TinyLFU decides instead (`put`): for objects promoted from a
+    /// lower tier, which nobody waits for.
+    fn put_locked(
+        &self,
+        ledger: &mut Ledger,
+        new: Arc<Entry>,
+        admit: bool,
+    ) -> (bool, Vec<KV<Arc<Entry>>>) {
         let hash = index_key(&new.key);
         // A put over a held hash replaces it without reporting it as evicted, and
         // nothing else changes the index while the ledger is locked.
         if let Some(old) = self.index.get(&hash) {
             ledger.sub(&old);
         }
-        let evicted = self.index.force_put(hash, new.clone(), new.weight);
+        let evicted = match admit {
+            true => self.index.put(hash, new.clone(), new.weight),
+            false => self.index.force_put(hash, new.clone(), new.weight),
+        };
         ledger.add(&new);
         let mut held = true;
         for kv in &evicted {
@@ -264,7 +275,7 @@ impl MemoryStorage {
             if fill.is_invalidated() {
                 return 0;
             }
-            self.put_locked(&mut ledger, entry)
+            self.put_locked(&mut ledger, entry, false)
         };
         drop(evicted);
         if held {
@@ -272,6 +283,34 @@ impl MemoryStorage {
         } else {
             0
         }
+    }
+
+    /// Offer an object read from a lower tier (the disk), under TinyLFU's admission;
+    /// whether it is kept. A key already held (or being filled) is left alone.
+    pub(crate) fn promote(&self, key: HashBinary, meta: &CacheMeta, body: Bytes) -> bool {
+        let Ok(meta) = StoredMeta::capture(meta) else {
+            return false;
+        };
+        let size = body.len() + meta.bytes() + ENTRY_OVERHEAD;
+        let Some(weight) = self.weight_of(size) else {
+            return false;
+        };
+        let entry = Arc::new(Entry {
+            key,
+            meta: Some(Arc::new(meta)),
+            body,
+            size,
+            weight,
+        });
+        let (held, evicted) = {
+            let mut ledger = self.lock_ledger();
+            if self.get(&key).is_some() || self.fills.find(&key, None).is_some() {
+                return false;
+            }
+            self.put_locked(&mut ledger, entry, true)
+        };
+        drop(evicted);
+        held
     }
 
     /// Replace the complete object for `key`: same body, the meta `make` returns for
@@ -308,7 +347,7 @@ impl MemoryStorage {
                 None => Entry::tombstone(*key),
             };
             let is_object = new.is_object();
-            let (held, evicted) = self.put_locked(&mut ledger, Arc::new(new));
+            let (held, evicted) = self.put_locked(&mut ledger, Arc::new(new), false);
             (held && is_object, evicted)
         };
         drop(evicted);
