@@ -241,6 +241,37 @@ async fn purges_stay_done_across_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_304_refresh_is_kept_on_disk() {
+    let o = origin("o").await;
+    let disk = scratch_dir("disk-304");
+    let path = object("etag", 10, "&set-ETag=%22e%22");
+    let (proxy, admin) = proxy_with_admin(config(&o, &disk, "64MiB")).await;
+    assert_eq!(proxy.get(&path).await.header("x-gen"), Some("1"));
+    assert!(written(&disk, 1).await);
+    let body = format!("{{\"host\":\"test\",\"path\":\"{path}\",\"soft\":true}}");
+    assert_eq!(purge_post(admin, &body).await.status(), 200);
+    let refreshed = proxy.get(&path).await;
+    assert!(
+        cache_status(&refreshed).contains("fwd-status=304"),
+        "{}",
+        cache_status(&refreshed)
+    );
+    assert_eq!(refreshed.header("x-gen"), Some("2"), "the 304's fields");
+    drop(proxy);
+
+    // Fresh again on disk, with the 304's fields: a hit, not a revalidation.
+    let proxy = Proxy::start(&config(&o, &disk, "64MiB")).await;
+    let resp = proxy.get(&path).await;
+    assert!(
+        cache_status(&resp).contains("detail=disk"),
+        "{}",
+        cache_status(&resp)
+    );
+    assert_eq!(resp.header("x-gen"), Some("2"));
+    assert_eq!(o.state.count("/gen/etag?"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_directory_stays_within_max_size() {
     let o = origin("o").await;
     let disk = scratch_dir("disk-size");

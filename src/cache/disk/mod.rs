@@ -27,6 +27,7 @@ mod health;
 mod hit;
 mod index;
 mod metrics;
+mod purged;
 #[cfg(test)]
 mod tests;
 mod tiered;
@@ -43,6 +44,7 @@ use index::Index;
 use metrics::DiskCounters;
 use pingora::cache::key::HashBinary;
 use pingora::cache::CacheMeta;
+use purged::RecentPurges;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -65,6 +67,7 @@ pub(crate) struct DiskTier {
     handoff: Arc<Handoff>,
     next_temporary: AtomicU64,
     pending_bytes: AtomicU64,
+    purges: RecentPurges,
 }
 
 /// The disk tier in `/status`.
@@ -94,6 +97,7 @@ impl DiskTier {
             handoff,
             next_temporary: AtomicU64::new(0),
             pending_bytes: AtomicU64::new(0),
+            purges: RecentPurges::default(),
         }));
         metrics::DiskGauges::register(registry, tier)?;
         Ok(tier)
@@ -192,8 +196,20 @@ impl DiskTier {
         true
     }
 
+    /// A write's ticket, taken before the memory store keeps the object.
+    fn write_ticket(&self) -> u64 {
+        self.purges.ticket()
+    }
+
     /// Write an object reserved with [`Self::reserve_write`].
-    fn store(&self, key: HashBinary, meta: MetaBlobs, body: Vec<Bytes>, body_len: u64) {
+    fn store(
+        &self,
+        key: HashBinary,
+        meta: MetaBlobs,
+        body: Vec<Bytes>,
+        body_len: u64,
+        ticket: u64,
+    ) {
         let len = file::HEADER_LEN as u64 + (meta.internal.len() + meta.header.len()) as u64;
         self.remove_evicted(self.index.make_room(len + body_len, self.max_size));
         let dest = self.path(&key);
@@ -205,6 +221,9 @@ impl DiskTier {
                 self.index.insert(key, len);
                 self.counters.writes.inc();
                 self.health.succeeded();
+                if self.purges.since(&key, ticket) {
+                    self.purge(&key);
+                }
             }
             Err(e) => {
                 self.counters.write_errors.inc();
@@ -230,6 +249,7 @@ impl DiskTier {
     /// Remove `key`'s file; whether there was one. Durable once it returns: a
     /// restarted instance cannot find it.
     fn purge(&self, key: &HashBinary) -> bool {
+        self.purges.record(key);
         self.index.remove(key);
         match std::fs::remove_file(self.path(key)) {
             Ok(()) => true,
@@ -274,8 +294,10 @@ impl DiskTier {
         }
     }
 
-    /// Mark `key` stale as of now (a soft purge); whether it was there.
+    /// Mark `key` stale as of now (a soft purge); whether it was there. A write in
+    /// flight for it is removed once done, so it cannot bring back a fresh copy.
     fn expire(&self, key: &HashBinary) -> bool {
+        self.purges.record(key);
         self.rewrite(key, |old| {
             let mut meta = CacheMeta::deserialize(&old.internal, &old.header)?;
             meta.expire_at(SystemTime::now());

@@ -202,13 +202,14 @@ impl HandleMiss for TieredMissHandler {
 
     async fn finish(self: Box<Self>) -> Result<MissFinishType> {
         let this = *self;
+        let ticket = this.disk.write_ticket();
         let done = this.inner.finish().await?;
         // Only what the memory store kept: a fill purged while in progress is not.
         let kept = matches!(done, MissFinishType::Created(n) if n > 0);
         if let (true, Some(meta)) = (kept, this.meta) {
             let (disk, key, chunks, len) = (this.disk, this.key, this.chunks, this.len);
             if disk.reserve_write(len) {
-                tokio::task::spawn_blocking(move || disk.store(key, meta, chunks, len));
+                tokio::task::spawn_blocking(move || disk.store(key, meta, chunks, len, ticket));
             }
         }
         Ok(done)
