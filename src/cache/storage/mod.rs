@@ -28,6 +28,7 @@
 mod fill;
 mod hit;
 mod meta;
+mod promote;
 #[cfg(test)]
 mod tag_tests;
 #[cfg(test)]
@@ -283,34 +284,6 @@ impl MemoryStorage {
         } else {
             0
         }
-    }
-
-    /// Offer an object read from a lower tier (the disk), under TinyLFU's admission;
-    /// whether it is kept. A key already held (or being filled) is left alone.
-    pub(crate) fn promote(&self, key: HashBinary, meta: &CacheMeta, body: Bytes) -> bool {
-        let Ok(meta) = StoredMeta::capture(meta) else {
-            return false;
-        };
-        let size = body.len() + meta.bytes() + ENTRY_OVERHEAD;
-        let Some(weight) = self.weight_of(size) else {
-            return false;
-        };
-        let entry = Arc::new(Entry {
-            key,
-            meta: Some(Arc::new(meta)),
-            body,
-            size,
-            weight,
-        });
-        let (held, evicted) = {
-            let mut ledger = self.lock_ledger();
-            if self.get(&key).is_some() || self.fills.find(&key, None).is_some() {
-                return false;
-            }
-            self.put_locked(&mut ledger, entry, true)
-        };
-        drop(evicted);
-        held
     }
 
     /// Replace the complete object for `key`: same body, the meta `make` returns for
