@@ -121,18 +121,7 @@ impl Shield {
     ) -> prometheus::Result<Shield> {
         let storage: &'static MemoryStorage =
             Box::leak(Box::new(MemoryStorage::new(settings.max_size)));
-        let tiered = match &settings.disk {
-            Some(disk) => {
-                let disk = disk::DiskTier::build(disk, handoff, registry)?;
-                let tiered = disk::TieredStorage::new(storage, disk);
-                Some(&*Box::leak(Box::new(tiered)))
-            }
-            None => None,
-        };
-        let store: &'static (dyn Storage + Sync) = match tiered {
-            Some(tiered) => tiered,
-            None => storage,
-        };
+        let (store, tiered) = disk::stores(storage, settings.disk.as_ref(), handoff, registry)?;
         let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(settings.lock_timeout));
         let predictor = Predictor::new(HIT_FOR_MISS_KEYS, Some(request_specific));
         let predictor = Box::leak(Box::new(predictor));

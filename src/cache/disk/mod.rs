@@ -36,6 +36,7 @@ pub use config::{DiskConfig, DiskSettings};
 pub(crate) use hit::is_disk_hit;
 pub(crate) use tiered::TieredStorage;
 
+use crate::cache::storage::MemoryStorage;
 use crate::connection::handoff::Handoff;
 use bytes::Bytes;
 use file::{MetaBlobs, ReadError, Verified};
@@ -43,7 +44,7 @@ use health::Health;
 use index::Index;
 use metrics::DiskCounters;
 use pingora::cache::key::HashBinary;
-use pingora::cache::CacheMeta;
+use pingora::cache::{CacheMeta, Storage};
 use purged::RecentPurges;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -325,6 +326,25 @@ impl DiskTier {
         }
         purged
     }
+}
+
+/// What pingora-cache is given: the memory store alone, or both tiers when
+/// `settings` turn the disk tier on (then also returned as such).
+pub(crate) fn stores(
+    memory: &'static MemoryStorage,
+    settings: Option<&DiskSettings>,
+    handoff: Arc<Handoff>,
+    registry: &prometheus::Registry,
+) -> prometheus::Result<(
+    &'static (dyn Storage + Sync),
+    Option<&'static TieredStorage>,
+)> {
+    let Some(settings) = settings else {
+        return Ok((memory, None));
+    };
+    let disk = DiskTier::build(settings, handoff, registry)?;
+    let tiered: &'static TieredStorage = Box::leak(Box::new(TieredStorage::new(memory, disk)));
+    Ok((tiered, Some(tiered)))
 }
 
 /// What a file keeps of `meta`.
