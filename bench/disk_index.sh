@@ -34,11 +34,11 @@ cat > "$OUT/disk-index.yaml" <<YAML
 listeners: [{address: "127.0.0.1:18095"}]
 upstreams: {app: {backends: [{address: "127.0.0.1:18081"}]}}
 routes: [{upstream: app, cache: true}]
-cache: {max_size: 64MiB, disk: {path: $DIR, max_size: 1TiB}}
+cache: {max_size: 64MiB, disk: {path: $DIR, max_size: 1024GiB}}
 YAML
 RUST_LOG=info "$BIN" -c "$OUT/disk-index.yaml" 2> "$OUT/disk-index.log" &
 pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
+trap 'kill -KILL $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 600); do
     grep -q "indexed in" "$OUT/disk-index.log" && break
     sleep 0.1

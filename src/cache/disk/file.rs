@@ -90,7 +90,7 @@ fn header(key: &HashBinary, meta: &MetaBlobs, body_len: u64, body_crc: u32) -> [
     out
 }
 
-fn meta_crc(fixed: &[u8], meta: &MetaBlobs) -> u32 {
+pub(super) fn meta_crc(fixed: &[u8], meta: &MetaBlobs) -> u32 {
     let mut crc = crc32fast::Hasher::new();
     crc.update(fixed);
     crc.update(&meta.internal);
@@ -183,35 +183,71 @@ struct Opened {
     body_crc: u32,
 }
 
-/// Open the object at `path` and check its header and meta for `key`.
-fn open_meta(path: &Path, key: &HashBinary) -> Result<Opened, ReadError> {
-    let mut file = File::open(path)?;
-    let mut fixed = [0u8; HEADER_LEN];
-    file.read_exact(&mut fixed)?;
-    if fixed[0..8] != MAGIC || u32_at(&fixed, 8) != VERSION {
+/// The fixed header's fields.
+pub(super) struct Fixed {
+    pub(super) internal_len: usize,
+    pub(super) header_len: usize,
+    pub(super) body_len: u64,
+    pub(super) body_crc: u32,
+    meta_crc: u32,
+}
+
+impl Fixed {
+    /// Where the body starts.
+    pub(super) fn body_at(&self) -> u64 {
+        (HEADER_LEN + self.internal_len + self.header_len) as u64
+    }
+
+    /// Whether `meta` is what this header was written with.
+    pub(super) fn meta_matches(&self, fixed: &[u8], meta: &MetaBlobs) -> bool {
+        meta_crc(&fixed[..CRCS_AT], meta) == self.meta_crc
+    }
+}
+
+/// Check a file's fixed header (its first [`HEADER_LEN`] bytes) for `key`.
+pub(super) fn parse_fixed(fixed: &[u8], key: &HashBinary) -> Result<Fixed, ReadError> {
+    if fixed.len() < HEADER_LEN {
+        return Err(ReadError::Corrupt("truncated"));
+    }
+    if fixed[0..8] != MAGIC || u32_at(fixed, 8) != VERSION {
         return Err(ReadError::Corrupt("not an object file of this version"));
     }
     if fixed[12..28] != key[..] {
         return Err(ReadError::Corrupt("another key"));
     }
-    let internal_len = u32_at(&fixed, 28) as usize;
-    let header_len = u32_at(&fixed, 32) as usize;
+    let internal_len = u32_at(fixed, 28) as usize;
+    let header_len = u32_at(fixed, 32) as usize;
     if internal_len + header_len > MAX_META {
         return Err(ReadError::Corrupt("meta too large"));
     }
     let mut word = [0u8; 8];
     word.copy_from_slice(&fixed[36..44]);
-    let body_len = u64::from_le_bytes(word);
+    Ok(Fixed {
+        internal_len,
+        header_len,
+        body_len: u64::from_le_bytes(word),
+        meta_crc: u32_at(fixed, 44),
+        body_crc: u32_at(fixed, 48),
+    })
+}
+
+/// Open the object at `path` and check its header and meta for `key`.
+fn open_meta(path: &Path, key: &HashBinary) -> Result<Opened, ReadError> {
+    let mut file = File::open(path)?;
+    let mut fixed = [0u8; HEADER_LEN];
+    file.read_exact(&mut fixed)?;
+    let f = parse_fixed(&fixed, key)?;
+    let (internal_len, header_len, body_len) = (f.internal_len, f.header_len, f.body_len);
     let mut meta = MetaBlobs {
         internal: vec![0; internal_len],
         header: vec![0; header_len],
     };
     file.read_exact(&mut meta.internal)?;
     file.read_exact(&mut meta.header)?;
-    if meta_crc(&fixed[..CRCS_AT], &meta) != u32_at(&fixed, 44) {
+    if !f.meta_matches(&fixed, &meta) {
         return Err(ReadError::Corrupt("meta checksum"));
     }
-    let body_at = (HEADER_LEN + internal_len + header_len) as u64;
+    let body_at = f.body_at();
     if file.metadata()?.len() != body_at + body_len {
         return Err(ReadError::Corrupt("length"));
     }
@@ -220,7 +256,7 @@ fn open_meta(path: &Path, key: &HashBinary) -> Result<Opened, ReadError> {
         meta,
         body_at,
         body_len,
-        body_crc: u32_at(&fixed, 48),
+        body_crc: f.body_crc,
     })
 }
 

@@ -21,6 +21,7 @@
 //! off the request path: a crash or `kill -9` then loses only writes in flight,
 //! where writing on memory eviction would lose everything still in memory.
 
+mod cached;
 mod config;
 mod file;
 mod health;
@@ -60,8 +61,9 @@ pub(crate) struct DiskTier {
     root: PathBuf,
     max_size: u64,
     index: Index,
-    /// The start-up scan is done: the index knows every file, so writes (and the
-    /// evictions they need) may start.
+    /// The start-up scan is done: the index knows every file. Until then objects
+    /// are written too (a new instance fills at once), and the directory may
+    /// pass `max_size` by what is written meanwhile; the scan's end evicts down.
     ready: AtomicBool,
     health: Health,
     counters: DiskCounters,
@@ -156,36 +158,59 @@ impl DiskTier {
         let path = self.path(key);
         match file::open_verified(&path, key, keep_body) {
             Ok(found) => {
-                self.index.found(*key, found.file_len());
-                self.index.touch(key);
+                self.used(key, found.file_len());
                 Some(found)
             }
-            Err(ReadError::Missing) => None,
-            Err(ReadError::Corrupt(why)) => {
+            Err(e) => self.failed_read(key, &path, e),
+        }
+    }
+
+    /// The object for `key` when it is at most `max` bytes and its file is in the
+    /// page cache, read without blocking (see `cached.rs`). `Err(())`: it must be
+    /// read with [`Self::load`] on a blocking thread.
+    fn load_cached(&self, key: &HashBinary, max: u64) -> Result<Option<cached::Small>, ()> {
+        let path = self.path(key);
+        match cached::read_cached(&path, key, max) {
+            Ok(Some(found)) => {
+                self.used(key, found.file_len);
+                Ok(Some(found))
+            }
+            Ok(None) => Err(()),
+            Err(e) => Ok(self.failed_read(key, &path, e)),
+        }
+    }
+
+    fn used(&self, key: &HashBinary, file_len: u64) {
+        self.index.found(*key, file_len);
+        self.index.touch(key);
+    }
+
+    /// A read that found no usable object: a damaged file is removed.
+    fn failed_read<T>(&self, key: &HashBinary, path: &Path, e: ReadError) -> Option<T> {
+        match e {
+            ReadError::Missing => {}
+            ReadError::Corrupt(why) => {
                 log::warn!(
                     "cache disk tier: {} is damaged ({why}); removed",
                     path.display()
                 );
                 self.counters.read_errors.inc();
                 self.index.remove(key);
-                let _ = std::fs::remove_file(&path);
-                None
+                let _ = std::fs::remove_file(path);
             }
-            Err(ReadError::Io(e)) => {
+            ReadError::Io(e) => {
                 log::debug!("cache disk tier: reading {}: {e}", path.display());
                 self.counters.read_errors.inc();
-                None
             }
         }
+        None
     }
 
     /// Whether a new object of `body_len` bytes may be queued for writing; if so the
     /// bytes are counted as pending until [`Self::store`] runs.
     fn reserve_write(&self, body_len: u64) -> bool {
-        let writable = self.ready.load(Ordering::Acquire)
-            && !self.handoff.started()
-            && self.health.may_write()
-            && body_len < self.max_size;
+        let writable =
+            !self.handoff.started() && self.health.may_write() && body_len < self.max_size;
         if !writable {
             return false;
         }

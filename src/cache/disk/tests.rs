@@ -1,3 +1,4 @@
+use super::cached::read_cached;
 use super::file::{self, MetaBlobs, ReadError};
 use super::index::{self, Index};
 use bytes::Bytes;
@@ -112,5 +113,37 @@ fn the_scan_finds_objects_and_drops_dead_temporaries() {
     assert_eq!((scanned.objects, scanned.removed_temporaries), (1, 1));
     assert_eq!(index.bytes(), std::fs::metadata(&path).unwrap().len());
     assert!(live.exists(), "a live writer's temporary file stays");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_cached_small_object_is_read_whole_and_checked() {
+    let dir = scratch("cached");
+    let path = write(&dir, &[b"small ", b"body"]);
+    let small = read_cached(&path, &KEY, 1 << 20).unwrap().unwrap();
+    assert_eq!(&small.body[..], b"small body");
+    assert_eq!(small.meta.header, b"header");
+    assert_eq!(small.file_len, std::fs::metadata(&path).unwrap().len());
+    assert!(
+        read_cached(&path, &KEY, 10).unwrap().is_none(),
+        "too large: blocking"
+    );
+    let mut bytes = std::fs::read(&path).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(matches!(
+        read_cached(&path, &KEY, 1 << 20),
+        Err(ReadError::Corrupt("body checksum"))
+    ));
+    std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+    assert!(matches!(
+        read_cached(&path, &KEY, 1 << 20),
+        Err(ReadError::Corrupt("length"))
+    ));
+    std::fs::remove_file(&path).unwrap();
+    assert!(matches!(
+        read_cached(&path, &KEY, 1 << 20),
+        Err(ReadError::Missing)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -24,6 +24,10 @@ use std::sync::Arc;
 /// Disk hits up to this size are read whole and offered to the memory store.
 const PROMOTE_MAX: usize = 1 << 20;
 
+/// Files up to this size are read on the request's thread when they are in the
+/// page cache (`cached.rs`): a bound on the time a read and its checksum take there.
+const INLINE_MAX: u64 = 256 << 10;
+
 pub(crate) struct TieredStorage {
     memory: &'static MemoryStorage,
     disk: &'static DiskTier,
@@ -61,8 +65,23 @@ impl TieredStorage {
     async fn disk_lookup(&self, key: HashBinary) -> Option<(CacheMeta, HitHandler)> {
         let disk = self.disk;
         let keep = PROMOTE_MAX.min(self.memory.max_object_size()) as u64;
-        let found = blocking(move || disk.load(&key, keep)).await??;
-        let meta = match CacheMeta::deserialize(&found.meta.internal, &found.meta.header) {
+        let (blobs, body, body_len, file_len) = match disk.load_cached(&key, keep.min(INLINE_MAX)) {
+            Ok(small) => {
+                let small = small?;
+                let len = small.body.len() as u64;
+                (small.meta, Body::Whole(small.body), len, small.file_len)
+            }
+            Err(()) => {
+                let found = blocking(move || disk.load(&key, keep)).await??;
+                let (body_len, file_len) = (found.body_len, found.file_len());
+                let body = match found.body {
+                    Some(body) => Body::Whole(body),
+                    None => Body::File(Arc::new(found.file), found.body_at),
+                };
+                (found.meta, body, body_len, file_len)
+            }
+        };
+        let meta = match CacheMeta::deserialize(&blobs.internal, &blobs.header) {
             Ok(meta) => meta,
             Err(e) => {
                 log::warn!("cache disk tier: an object's meta does not decode: {e}");
@@ -71,15 +90,11 @@ impl TieredStorage {
             }
         };
         disk.counters.hits.inc();
-        let size = found.file_len();
-        let body = match found.body {
-            Some(body) => {
-                self.memory.promote(key, &meta, body.clone());
-                Body::Whole(body)
-            }
-            None => Body::File(Arc::new(found.file), found.body_at),
-        };
-        let hit: HitHandler = Box::new(DiskHit::new(body, found.body_len, size));
+        if let Body::Whole(body) = &body {
+            self.memory
+                .promote(key, &meta, blobs.internal, body.clone());
+        }
+        let hit: HitHandler = Box::new(DiskHit::new(body, body_len, file_len));
         Some((meta, hit))
     }
 }

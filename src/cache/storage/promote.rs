@@ -11,8 +11,15 @@ use std::sync::Arc;
 impl MemoryStorage {
     /// Offer an object read from a lower tier (the disk), under TinyLFU's admission;
     /// whether it is kept. A key already held (or being filled) is left alone.
-    pub(crate) fn promote(&self, key: HashBinary, meta: &CacheMeta, body: Bytes) -> bool {
-        let Ok(meta) = StoredMeta::capture(meta) else {
+    /// `internal` is the internal blob `meta` was stored with.
+    pub(crate) fn promote(
+        &self,
+        key: HashBinary,
+        meta: &CacheMeta,
+        internal: Vec<u8>,
+        body: Bytes,
+    ) -> bool {
+        let Ok(meta) = StoredMeta::from_stored(internal, meta) else {
             return false;
         };
         let size = body.len() + meta.bytes() + ENTRY_OVERHEAD;
