@@ -104,9 +104,9 @@ impl Storage for TieredStorage {
     async fn lookup(
         &'static self,
         key: &CacheKey,
-        trace: &SpanHandle,
+        _trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
-        if let Some(hit) = self.memory.lookup(key, trace).await? {
+        if let Some(hit) = self.memory.lookup_held(key)? {
             return Ok(Some(hit));
         }
         Ok(self.disk_lookup(key.combined_bin()).await)

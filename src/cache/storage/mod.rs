@@ -368,6 +368,26 @@ impl MemoryStorage {
         self.lock_ledger().tags.references()
     }
 
+    /// [`Storage::lookup`], which does not wait for anything: for the disk tier,
+    /// which looks here first without another boxed future.
+    pub(crate) fn lookup_held(&self, key: &CacheKey) -> Result<Option<(CacheMeta, HitHandler)>> {
+        let key = key.combined_bin();
+        // A fill in progress first: while an expired object is being refetched,
+        // readers should get the new body rather than the stale one.
+        if let Some(fill) = self.fills.find(&key, None) {
+            return Self::partial_hit(&fill);
+        }
+        let Some(entry) = self.get(&key) else {
+            return Ok(None);
+        };
+        let Some(meta) = &entry.meta else {
+            return Ok(None);
+        };
+        let meta = meta.to_meta()?;
+        let hit = MemoryHitHandler::Complete(CompleteHit::new(entry.body.clone(), entry.size));
+        Ok(Some((meta, Box::new(hit))))
+    }
+
     fn partial_hit(fill: &Fill) -> Result<Option<(CacheMeta, HitHandler)>> {
         let meta = fill.meta.to_meta()?;
         let hit = MemoryHitHandler::Partial(PartialHit::new(fill.subscribe()));
@@ -389,21 +409,7 @@ impl Storage for MemoryStorage {
         key: &CacheKey,
         _trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
-        let key = key.combined_bin();
-        // A fill in progress first: while an expired object is being refetched,
-        // readers should get the new body rather than the stale one.
-        if let Some(fill) = self.fills.find(&key, None) {
-            return Self::partial_hit(&fill);
-        }
-        let Some(entry) = self.get(&key) else {
-            return Ok(None);
-        };
-        let Some(meta) = &entry.meta else {
-            return Ok(None);
-        };
-        let meta = meta.to_meta()?;
-        let hit = MemoryHitHandler::Complete(CompleteHit::new(entry.body.clone(), entry.size));
-        Ok(Some((meta, Box::new(hit))))
+        self.lookup_held(key)
     }
 
     async fn lookup_streaming_write(
