@@ -4,10 +4,12 @@
 //!
 //! config   the `cache.disk` section and its checks (`parapet -t` included)
 //! file     the file format: header, meta, body, checksums; write then rename
+//! cached   small files read without blocking when the page cache holds them
 //! index    keys and file lengths in LRU order; the start-up scan
 //! tiered   the `Storage` pingora-cache sees: memory first, then disk
 //! hit      hits served from a file
 //! health   turning writes off when the disk fails, and on again
+//! purged   purges that overtake a write in flight
 //! metrics  `parapet_cache_disk_*`
 //!
 //! One file per object, named by the key (as nginx's `proxy_cache` does), so a
