@@ -39,6 +39,8 @@ struct Lru {
     order: BTreeMap<u64, HashBinary>,
     next_use: u64,
     bytes: u64,
+    /// Bytes of files being written, counted against the bound before they exist.
+    reserved: u64,
 }
 
 impl Lru {
@@ -100,11 +102,13 @@ impl Index {
     }
 
     /// Take out the least recently used entries until `incoming` more bytes fit in
-    /// `max`; their keys, for their files to be removed.
-    pub(super) fn make_room(&self, incoming: u64, max: u64) -> Vec<HashBinary> {
+    /// `max`, and reserve those bytes. Returns the keys taken out (their files are
+    /// to be removed) and whether `incoming` fits; when it does not even with every
+    /// entry out (writes in flight hold the rest), nothing is reserved.
+    pub(super) fn make_room(&self, incoming: u64, max: u64) -> (Vec<HashBinary>, bool) {
         let mut lru = self.lock();
         let mut out = Vec::new();
-        while lru.bytes + incoming > max {
+        while lru.bytes + lru.reserved + incoming > max {
             let Some((_, key)) = lru.order.pop_first() else {
                 break;
             };
@@ -113,7 +117,24 @@ impl Index {
             }
             out.push(key);
         }
-        out
+        let fits = lru.bytes + lru.reserved + incoming <= max;
+        if fits {
+            lru.reserved += incoming;
+        }
+        (out, fits)
+    }
+
+    /// Record a written file whose bytes [`Self::make_room`] reserved.
+    pub(super) fn insert_reserved(&self, key: HashBinary, len: u64, reserved: u64) {
+        let mut lru = self.lock();
+        lru.reserved = lru.reserved.saturating_sub(reserved);
+        lru.insert(key, len);
+    }
+
+    /// Give back a reservation whose write failed.
+    pub(super) fn release(&self, reserved: u64) {
+        let mut lru = self.lock();
+        lru.reserved = lru.reserved.saturating_sub(reserved);
     }
 
     pub(super) fn bytes(&self) -> u64 {
@@ -214,13 +235,19 @@ mod tests {
         index.insert([3; 16], 100);
         index.touch(&[1; 16]);
         assert_eq!(index.bytes(), 300);
-        assert_eq!(index.make_room(50, 300), vec![[2; 16]]);
-        assert_eq!(index.make_room(0, 300), Vec::<HashBinary>::new());
-        assert_eq!(index.make_room(250, 300), vec![[3; 16], [1; 16]]);
+        assert_eq!(index.make_room(50, 300), (vec![[2; 16]], true));
+        index.release(50);
+        assert_eq!(index.make_room(0, 300), (vec![], true));
+        assert_eq!(index.make_room(250, 300), (vec![[3; 16], [1; 16]], true));
         assert_eq!((index.bytes(), index.objects()), (0, 0));
+        // 250 reserved: another write of 100 cannot fit until it is done.
+        assert_eq!(index.make_room(100, 300), (vec![], false));
+        index.insert_reserved([5; 16], 240, 250);
+        assert_eq!(index.bytes(), 240);
+        assert_eq!(index.make_room(60, 300), (vec![], true));
         index.found([4; 16], 10);
         index.found([4; 16], 99);
-        assert_eq!(index.bytes(), 10);
+        assert_eq!(index.bytes(), 250);
         assert_eq!(index.remove(&[4; 16]), Some(10));
     }
 

@@ -143,7 +143,7 @@ impl DiskTier {
             scanned.removed_temporaries
         );
         // A smaller max_size than the files on disk: shrink to it.
-        self.remove_evicted(self.index.make_room(0, self.max_size));
+        self.remove_evicted(self.index.make_room(0, self.max_size).0);
     }
 
     fn path(&self, key: &HashBinary) -> PathBuf {
@@ -238,15 +238,24 @@ impl DiskTier {
         body_len: u64,
         ticket: u64,
     ) {
-        let len = file::HEADER_LEN as u64 + (meta.internal.len() + meta.header.len()) as u64;
-        self.remove_evicted(self.index.make_room(len + body_len, self.max_size));
+        let file_len =
+            file::HEADER_LEN as u64 + (meta.internal.len() + meta.header.len()) as u64 + body_len;
+        let (evicted, fits) = self.index.make_room(file_len, self.max_size);
+        self.remove_evicted(evicted);
+        if !fits {
+            self.pending_bytes.fetch_sub(body_len, Ordering::Relaxed);
+            return;
+        }
         let dest = self.path(&key);
         let written = std::fs::create_dir_all(dest.parent().unwrap_or(&self.root))
             .and_then(|()| file::write(&self.temporary(&dest), &dest, &key, &meta, &body));
         self.pending_bytes.fetch_sub(body_len, Ordering::Relaxed);
+        if written.is_err() {
+            self.index.release(file_len);
+        }
         match written {
             Ok(len) => {
-                self.index.insert(key, len);
+                self.index.insert_reserved(key, len, file_len);
                 self.counters.writes.inc();
                 self.health.succeeded();
                 if self.purges.since(&key, ticket) {
