@@ -1,7 +1,8 @@
 //! Whether the disk tier may write. A failed write (a full disk, a read-only one,
 //! an I/O error) turns writing off for a while, with one error line; the tier then
 //! tries again, and the first write that succeeds turns it back on. Requests never
-//! wait on this: while writing is off, objects are kept in memory only.
+//! wait on this: while writing is off, the cache is memory only (nothing is
+//! written, nothing is read).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,7 +29,7 @@ impl Health {
         now_secs() >= self.off_until.load(Ordering::Relaxed)
     }
 
-    /// Whether the tier is writing (for /status).
+    /// Whether writing fails (for /status, and lookups stay off the disk).
     pub(super) fn degraded(&self) -> bool {
         self.failing.load(Ordering::Relaxed)
     }

@@ -130,8 +130,25 @@ impl DiskTier {
         }
     }
 
-    /// Rebuild the index from the directory, then allow writes. Run once, at start.
+    /// Whether lookups may read the disk: not while writing fails, so a tier that
+    /// cannot remove a purged object's file (a read-only disk) does not serve it.
+    fn readable(&self) -> bool {
+        !self.health.degraded()
+    }
+
+    /// Check the directory takes a file, then rebuild the index from it. Run once,
+    /// at start.
     pub(crate) fn rebuild_index(&self) {
+        let probe = self.root.join(format!(".probe.{}", std::process::id()));
+        match std::fs::write(&probe, b"") {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&probe);
+            }
+            Err(e) => {
+                self.counters.write_errors.inc();
+                self.health.failed("writing a file", &e);
+            }
+        }
         let started = Instant::now();
         let scanned = index::scan(&self.root, &self.index);
         self.ready.store(true, Ordering::Release);

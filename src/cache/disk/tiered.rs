@@ -64,6 +64,9 @@ impl TieredStorage {
 
     async fn disk_lookup(&self, key: HashBinary) -> Option<(CacheMeta, HitHandler)> {
         let disk = self.disk;
+        if !disk.readable() {
+            return None;
+        }
         let keep = PROMOTE_MAX.min(self.memory.max_object_size()) as u64;
         let (blobs, body, body_len, file_len) = match disk.load_cached(&key, keep.min(INLINE_MAX)) {
             Ok(small) => {
