@@ -7,8 +7,11 @@
 #                           hits read a file (page cache warm); the share is printed.
 #   MODE=memory          A: memory only. B: the same with the disk tier on, so both
 #                           answer from memory: what the tier costs a memory hit.
+#   MODE=nginx           A: nginx's proxy_cache (bench/nginx-cache-proxy.conf, its
+#                           `hot` zone: files, page cache warm). B: as in MODE=disk.
+#                           The objects are /c/o<k>, 3 KiB files under www/c.
 # Prints each round's B/A and the median of ROUNDS. Needs nginx, wrk, curl and a
-# release build.
+# release build. Uses bench/cache.sh's origin port and files: not beside it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${MODE:-disk}
@@ -31,12 +34,19 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
+PREFIX=/obj/
+if [ "$MODE" = nginx ]; then
+    PREFIX=/c/o
+    mkdir -p "$OUT/www/c"
+    head -c 3072 /dev/zero | tr '\0' c > "$OUT/www/c/o1"
+    for k in $(seq 2 "$KEYS"); do [ -e "$OUT/www/c/o$k" ] || ln "$OUT/www/c/o1" "$OUT/www/c/o$k"; done
+fi
 cat > "$OUT/keys.lua" <<LUA
-request = function() return wrk.format("GET", "/obj/" .. math.random(1, $KEYS)) end
+request = function() return wrk.format("GET", "$PREFIX" .. math.random(1, $KEYS)) end
 LUA
 cat > "$OUT/keys-in-order.lua" <<LUA
 local n = 0
-request = function() n = n + 1; return wrk.format("GET", "/obj/" .. (n % $KEYS + 1)) end
+request = function() n = n + 1; return wrk.format("GET", "$PREFIX" .. (n % $KEYS + 1)) end
 LUA
 head -c 3072 /dev/zero | tr '\0' c > "$OUT/www/obj"
 taskset -c "$LOAD_CPU" nginx -c "$PWD/bench/nginx-cache-origin.conf" -p "$OUT" & pids+=($!)
@@ -57,24 +67,35 @@ conf() {
 case $MODE in
     disk) conf_a=$(conf disk-hit-a 18111 19911 64MiB); conf_b=$(conf disk-hit-b 18112 19912 1MiB "$OUT/disk-hit-dir") ;;
     memory) conf_a=$(conf disk-hit-a 18111 19911 64MiB); conf_b=$(conf disk-hit-b 18112 19912 64MiB "$OUT/disk-hit-dir") ;;
+    nginx) conf_b=$(conf disk-hit-b 18112 19912 1MiB "$OUT/disk-hit-dir") ;;
     *) echo "MODE is disk or memory" >&2; exit 1 ;;
 esac
-RUST_LOG=error taskset -c "$PROXY_CPU" "$PARAPET" -c "$conf_a" & pids+=($!); pid_a=$!
+port_a=18111
+if [ "$MODE" = nginx ]; then
+    port_a=18096
+    rm -rf "$OUT/nginx-cache/hot"
+    taskset -c "$PROXY_CPU" nginx -c "$PWD/bench/nginx-cache-proxy.conf" -p "$OUT" & pids+=($!); master=$!
+    wait_port 18096
+    pid_a="$master $(pgrep -P "$master" | tr '\n' ' ')"
+else
+    RUST_LOG=error taskset -c "$PROXY_CPU" "$PARAPET" -c "$conf_a" & pids+=($!); pid_a=$!
+    wait_port 18111
+fi
 RUST_LOG=error taskset -c "$PROXY_CPU" "$PARAPET" -c "$conf_b" & pids+=($!); pid_b=$!
-wait_port 18111; wait_port 18112
+wait_port 18112
 
 metric() { curl -s "http://127.0.0.1:19912/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 # Every object fetched (in order), then a random pass to settle the memory stores.
-for port in 18111 18112; do pin "$LOAD_CPU" wrk -t1 -c4 -d3s -s "$OUT/keys-in-order.lua" "http://127.0.0.1:$port/" >/dev/null; done
+for port in "$port_a" 18112; do pin "$LOAD_CPU" wrk -t1 -c4 -d3s -s "$OUT/keys-in-order.lua" "http://127.0.0.1:$port/" >/dev/null; done
 for _ in $(seq 1 50); do [ "$(metric parapet_cache_disk_objects)" -ge "$KEYS" ] && break; sleep 0.1; done
 echo "disk tier of B: $(metric parapet_cache_disk_objects) objects"
-for port in 18111 18112; do pin "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d2s -s "$OUT/keys.lua" "http://127.0.0.1:$port/" >/dev/null; done
+for port in "$port_a" 18112; do pin "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d2s -s "$OUT/keys.lua" "http://127.0.0.1:$port/" >/dev/null; done
 
 hits0=$(metric 'parapet_cache_lookups_total{result="hit"}'); disk0=$(metric parapet_cache_disk_hits_total)
 : > "$OUT/disk-hit"
 for round in $(seq 1 "$ROUNDS"); do
     b_first=$([ $((round % 2)) -eq 0 ] && echo yes || true)
-    paired 18111 "$pid_a" 18112 "$pid_b" "$b_first" |
+    paired "$port_a" "$pid_a" 18112 "$pid_b" "$b_first" |
         awk '{ printf "%.3f %s %s\n", $2 / $1, $1, $2 }' | tee -a "$OUT/disk-hit" |
         awk -v r="$round" '{ printf "round %d: B/A %s (A %s us, B %s us per request)\n", r, $1, $2, $3 }'
 done
