@@ -28,6 +28,31 @@ fn config(o: &Origin, disk: &Path, max_size: &str) -> Config {
         )
 }
 
+/// A scratch directory for a disk tier, removed (with what a test put in its
+/// place) when the test ends.
+pub struct DiskDir(PathBuf);
+
+impl DiskDir {
+    pub fn new(tag: &str) -> DiskDir {
+        DiskDir(scratch_dir(tag))
+    }
+}
+
+impl std::ops::Deref for DiskDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for DiskDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_dir_all(self.0.with_extension("moved"));
+    }
+}
+
 /// The object files under `dir` (named by 32 hex digits).
 pub fn object_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -77,7 +102,7 @@ fn whole(body: &[u8], pad: usize) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_are_hits_from_disk_after_a_restart() {
     let o = origin("o").await;
-    let disk = scratch_dir("disk-restart");
+    let disk = DiskDir::new("disk-restart");
     let proxy = Proxy::start(&config(&o, &disk, "64MiB")).await;
     let mut first = Vec::new();
     for i in 0..20 {
@@ -117,7 +142,7 @@ async fn objects_are_hits_from_disk_after_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_kill_9_during_writes_no_torn_object_is_served() {
     let o = origin("o").await;
-    let disk = scratch_dir("disk-kill");
+    let disk = DiskDir::new("disk-kill");
     let pad = 300_000;
     let proxy = Proxy::start(&config(&o, &disk, "256MiB")).await;
     // Two stored objects, then damaged as a crash or a bad disk could leave them.
@@ -177,7 +202,7 @@ async fn purge_post(admin: SocketAddr, body: &str) -> Response {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purges_stay_done_across_a_restart() {
     let o = origin("o").await;
-    let disk = scratch_dir("disk-purge");
+    let disk = DiskDir::new("disk-purge");
     let url = object("url", 10, "");
     let tagged = object("tagged", 10, "&set-Cache-Tag=shoes");
     let soft = object("soft", 10, "&set-ETag=%22s%22");
@@ -243,7 +268,7 @@ async fn purges_stay_done_across_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_304_refresh_is_kept_on_disk() {
     let o = origin("o").await;
-    let disk = scratch_dir("disk-304");
+    let disk = DiskDir::new("disk-304");
     let path = object("etag", 10, "&set-ETag=%22e%22");
     let (proxy, admin) = proxy_with_admin(config(&o, &disk, "64MiB")).await;
     assert_eq!(proxy.get(&path).await.header("x-gen"), Some("1"));
@@ -274,7 +299,7 @@ async fn a_304_refresh_is_kept_on_disk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_directory_stays_within_max_size() {
     let o = origin("o").await;
-    let disk = scratch_dir("disk-size");
+    let disk = DiskDir::new("disk-size");
     let max = 1u64 << 20;
     let (proxy, admin) = proxy_with_admin(config(&o, &disk, "1MiB")).await;
     // Three times max_size offered, in 60 objects of about 50 KiB.
@@ -325,7 +350,7 @@ async fn the_directory_stays_within_max_size() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_range_is_answered_from_a_file() {
     let o = origin("o").await;
-    let disk = scratch_dir("disk-range");
+    let disk = DiskDir::new("disk-range");
     // Larger than what is read whole (1 MiB): streamed from the file.
     let pad = 1 << 20;
     let path = object("big", pad, "");
@@ -354,14 +379,14 @@ async fn a_range_is_answered_from_a_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disk_that_fails_leaves_the_proxy_serving() {
     let o = origin("o").await;
-    let disk = scratch_dir("disk-fail");
+    let disk = DiskDir::new("disk-fail");
     let proxy = Proxy::start(&config(&o, &disk, "64MiB")).await;
     let before = object("before", 10, "");
     assert_eq!(proxy.get(&before).await.status(), 200);
     assert!(written(&disk, 1).await);
     // Unwritable even for root: the directory is gone and a file has its name.
-    std::fs::rename(&disk, disk.with_extension("moved")).unwrap();
-    std::fs::write(&disk, b"not a directory").unwrap();
+    std::fs::rename(&*disk, disk.with_extension("moved")).unwrap();
+    std::fs::write(&*disk, b"not a directory").unwrap();
     for i in 0..10 {
         let resp = proxy.get(&object(&format!("after{i}"), 10, "")).await;
         assert_eq!(resp.status(), 200, "{}", proxy.stderr());
@@ -379,7 +404,6 @@ async fn a_disk_that_fails_leaves_the_proxy_serving() {
         .matches("cache disk tier: writing an object failed")
         .count();
     assert_eq!(errors, 1, "one error line:\n{}", proxy.stderr());
-    let _ = std::fs::remove_file(&disk);
 }
 
 #[test]
@@ -388,7 +412,8 @@ fn the_check_refuses_a_path_that_is_not_a_writable_directory() {
                 routes: [{upstream: app, cache: true}]\n\
                 cache: {disk: {path: /nonexistent/parapet, max_size: 1GiB}}\n";
     refused_naming(yaml, &["cache.disk.path"]);
-    let file = scratch_dir("disk-check").join("file");
+    let dir = DiskDir::new("disk-check");
+    let file = dir.join("file");
     std::fs::write(&file, b"").unwrap();
     let yaml = yaml.replace("/nonexistent/parapet", &file.display().to_string());
     refused_naming(&yaml, &["cache.disk.path", "not a directory"]);

@@ -1,7 +1,7 @@
 //! The disk tier across a SIGQUIT hand-off: what the old instance stored is served
 //! by the new one, while both run and under load.
 
-use crate::cache_disk::{object_files, written};
+use crate::cache_disk::{object_files, written, DiskDir};
 use crate::operations::Load;
 use crate::support::process::{wait_exit, Daemon};
 use crate::support::*;
@@ -10,13 +10,13 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_cached_before_an_upgrade_are_hits_after_it() {
     let o = origin("o").await;
-    let disk = scratch_dir("disk-handoff");
+    let disk = DiskDir::new("disk-handoff");
     let config = Config::new()
         .upstream("app", json!({"backends": backends(&[o.addr])}))
         .route(json!({"upstream": "app", "cache": true}))
         .section(
             "cache",
-            json!({"disk": {"path": disk, "max_size": "64MiB"}}),
+            json!({"disk": {"path": &*disk, "max_size": "64MiB"}}),
         );
     let mut daemon = Daemon::start(free_port(), 1, &config).await;
     let path = |i: usize| format!("/gen/h{i:03}?set-Cache-Control=max-age%3D600&pad={i}");
