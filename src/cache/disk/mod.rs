@@ -267,9 +267,6 @@ impl DiskTier {
         let written = std::fs::create_dir_all(dest.parent().unwrap_or(&self.root))
             .and_then(|()| file::write(&self.temporary(&dest), &dest, &key, &meta, &body));
         self.pending_bytes.fetch_sub(body_len, Ordering::Relaxed);
-        if written.is_err() {
-            self.index.release(file_len);
-        }
         match written {
             Ok(len) => {
                 self.index.insert_reserved(key, len, file_len);
@@ -280,6 +277,7 @@ impl DiskTier {
                 }
             }
             Err(e) => {
+                self.index.release(file_len);
                 self.counters.write_errors.inc();
                 self.health.failed("writing an object", &e);
             }
