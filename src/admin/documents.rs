@@ -67,6 +67,9 @@ struct BackendStatus {
 struct CacheStatus {
     size_bytes: u64,
     objects: u64,
+    /// The disk tier, when it is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disk: Option<crate::cache::disk::DiskStatus>,
 }
 
 impl<'a> Status<'a> {
@@ -95,6 +98,7 @@ impl<'a> Status<'a> {
             CacheStatus {
                 size_bytes: store.size_bytes(),
                 objects: store.objects(),
+                disk: shield.disk_status(),
             }
         });
         let fleet = FleetStatus {

@@ -33,6 +33,8 @@ pub(crate) struct CacheConfig {
     pub(crate) stale_if_error: Span,
     /// How long requests for an object being fetched wait for that fetch.
     pub(crate) lock_timeout: Span,
+    /// The disk tier below the memory store; none by default.
+    pub(crate) disk: Option<super::disk::DiskConfig>,
 }
 
 impl Default for CacheConfig {
@@ -46,6 +48,7 @@ impl Default for CacheConfig {
             stale_while_revalidate: Span(Duration::ZERO),
             stale_if_error: Span(Duration::ZERO),
             lock_timeout: Span(Duration::from_secs(5)),
+            disk: None,
         }
     }
 }
@@ -61,6 +64,7 @@ pub(crate) struct CacheSettings {
     pub(crate) stale_while_revalidate: Duration,
     pub(crate) stale_if_error: Duration,
     pub(crate) lock_timeout: Duration,
+    pub(crate) disk: Option<super::disk::DiskSettings>,
 }
 
 impl CacheSettings {
@@ -94,7 +98,11 @@ impl CacheSettings {
             ],
             errors,
         );
+        let disk = config
+            .disk
+            .map(|disk| super::disk::DiskSettings::from_config(disk, errors));
         CacheSettings {
+            disk,
             max_size: usize::try_from(config.max_size.0).unwrap_or(usize::MAX),
             max_object_size: usize::try_from(config.max_object_size.0).unwrap_or(usize::MAX),
             default_ttl: config.default_ttl.map(|t| t.0),

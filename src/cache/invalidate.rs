@@ -4,7 +4,7 @@
 use super::config::RouteCache;
 use super::{key, Shield};
 use crate::http_util::{host, Scheme};
-use pingora::cache::{CacheKey, Storage};
+use pingora::cache::CacheKey;
 use pingora::http::{RequestHeader, ResponseHeader};
 
 impl Shield {
@@ -65,9 +65,14 @@ impl Shield {
 
     /// Purge every object stored with one of `tags`. How many were purged.
     pub(crate) async fn purge_tags(&self, tags: &[String], soft: bool) -> usize {
-        tags.iter()
-            .map(|tag| self.storage.purge_tag(tag, soft))
-            .sum()
+        let mut purged = 0;
+        for tag in tags {
+            purged += match self.tiered {
+                Some(tiered) => tiered.purge_tag(tag, soft).await,
+                None => self.storage.purge_tag(tag, soft),
+            };
+        }
+        purged
     }
 
     /// Drop (or expire) the object at `primary`; whether there was one.
@@ -77,9 +82,9 @@ impl Shield {
         let compact = CacheKey::new(primary, "").to_compact();
         let target = PurgeTarget::Active(&compact);
         let outcome = match soft {
-            true => self.storage.expire(target, &span).await,
+            true => self.store.expire(target, &span).await,
             false => {
-                self.storage
+                self.store
                     .purge(target, PurgeType::Invalidation, &span)
                     .await
             }

@@ -4,6 +4,7 @@
 //!
 //! config     the `cache` section and the per-route `cache` / `cache_key`
 //! storage    the bounded in-memory store (TinyUFO), with streaming partial writes
+//! disk       the optional disk tier below it, surviving restarts and hand-offs
 //! key        scheme, host, port, path and the kept query
 //! policy     what may be stored, and for how long (response directives)
 //! request    what the client's directives change
@@ -24,6 +25,7 @@
 //! response for it is cacheable.
 
 pub(crate) mod config;
+pub(crate) mod disk;
 mod invalidate;
 pub(crate) mod key;
 pub(crate) mod metrics;
@@ -40,8 +42,8 @@ use config::{CacheSettings, ClientDirectives, RouteCache, SetCookie};
 use metrics::CacheMetrics;
 use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora::cache::predictor::Predictor;
-use pingora::cache::ForcedFreshness;
 use pingora::cache::{CacheKey, CacheMeta, CacheOptionOverrides, NoCacheReason, RespCacheable};
+use pingora::cache::{ForcedFreshness, Storage};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use request::{RequestDirectives, Verdict};
@@ -82,6 +84,8 @@ pub(crate) struct CacheCtx {
     /// The fields kept out of the stored copy of the response this request
     /// fetched (`policy::withheld`), given back to this request alone.
     pub(crate) withheld: Option<http::HeaderMap>,
+    /// The hit is served by the disk tier.
+    pub(crate) from_disk: bool,
 }
 
 impl CacheCtx {
@@ -105,6 +109,9 @@ impl CacheCtx {
 /// The cache, built once when some route caches.
 pub(crate) struct Shield {
     storage: &'static MemoryStorage,
+    /// What pingora-cache is given: the memory store, or both tiers.
+    store: &'static (dyn Storage + Sync),
+    tiered: Option<&'static disk::TieredStorage>,
     lock: &'static CacheKeyLockImpl,
     predictor: &'static Predictor<16>,
     settings: CacheSettings,
@@ -114,22 +121,27 @@ pub(crate) struct Shield {
 impl Shield {
     /// The store, lock and predictor live as long as the process: pingora-cache
     /// takes them as `&'static`, and a reload starts a new process.
-    /// `tiered`: some upstream is a tier of shields (hashed by `cache_key`).
+    /// `handoff` tells the disk tier when this instance hands over to a new one;
+    /// `upper_tier`: some upstream is a tier of shields (hashed by `cache_key`).
     pub(crate) fn build(
         settings: CacheSettings,
+        handoff: std::sync::Arc<crate::connection::handoff::Handoff>,
         registry: &prometheus::Registry,
-        tiered: bool,
+        upper_tier: bool,
     ) -> prometheus::Result<Shield> {
         let storage: &'static MemoryStorage =
             Box::leak(Box::new(MemoryStorage::new(settings.max_size)));
+        let (store, tiered) = disk::stores(storage, settings.disk.as_ref(), handoff, registry)?;
         let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(settings.lock_timeout));
         let predictor = Predictor::new(HIT_FOR_MISS_KEYS, Some(request_specific));
         let predictor = Box::leak(Box::new(predictor));
         Ok(Shield {
             storage,
+            store,
+            tiered,
             lock,
             predictor,
-            metrics: CacheMetrics::register(registry, storage, tiered)?,
+            metrics: CacheMetrics::register(registry, storage, upper_tier)?,
             settings,
         })
     }
@@ -149,6 +161,16 @@ impl Shield {
         self.metrics.lookup_families()
     }
 
+    /// The disk tier's state, when it is on.
+    pub(crate) fn disk_status(&self) -> Option<disk::DiskStatus> {
+        self.tiered.map(|t| t.disk().status())
+    }
+
+    /// The background service that rebuilds the disk tier's index at start.
+    pub(crate) fn disk_index_service(&self) -> Option<disk::IndexRebuild> {
+        self.tiered.map(|t| disk::IndexRebuild(t.disk()))
+    }
+
     /// `request_cache_filter`: GET and HEAD requests use the cache, but not a
     /// WebSocket handshake: a stored page must not answer it, nor may it wait for
     /// another request's fetch.
@@ -166,7 +188,7 @@ impl Shield {
         let mut overrides = CacheOptionOverrides::default();
         overrides.wait_timeout = Some(self.settings.lock_timeout);
         session.cache.enable(
-            self.storage,
+            self.store,
             None,
             Some(self.predictor),
             Some(self.lock),
@@ -200,9 +222,11 @@ impl Shield {
         session: &Session,
         meta: &CacheMeta,
         is_fresh: bool,
+        hit: &pingora::cache::storage::HitHandler,
         ctx: &mut CacheCtx,
     ) -> Option<ForcedFreshness> {
         ctx.found_stale = !is_fresh;
+        ctx.from_disk = disk::is_disk_hit(hit);
         if !ctx.directives.any() {
             return None;
         }
@@ -308,6 +332,7 @@ impl Shield {
         fwd_status: Option<u16>,
     ) -> Facts {
         let mut facts = Facts::of(&session.cache, fwd_status);
+        facts.from_disk = ctx.from_disk;
         facts.vary_miss = ctx.variant_lookup;
         facts.by_request = ctx.by_request;
         facts.unsafe_method = !matches!(

@@ -26,6 +26,8 @@ pub(crate) struct Facts {
     pub(crate) by_request: bool,
     /// The method is not one the cache answers (POST, PUT, ...).
     pub(crate) unsafe_method: bool,
+    /// The object came from the disk tier.
+    pub(crate) from_disk: bool,
     /// `Age` for a response served from the stored copy after an origin fetch
     /// (pingora-proxy's `cache_hit_header` adds `Age` on hits only): after a
     /// revalidation, and after a fetch of a response that was already old when
@@ -62,6 +64,7 @@ impl Facts {
             vary_miss: false,
             by_request: false,
             unsafe_method: false,
+            from_disk: false,
         }
     }
 
@@ -146,6 +149,7 @@ impl Facts {
                 _ => Some("internal"),
             },
             CachePhase::Bypass => Some("predicted-uncacheable"),
+            CachePhase::Hit if self.from_disk => Some("disk"),
             CachePhase::Stale => Some("stale-if-error"),
             CachePhase::StaleUpdating => Some("stale-while-revalidate"),
             _ => None,
@@ -178,6 +182,7 @@ mod tests {
             vary_miss: false,
             by_request: false,
             unsafe_method: false,
+            from_disk: false,
             fetched_age: None,
         }
     }
@@ -214,6 +219,12 @@ mod tests {
             ..facts(CachePhase::Hit)
         };
         assert_eq!(text(collapsed), "parapet; hit; ttl=10; collapsed");
+        let from_disk = Facts {
+            from_disk: true,
+            ttl: Some(9),
+            ..facts(CachePhase::Hit)
+        };
+        assert_eq!(text(from_disk), "parapet; hit; ttl=9; detail=disk");
         let vary = Facts {
             vary_miss: true,
             ..facts(CachePhase::Miss)

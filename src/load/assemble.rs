@@ -52,20 +52,26 @@ pub(crate) fn assemble(mut settings: Settings, grace: Duration) -> pingora::Resu
     if let Some(store) = &store {
         RoutePolicies::attach_store(&mut settings.routes, store);
     }
-    let tiered = settings
+    let upper_tier = settings
         .upstreams
         .iter()
         .any(|u| u.hash_key == crate::upstream::HashKey::CacheKey);
+    let handoff = Arc::new(Handoff::default());
     let shield = match settings.cache {
-        Some(cache) => Some(Shield::build(cache, metrics.registry(), tiered).map_err(registering)?),
+        Some(cache) => Some(
+            Shield::build(cache, handoff.clone(), metrics.registry(), upper_tier)
+                .map_err(registering)?,
+        ),
         None => None,
     };
 
     let mut upstreams = Vec::with_capacity(settings.upstreams.len());
-    let handoff = Arc::new(Handoff::default());
     let watch = background_service("hand-off watch", HandoffWatch(handoff.clone()));
     let purge = background_service("allocator purge", AllocatorPurge);
     let mut services: Vec<Box<dyn ServiceWithDependents>> = vec![Box::new(watch), Box::new(purge)];
+    if let Some(rebuild) = shield.as_ref().and_then(Shield::disk_index_service) {
+        services.push(Box::new(background_service("cache disk index", rebuild)));
+    }
     for spec in &settings.upstreams {
         let (upstream, service) = Upstream::build(spec, &families, &retry_families)?;
         upstreams.push(upstream);

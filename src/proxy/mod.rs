@@ -184,13 +184,15 @@ impl ProxyHttp for Parapet {
         &self,
         session: &mut Session,
         meta: &CacheMeta,
-        _hit_handler: &mut HitHandler,
+        hit_handler: &mut HitHandler,
         is_fresh: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<ForcedFreshness>> {
         let shield = self.rt.shield.as_ref();
         Ok(match (shield, ctx.cache.as_deref_mut()) {
-            (Some(shield), Some(cache)) => shield.hit_filter(session, meta, is_fresh, cache),
+            (Some(shield), Some(cache)) => {
+                shield.hit_filter(session, meta, is_fresh, hit_handler, cache)
+            }
             _ => None,
         })
     }

@@ -5,6 +5,8 @@ mod support;
 
 mod cache;
 mod cache_conformance;
+mod cache_disk;
+mod cache_disk_handoff;
 mod cache_hardening;
 mod compression;
 mod config_check;

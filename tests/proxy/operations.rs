@@ -37,16 +37,16 @@ fn config_with_new(o: &Origin) -> Config {
 /// answer (an idle keep-alive connection closed by the old instance, a connection
 /// it accepted as it stopped) is a failed request, as is a refused connection or
 /// an error status.
-struct Load {
+pub(crate) struct Load {
     tally: Arc<Mutex<Tally>>,
     stop: Arc<AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 #[derive(Default, Debug)]
-struct Tally {
-    ok: usize,
-    failed: usize,
+pub(crate) struct Tally {
+    pub(crate) ok: usize,
+    pub(crate) failed: usize,
     notes: Vec<String>,
 }
 
@@ -86,7 +86,7 @@ async fn one_request(
 }
 
 impl Load {
-    fn start(addr: SocketAddr) -> Load {
+    pub(crate) fn start(addr: SocketAddr) -> Load {
         let tally = Arc::new(Mutex::new(Tally::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let deadline = Instant::now() + Duration::from_secs(180);
@@ -111,16 +111,16 @@ impl Load {
     }
 
     /// Requests answered 200 so far.
-    fn ok(&self) -> usize {
+    pub(crate) fn ok(&self) -> usize {
         self.tally.lock().unwrap().ok
     }
 
     /// Wait until at least `more` requests beyond `since` were answered 200.
-    async fn progressed(&self, since: usize, more: usize) -> bool {
+    pub(crate) async fn progressed(&self, since: usize, more: usize) -> bool {
         eventually(Duration::from_secs(10), async || self.ok() >= since + more).await
     }
 
-    async fn finish(self) -> Tally {
+    pub(crate) async fn finish(self) -> Tally {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.tasks {
             t.await.unwrap();

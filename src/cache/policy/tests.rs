@@ -9,6 +9,7 @@ fn settings() -> CacheSettings {
         stale_while_revalidate: Duration::ZERO,
         stale_if_error: Duration::from_secs(60),
         lock_timeout: Duration::from_secs(1),
+        disk: None,
     }
 }
 

@@ -58,6 +58,15 @@ impl StoredMeta {
         ))
     }
 
+    /// `meta` as read from a lower tier, with the internal blob it was stored with:
+    /// no serialization (the header's compression is what a hit must not pay).
+    pub(super) fn from_stored(internal: Vec<u8>, meta: &CacheMeta) -> Result<Self> {
+        Ok(Self::from_parts(
+            internal,
+            owned_copy(meta.response_header())?,
+        ))
+    }
+
     fn from_parts(internal: Vec<u8>, header: ResponseHeader) -> Self {
         let bytes = internal.len()
             + header_bytes(&header)

@@ -22,12 +22,13 @@
 //! completes ends its readers with an error, never with a truncated body that looks
 //! whole.
 //!
-//! A disk tier can be added later behind the same [`Storage`] trait, with this store
-//! as its hot layer.
+//! The disk tier (`cache::disk`) sits below this store behind the same [`Storage`]
+//! trait, and offers it the objects it serves ([`MemoryStorage::promote`]).
 
 mod fill;
 mod hit;
 mod meta;
+mod promote;
 #[cfg(test)]
 mod tag_tests;
 #[cfg(test)]
@@ -166,6 +167,12 @@ impl MemoryStorage {
         self.max_size
     }
 
+    /// The largest object this store keeps: [`MAX_OBJECT_SIZE`] or the whole store,
+    /// whichever is smaller.
+    pub(crate) fn max_object_size(&self) -> usize {
+        MAX_OBJECT_SIZE.min(self.weight_limit * WEIGHT_UNIT)
+    }
+
     /// Bytes of complete objects held now (never above the bound it was built with).
     pub(crate) fn size_bytes(&self) -> u64 {
         self.lock_ledger().bytes
@@ -209,14 +216,25 @@ impl MemoryStorage {
     /// fill that just finished has readers about to look it up, a refreshed meta must
     /// replace the old one, and a tombstone must land. Scan resistance still comes
     /// from S3-FIFO's small queue, where one-hit objects are evicted first.
-    fn put_locked(&self, ledger: &mut Ledger, new: Arc<Entry>) -> (bool, Vec<KV<Arc<Entry>>>) {
+    ///
+    /// With `admit`, TinyLFU decides instead (`put`): for objects promoted from a
+    /// lower tier, which nobody waits for.
+    fn put_locked(
+        &self,
+        ledger: &mut Ledger,
+        new: Arc<Entry>,
+        admit: bool,
+    ) -> (bool, Vec<KV<Arc<Entry>>>) {
         let hash = index_key(&new.key);
         // A put over a held hash replaces it without reporting it as evicted, and
         // nothing else changes the index while the ledger is locked.
         if let Some(old) = self.index.get(&hash) {
             ledger.sub(&old);
         }
-        let evicted = self.index.force_put(hash, new.clone(), new.weight);
+        let evicted = match admit {
+            true => self.index.put(hash, new.clone(), new.weight),
+            false => self.index.force_put(hash, new.clone(), new.weight),
+        };
         ledger.add(&new);
         let mut held = true;
         for kv in &evicted {
@@ -258,7 +276,7 @@ impl MemoryStorage {
             if fill.is_invalidated() {
                 return 0;
             }
-            self.put_locked(&mut ledger, entry)
+            self.put_locked(&mut ledger, entry, false)
         };
         drop(evicted);
         if held {
@@ -302,7 +320,7 @@ impl MemoryStorage {
                 None => Entry::tombstone(*key),
             };
             let is_object = new.is_object();
-            let (held, evicted) = self.put_locked(&mut ledger, Arc::new(new));
+            let (held, evicted) = self.put_locked(&mut ledger, Arc::new(new), false);
             (held && is_object, evicted)
         };
         drop(evicted);
@@ -345,6 +363,26 @@ impl MemoryStorage {
         purged
     }
 
+    /// [`Storage::lookup`], which does not wait for anything: for the disk tier,
+    /// which looks here first without another boxed future.
+    pub(crate) fn lookup_held(&self, key: &CacheKey) -> Result<Option<(CacheMeta, HitHandler)>> {
+        let key = key.combined_bin();
+        // A fill in progress first: while an expired object is being refetched,
+        // readers should get the new body rather than the stale one.
+        if let Some(fill) = self.fills.find(&key, None) {
+            return Self::partial_hit(&fill);
+        }
+        let Some(entry) = self.get(&key) else {
+            return Ok(None);
+        };
+        let Some(meta) = &entry.meta else {
+            return Ok(None);
+        };
+        let meta = meta.to_meta()?;
+        let hit = MemoryHitHandler::Complete(CompleteHit::new(entry.body.clone(), entry.size));
+        Ok(Some((meta, Box::new(hit))))
+    }
+
     fn partial_hit(fill: &Fill) -> Result<Option<(CacheMeta, HitHandler)>> {
         let meta = fill.meta.to_meta()?;
         let hit = MemoryHitHandler::Partial(PartialHit::new(fill.subscribe()));
@@ -366,21 +404,7 @@ impl Storage for MemoryStorage {
         key: &CacheKey,
         _trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
-        let key = key.combined_bin();
-        // A fill in progress first: while an expired object is being refetched,
-        // readers should get the new body rather than the stale one.
-        if let Some(fill) = self.fills.find(&key, None) {
-            return Self::partial_hit(&fill);
-        }
-        let Some(entry) = self.get(&key) else {
-            return Ok(None);
-        };
-        let Some(meta) = &entry.meta else {
-            return Ok(None);
-        };
-        let meta = meta.to_meta()?;
-        let hit = MemoryHitHandler::Complete(CompleteHit::new(entry.body.clone(), entry.size));
-        Ok(Some((meta, Box::new(hit))))
+        self.lookup_held(key)
     }
 
     async fn lookup_streaming_write(
