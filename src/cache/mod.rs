@@ -161,6 +161,21 @@ impl Shield {
         self.metrics.lookup_families()
     }
 
+    /// The disk tier's directory, when it is on: what outlives this process.
+    pub(crate) fn disk_path(&self) -> Option<&std::path::Path> {
+        self.settings.disk.as_ref().map(|d| d.path.as_path())
+    }
+
+    /// Hold the disk tier's reads back until `release_disk_reads`, or let them go.
+    pub(crate) fn hold_disk_reads(&self, held: bool) {
+        if let Some(tiered) = self.tiered {
+            match held {
+                true => tiered.disk().hold_reads(),
+                false => tiered.disk().release_reads(),
+            }
+        }
+    }
+
     /// The disk tier's state, when it is on.
     pub(crate) fn disk_status(&self) -> Option<disk::DiskStatus> {
         self.tiered.map(|t| t.disk().status())

@@ -328,3 +328,60 @@ fn fleet_settings_are_checked() {
     );
     assert!(ok, "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_that_was_away_does_not_serve_what_was_purged_meanwhile() {
+    use crate::cache_disk::{written, DiskDir};
+    use crate::support::process::{signal, wait_exit};
+    let redis = Redis::start().await;
+    let o = origin("o").await;
+    let disk = DiskDir::new("fleet-away");
+    let edge = |disk: Option<&std::path::Path>| {
+        let cache = match disk {
+            Some(path) => json!({"disk": {"path": path, "max_size": "64MiB"}}),
+            None => json!({}),
+        };
+        Config::new()
+            .upstream(
+                "app",
+                json!({"backends": backends(&[o.addr]), "retries": 0}),
+            )
+            .route(json!({"upstream": "app", "cache": true}))
+            .section("redis", json!({"url": redis.url()}))
+            .section("cache", cache)
+    };
+    let (_other, other_admin) = proxy_with_admin(edge(None)).await;
+    let away = Proxy::start(&edge(Some(&disk))).await;
+    let kept = disk.join("fleet-purges.last");
+    let pinned = eventually(Duration::from_secs(5), async || kept.exists()).await;
+    assert!(pinned, "the edge keeps where it is in the stream");
+    let path = gen(
+        "/away",
+        &[("Cache-Control", "max-age=600"), ("Cache-Tag", "gone")],
+        "",
+    );
+    away.get(&path).await;
+    assert!(written(&disk, 1).await);
+    signal(away.pid(), "TERM");
+    assert!(wait_exit(away.pid(), Duration::from_secs(10))
+        .await
+        .is_some());
+    // Purged on the other edge while this one is down.
+    let purge = crate::support::client::request(
+        "POST",
+        "/cache/purge",
+        &["Content-Type: application/json", "Content-Length: 17"],
+    ) + r#"{"tags":["gone"]}"#;
+    crate::support::client::raw(other_admin, purge.as_bytes(), "POST")
+        .await
+        .unwrap();
+    let back = Proxy::start(&edge(Some(&disk))).await;
+    let resp = back.get(&path).await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        !resp.header("cache-status").unwrap_or("").contains("hit"),
+        "the purged object is not served: {:?}",
+        resp.head
+    );
+    assert_eq!(o.state.count("/gen/away"), 2, "fetched again");
+}

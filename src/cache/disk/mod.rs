@@ -67,6 +67,9 @@ pub(crate) struct DiskTier {
     /// are written too (a new instance fills at once), and the directory may
     /// pass `max_size` by what is written meanwhile; the scan's end evicts down.
     ready: AtomicBool,
+    /// Reads wait for the fleet: purges sent while this instance was away are
+    /// applied first (`hold_reads`, `admin::fleet_purges`).
+    held: AtomicBool,
     health: Health,
     counters: DiskCounters,
     handoff: Arc<Handoff>,
@@ -97,6 +100,7 @@ impl DiskTier {
             max_size: settings.max_size,
             index: Index::default(),
             ready: AtomicBool::new(false),
+            held: AtomicBool::new(false),
             health: Health::default(),
             counters: DiskCounters::new()?,
             handoff,
@@ -133,7 +137,16 @@ impl DiskTier {
     /// Whether lookups may read the disk: not while writing fails, so a tier that
     /// cannot remove a purged object's file (a read-only disk) does not serve it.
     fn readable(&self) -> bool {
-        !self.health.degraded()
+        !self.health.degraded() && !self.held.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Serve no object from disk until `release_reads`: lookups are misses.
+    pub(crate) fn hold_reads(&self) {
+        self.held.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub(crate) fn release_reads(&self) {
+        self.held.store(false, std::sync::atomic::Ordering::Release);
     }
 
     /// Check the directory takes a file, then rebuild the index from it. Run once,
