@@ -9,7 +9,8 @@
 //! request_body_filter     -> the body limit, counted as the body streams
 //! request_cache_filter .. cache_hit_filter, proxy_upstream_filter, response_cache_filter,
 //!   cache_vary_filter, should_serve_stale -> the route's cache (`cache::Shield`)
-//! upstream_peer           -> a healthy backend of the route's upstream (untried on retries);
+//! upstream_peer           -> a healthy backend of the route's upstream (untried on retries;
+//!                            by the cache key for a tier of shields);
 //!                            a WebSocket handshake's origin side outlasts its idle timeout
 //! upstream_request_filter -> forwarding headers, request ID, traceparent, Host rewrite
 //! upstream_response_filter -> the attempt answered; a status in `retry_on` is retried;
@@ -25,6 +26,7 @@
 mod answer;
 mod attempt;
 mod ctx;
+mod peer;
 mod report;
 mod response;
 mod retry;
@@ -43,7 +45,7 @@ use crate::policy::headers;
 use crate::runtime::Runtime;
 use crate::upstream::Upstream;
 use async_trait::async_trait;
-use pingora::cache::key::{CacheHashKey, HashBinary};
+use pingora::cache::key::HashBinary;
 use pingora::cache::RespCacheable;
 use pingora::cache::{CacheKey, CacheMeta, ForcedFreshness, HitHandler, NoCacheReason};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -259,29 +261,7 @@ impl ProxyHttp for Parapet {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let upstream = self.upstream(ctx)?;
-        let cache_key = || {
-            let (shield, route) = self.caching(ctx)?;
-            Some(
-                shield
-                    .key(session.req_header(), route, ctx.client.scheme)
-                    .primary_bin(),
-            )
-        };
-        let key = upstream.key_of(session.req_header(), ctx.client.ip, cache_key);
-        let mut chosen = upstream
-            .select(key.as_bytes(), ctx.attempts.tried)
-            .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no healthy backend"))?;
-        upstream
-            .websocket
-            .fit_peer(session.req_header(), &mut chosen.peer);
-        if ctx.attempts.count == 0 {
-            upstream.retry.request_sent(ctx.started);
-        }
-        ctx.body_bytes = 0;
-        ctx.attempts
-            .begin(chosen.index, upstream.state(chosen.index));
-        Ok(chosen.peer)
+        self.choose_peer(session, ctx)
     }
 
     async fn upstream_request_filter(
