@@ -37,11 +37,13 @@ pub(super) struct Status<'a> {
     fleet: FleetStatus<'a>,
 }
 
-/// This instance as the fleet sees it: its `CDN-Loop` name and, with `redis`,
-/// whether the shared store answers. (The shields are upstreams like any other.)
+/// This instance as the fleet sees it: its `CDN-Loop` name, its tiers of
+/// shields (the upstreams hashed by `cache_key`; their backends' health is in
+/// `upstreams`) and, with `redis`, whether the shared store answers.
 #[derive(Serialize)]
 struct FleetStatus<'a> {
     name: &'a str,
+    shields: Vec<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     redis_up: Option<bool>,
 }
@@ -103,6 +105,12 @@ impl<'a> Status<'a> {
         });
         let fleet = FleetStatus {
             name: rt.name.to_str().unwrap_or_default(),
+            shields: rt
+                .upstreams
+                .iter()
+                .filter(|u| u.hashes_by_cache_key())
+                .map(|u| u.name.as_str())
+                .collect(),
             redis_up: rt.store.as_ref().map(|s| s.is_up()),
         };
         Status {

@@ -175,6 +175,11 @@ impl Upstream {
     }
 
     /// What `select` hashes for this request (only `consistent_hash` looks at it).
+    /// Whether this upstream is a tier of shields: hashed by the cache key.
+    pub(crate) fn hashes_by_cache_key(&self) -> bool {
+        self.hash_key == HashKey::CacheKey
+    }
+
     /// `cache_key`: the route's cache key hash, when the upstream is hashed by it.
     pub(crate) fn key_of<'a>(
         &self,

@@ -244,6 +244,7 @@ async fn without_redis_the_local_limit_decides_and_the_global_one_resumes() {
     );
     let status = crate::support::client::get(admin, "/status").await.text();
     assert!(status.contains("\"redis_up\":false"), "{status}");
+    assert!(status.contains("\"shields\":[]"), "no tier here: {status}");
     let _redis = Redis::start_on(port).await;
     let resumed = eventually(Duration::from_secs(10), async || {
         let _ = crate::support::client::get(edge.addr, "/status/200").await;
