@@ -255,19 +255,42 @@ async fn without_redis_the_local_limit_decides_and_the_global_one_resumes() {
     assert!(resumed, "the global limiter uses Redis again");
 }
 
+/// A caching instance in front of `o` that shares `redis` (with a disk tier at
+/// `disk` when given).
+fn caching_member(o: &Origin, redis: &str, disk: Option<&std::path::Path>) -> Config {
+    let cache = match disk {
+        Some(path) => json!({"disk": {"path": path, "max_size": "64MiB"}}),
+        None => json!({}),
+    };
+    Config::new()
+        .upstream(
+            "app",
+            json!({"backends": backends(&[o.addr]), "retries": 0}),
+        )
+        .route(json!({"upstream": "app", "cache": true}))
+        .section("redis", json!({"url": redis}))
+        .section("cache", cache)
+}
+
+/// Purge everything tagged `tag` through `admin`; the answer's status.
+async fn purge_tag(admin: SocketAddr, tag: &str) -> u16 {
+    let body = format!(r#"{{"tags":["{tag}"]}}"#);
+    let length = format!("Content-Length: {}", body.len());
+    let head = crate::support::client::request(
+        "POST",
+        "/cache/purge",
+        &["Content-Type: application/json", &length],
+    );
+    let purge = head + &body;
+    let answer = crate::support::client::raw(admin, purge.as_bytes(), "POST").await;
+    answer.unwrap().status()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purge_on_one_edge_reaches_every_edge() {
     let redis = Redis::start().await;
     let o = origin("o").await;
-    let config = || {
-        Config::new()
-            .upstream(
-                "app",
-                json!({"backends": backends(&[o.addr]), "retries": 0}),
-            )
-            .route(json!({"upstream": "app", "cache": true}))
-            .section("redis", json!({"url": redis.url()}))
-    };
+    let config = || caching_member(&o, &redis.url(), None);
     let (a, a_admin) = proxy_with_admin(config()).await;
     let (b, _b_admin) = proxy_with_admin(config()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -282,15 +305,7 @@ async fn a_purge_on_one_edge_reaches_every_edge() {
         assert!(hit.header("cache-status").unwrap_or("").contains("hit"));
     }
     assert_eq!(o.state.count("/gen/p"), 2);
-    let purge = crate::support::client::request(
-        "POST",
-        "/cache/purge",
-        &["Content-Type: application/json", "Content-Length: 15"],
-    ) + r#"{"tags":["t1"]}"#;
-    let purged = crate::support::client::raw(a_admin, purge.as_bytes(), "POST")
-        .await
-        .unwrap();
-    assert_eq!(purged.status(), 200, "{}", purged.text());
+    assert_eq!(purge_tag(a_admin, "t1").await, 200);
     let started = Instant::now();
     let reached = eventually(Duration::from_secs(1), async || {
         b.get(&path)
@@ -337,20 +352,7 @@ async fn an_edge_that_was_away_does_not_serve_what_was_purged_meanwhile() {
     let redis = Redis::start().await;
     let o = origin("o").await;
     let disk = DiskDir::new("fleet-away");
-    let edge = |disk: Option<&std::path::Path>| {
-        let cache = match disk {
-            Some(path) => json!({"disk": {"path": path, "max_size": "64MiB"}}),
-            None => json!({}),
-        };
-        Config::new()
-            .upstream(
-                "app",
-                json!({"backends": backends(&[o.addr]), "retries": 0}),
-            )
-            .route(json!({"upstream": "app", "cache": true}))
-            .section("redis", json!({"url": redis.url()}))
-            .section("cache", cache)
-    };
+    let edge = |disk| caching_member(&o, &redis.url(), disk);
     let (_other, other_admin) = proxy_with_admin(edge(None)).await;
     let away = Proxy::start(&edge(Some(&disk))).await;
     let kept = disk.join("fleet-purges.last");
@@ -368,14 +370,7 @@ async fn an_edge_that_was_away_does_not_serve_what_was_purged_meanwhile() {
         .await
         .is_some());
     // Purged on the other edge while this one is down.
-    let purge = crate::support::client::request(
-        "POST",
-        "/cache/purge",
-        &["Content-Type: application/json", "Content-Length: 17"],
-    ) + r#"{"tags":["gone"]}"#;
-    crate::support::client::raw(other_admin, purge.as_bytes(), "POST")
-        .await
-        .unwrap();
+    purge_tag(other_admin, "gone").await;
     let back = Proxy::start(&edge(Some(&disk))).await;
     let resp = back.get(&path).await;
     assert_eq!(resp.status(), 200);
