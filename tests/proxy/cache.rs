@@ -610,14 +610,6 @@ async fn shield_with_admin(o: &Origin) -> (Proxy, SocketAddr) {
     (proxy, admin)
 }
 
-async fn purge_post(admin: SocketAddr, body: &str) -> Response {
-    let req = format!(
-        "POST /cache/purge HTTP/1.1\r\nHost: admin\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    raw(admin, req.as_bytes(), "POST").await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_by_url_drops_the_object() {
     let o = origin("o").await;

@@ -5,7 +5,6 @@
 use crate::support::client::{get_with, raw};
 use crate::support::process::{signal, wait_exit};
 use crate::support::*;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -189,14 +188,6 @@ async fn after_kill_9_during_writes_no_torn_object_is_served() {
         from_disk += usize::from(cache_status(&resp).contains("detail=disk"));
     }
     eprintln!("{from_disk} of 40 objects written before the kill were served from disk");
-}
-
-async fn purge_post(admin: SocketAddr, body: &str) -> Response {
-    let req = format!(
-        "POST /cache/purge HTTP/1.1\r\nHost: admin\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    raw(admin, req.as_bytes(), "POST").await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

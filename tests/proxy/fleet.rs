@@ -274,16 +274,9 @@ fn caching_member(o: &Origin, redis: &str, disk: Option<&std::path::Path>) -> Co
 
 /// Purge everything tagged `tag` through `admin`; the answer's status.
 async fn purge_tag(admin: SocketAddr, tag: &str) -> u16 {
-    let body = format!(r#"{{"tags":["{tag}"]}}"#);
-    let length = format!("Content-Length: {}", body.len());
-    let head = crate::support::client::request(
-        "POST",
-        "/cache/purge",
-        &["Content-Type: application/json", &length],
-    );
-    let purge = head + &body;
-    let answer = crate::support::client::raw(admin, purge.as_bytes(), "POST").await;
-    answer.unwrap().status()
+    purge_post(admin, &format!(r#"{{"tags":["{tag}"]}}"#))
+        .await
+        .status()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -145,6 +145,15 @@ pub async fn proxy_with_admin(config: Config) -> (Proxy, SocketAddr) {
     (proxy, admin)
 }
 
+/// `POST /cache/purge` with `body` to the admin listener at `admin`.
+pub async fn purge_post(admin: SocketAddr, body: &str) -> Response {
+    let req = format!(
+        "POST /cache/purge HTTP/1.1\r\nHost: admin\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    client::raw(admin, req.as_bytes(), "POST").await.unwrap()
+}
+
 /// Parapet with one upstream (`app`, the origin) and one catch-all route.
 pub async fn proxy_in_front_of(origin: &Origin) -> Proxy {
     Proxy::start(&Config::single(&[origin.addr])).await
