@@ -639,7 +639,11 @@ impl HttpSession {
         }
 
         /* update headers */
-        header.insert_header(header::DATE, get_cached_date())?;
+        // Parapet: keep a Date the response carries (the origin's, or the stored
+        // one on a cache hit, RFC 9110 §6.6.1); add one only when it lacks it.
+        if !header.headers.contains_key(header::DATE) {
+            header.insert_header(header::DATE, get_cached_date())?;
+        }
 
         // remove other h1 hop headers that cannot be present in H2
         // https://httpwg.org/specs/rfc7540.html#n-connection-specific-header-fields
