@@ -61,8 +61,6 @@
 //!
 //! Woven into a feature's hook, and so left there (each comment names the
 //! Pingora source):
-//! - `policy::compression`: `br` refused; Pingora 0.9.1's brotli encoder flushes
-//!   at the end of a body instead of finishing the stream.
 //! - `cache::Shield::upstream_answered`: a 304's fields merged into the stored
 //!   response; pingora-cache merges only a few of them (RFC 9111 §4.3.4).
 //! - `cache::storage` (`lookup_streaming_write`): an error, not `Ok(None)`, for a

@@ -17,7 +17,7 @@ use super::COMPRESSION_ERROR;
 
 use brotli::{CompressorWriter, DecompressorWriter};
 use bytes::Bytes;
-use pingora_error::{OrErr, Result};
+use pingora_error::{Error, OrErr, Result};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -76,7 +76,9 @@ impl Encode for Decompressor {
 }
 
 pub struct Compressor {
-    compress: CompressorWriter<Vec<u8>>,
+    // Parapet: `None` once the stream is finished (`CompressorWriter` finishes a
+    // stream only in `into_inner`; its `flush` ends a meta-block, not the stream).
+    compress: Option<CompressorWriter<Vec<u8>>>,
     total_in: usize,
     total_out: usize,
     duration: Duration,
@@ -86,7 +88,7 @@ impl Compressor {
     pub fn new(level: u32) -> Self {
         Compressor {
             // buf_size:4096 , lgwin:19 TODO: fine tune these
-            compress: CompressorWriter::new(vec![], 4096, level, 19),
+            compress: Some(CompressorWriter::new(vec![], 4096, level, 19)),
             total_in: 0,
             total_out: 0,
             duration: Duration::new(0, 0),
@@ -101,22 +103,29 @@ impl Encode for Compressor {
         let start = Instant::now();
         self.total_in += input.len();
 
+        let Some(compress) = self.compress.as_mut() else {
+            return Error::e_explain(COMPRESSION_ERROR, "Brotli stream already finished");
+        };
         // reserve at most input size, cap at 16k, compressed output should be smaller
-        self.compress
+        compress
             .get_mut()
             .reserve(std::cmp::min(MAX_INIT_COMPRESSED_BUF_SIZE, input.len()));
-        self.compress
+        compress
             .write_all(input)
             .or_err(COMPRESSION_ERROR, "while compress Brotli")?;
         // write to vec will never fail.
-        if end {
+        let out = if end {
+            // Parapet: finish the stream (its last, ISLAST meta-block), not flush it.
             self.compress
-                .flush()
-                .or_err(COMPRESSION_ERROR, "while compress Brotli")?;
-        }
-        self.total_out += self.compress.get_ref().len();
+                .take()
+                .map(CompressorWriter::into_inner)
+                .unwrap_or_default()
+        } else {
+            std::mem::take(compress.get_mut())
+        };
+        self.total_out += out.len();
         self.duration += start.elapsed();
-        Ok(std::mem::take(self.compress.get_mut()).into()) // into() Bytes will drop excess capacity
+        Ok(out.into()) // into() Bytes will drop excess capacity
     }
 
     fn stat(&self) -> (&'static str, usize, usize, Duration) {
@@ -149,12 +158,13 @@ mod tests_stream {
         let mut compressor = Compressor::new(11);
         let compressed = compressor.encode(&b"adcdefgabcdefgh\n"[..], true).unwrap();
 
-        assert_eq!(
-            &compressed[..],
-            &[
-                0x85, 0x07, 0x00, 0xf8, 0x45, 0x07, 0x87, 0x3e, 0x10, 0xfb, 0x55, 0x92, 0xec, 0x12,
-                0x09, 0xcc, 0x38, 0xdd, 0x51, 0x1e,
-            ],
-        );
+        // Parapet: a finished stream, which a decoder reads to its end.
+        let mut decompressor = Decompressor::new();
+        let decompressed = decompressor.encode(&compressed, true).unwrap();
+        assert_eq!(&decompressed[..], &b"adcdefgabcdefgh\n"[..]);
+        let mut whole = Vec::new();
+        let mut reader = brotli::Decompressor::new(&compressed[..], 4096);
+        std::io::Read::read_to_end(&mut reader, &mut whole).unwrap();
+        assert_eq!(&whole[..], &b"adcdefgabcdefgh\n"[..]);
     }
 }
