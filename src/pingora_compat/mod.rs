@@ -52,12 +52,6 @@
 //!                 pingora-core `protocols/http/compression/mod.rs`
 //!                 (`ResponseCompressionCtx::request_filter`). Upstream: none
 //!                 found. Delete when a release can set the algorithm directly.
-//! interim         Pingora drops an interim response (103 Early Hints) that
-//!                 arrives in one batch with a cacheable final answer; we write it
-//!                 from `response_filter` and have Pingora ignore its own write.
-//!                 Works around pingora-proxy `proxy_h1.rs`
-//!                 (`proxy_handle_upstream`). Upstream: none found. Delete when a
-//!                 batch keeps its interim headers.
 //!
 //! Woven into a feature's hook, and so left there (each comment names the
 //! Pingora source):
@@ -74,6 +68,5 @@ pub(crate) mod compression;
 pub(crate) mod head_edit;
 pub(crate) mod header_timeout;
 pub(crate) mod http1;
-pub(crate) mod interim;
 pub(crate) mod linger;
 pub(crate) mod tls;

@@ -429,6 +429,15 @@ where
         }
 
         if !serve_from_cache.should_send_to_downstream() {
+            // Parapet: interim headers (1xx but 101) filtered before the final header
+            // of this batch turned on serving from the cache still go downstream;
+            // the rest of the batch is served from the cache.
+            filtered_tasks.retain(|t| {
+                matches!(t, HttpTask::Header(h, _) if h.status.is_informational() && h.status != 101)
+            });
+            if !filtered_tasks.is_empty() {
+                session.write_response_tasks(filtered_tasks).await?;
+            }
             // TODO: need to derive response_done from filtered_tasks in case downstream failed already
             return Ok(None);
         }
