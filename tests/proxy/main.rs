@@ -6,6 +6,7 @@ mod support;
 mod cache;
 mod cache_conformance;
 mod cache_hardening;
+mod client_mistakes;
 mod compression;
 mod config_check;
 mod connections;

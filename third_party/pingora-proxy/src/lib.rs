@@ -352,15 +352,18 @@ where
                         "Fail to proxy: {e}, downstream session type: {}",
                         downstream_session.session_type()
                     );
+                    // Parapet: a client gone before its 400 is the client's failure.
                     downstream_session
                         .respond_error(400)
                         .await
                         .unwrap_or_else(|e| {
-                            error!("failed to send error response to downstream: {e}");
+                            debug!("failed to send error response to downstream: {e}");
                         });
                 } else {
                     // otherwise the connection must be broken, no need to send anything
-                    error!(
+                    // Parapet: broken by the client (closed, stalled, reset), so not an error
+                    // of the proxy.
+                    debug!(
                         "Fail to proxy: {e}, downstream session type: {}",
                         downstream_session.session_type()
                     );
