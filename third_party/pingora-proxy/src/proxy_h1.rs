@@ -324,9 +324,15 @@ where
                 },
 
                 body = rx.recv(), if !request_done => {
+                    // Parapet (cloudflare/pingora#946): the end of a plain body after
+                    // the 101 was read is the end of the upgrade request's own (empty)
+                    // body, queued before the upgrade: it ends that body, not the
+                    // tunnel, whose client side comes as UpgradedBody.
+                    let own_body_end = client_session.was_upgraded()
+                        && matches!(body, Some(HttpTask::Body(_, true)));
                     match send_body_to1(client_session, body).await {
                         Ok(send_done) => {
-                            request_done = send_done;
+                            request_done = send_done && !own_body_end;
                             // An upgraded request is terminated when either side is done
                             if request_done && client_session.was_upgraded() {
                                 response_done = true;
