@@ -5,6 +5,10 @@
 //! delete it. The connection gate (`connection::ConnectionGate`), the listeners
 //! and the proxy call in here; what is Parapet's own policy stays with its feature.
 //! It imports nothing of Parapet's, only Pingora: the bottom of the house.
+//! What is fixed at its root, in Pingora's own sources, is Parapet's patch series
+//! instead (third_party/PATCHES.md): the stored `Date` of a hit, brotli's
+//! unfinished stream, the interim responses of a batch served from the cache, and
+//! ERROR lines for a client's mistakes.
 //!
 //! http1           Pingora builds each request's session (the proxy's per-request
 //!                 future and a 4 KiB head buffer) before the request's first byte,
