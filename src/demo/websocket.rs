@@ -6,14 +6,12 @@
 //! text, binary and continuation frame as it came (unmasked, as a server sends),
 //! answers a ping with a pong, and a close with a close, after which it ends the
 //! connection (§5.5.1: the server closes TCP first). No extensions, no
-//! subprotocols: the echo must see the bytes the client sent. `/ws?delay=MS`
-//! answers the handshake after MS milliseconds.
+//! subprotocols: the echo must see the bytes the client sent.
 //!
 //! SHA-1 and base64 are written out here, for the handshake only: the demo is
 //! not worth a dependency of the library.
 
 use super::wire::Head;
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// RFC 6455 §1.3: appended to the client's key before hashing.
@@ -124,15 +122,6 @@ where
         );
         return w.write_all(refusal.as_bytes()).await;
     };
-    let query = head
-        .method_target()
-        .1
-        .split_once('?')
-        .map_or("", |(_, q)| q);
-    let delay = query.split('&').find_map(|p| p.strip_prefix("delay="));
-    if let Some(ms) = delay.and_then(|ms| ms.parse().ok()) {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
     let accepted = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: {}\r\nX-Origin: {origin}\r\n\r\n",

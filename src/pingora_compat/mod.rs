@@ -5,6 +5,10 @@
 //! delete it. The connection gate (`connection::ConnectionGate`), the listeners
 //! and the proxy call in here; what is Parapet's own policy stays with its feature.
 //! It imports nothing of Parapet's, only Pingora: the bottom of the house.
+//! What is fixed at its root, in Pingora's own sources, is Parapet's patch series
+//! instead (third_party/PATCHES.md): the stored `Date` of a hit, brotli's
+//! unfinished stream, the interim responses of a batch served from the cache, and
+//! ERROR lines for a client's mistakes.
 //!
 //! http1           Pingora builds each request's session (the proxy's per-request
 //!                 future and a 4 KiB head buffer) before the request's first byte,
@@ -52,17 +56,9 @@
 //!                 pingora-core `protocols/http/compression/mod.rs`
 //!                 (`ResponseCompressionCtx::request_filter`). Upstream: none
 //!                 found. Delete when a release can set the algorithm directly.
-//! interim         Pingora drops an interim response (103 Early Hints) that
-//!                 arrives in one batch with a cacheable final answer; we write it
-//!                 from `response_filter` and have Pingora ignore its own write.
-//!                 Works around pingora-proxy `proxy_h1.rs`
-//!                 (`proxy_handle_upstream`). Upstream: none found. Delete when a
-//!                 batch keeps its interim headers.
 //!
 //! Woven into a feature's hook, and so left there (each comment names the
 //! Pingora source):
-//! - `policy::compression`: `br` refused; Pingora 0.9.1's brotli encoder flushes
-//!   at the end of a body instead of finishing the stream.
 //! - `cache::Shield::upstream_answered`: a 304's fields merged into the stored
 //!   response; pingora-cache merges only a few of them (RFC 9111 §4.3.4).
 //! - `cache::storage` (`lookup_streaming_write`): an error, not `Ok(None)`, for a
@@ -76,6 +72,5 @@ pub(crate) mod compression;
 pub(crate) mod head_edit;
 pub(crate) mod header_timeout;
 pub(crate) mod http1;
-pub(crate) mod interim;
 pub(crate) mod linger;
 pub(crate) mod tls;

@@ -376,11 +376,13 @@ impl ProxyHttp for Parapet {
         }
     }
 
-    /// Clients that go away, failures we answered on purpose (404, 503) and the end
-    /// of a WebSocket (an idle timeout, a side that vanished) are not errors of the
-    /// proxy: they are reported at debug level only.
+    /// Clients that go away or break the protocol (a malformed chunk, a body that
+    /// stalls: any error of the downstream side), failures we answered on purpose
+    /// (404, 503) and the end of a WebSocket (an idle timeout, a side that
+    /// vanished) are not errors of the proxy: they are reported at debug level only.
     fn suppress_error_log(&self, session: &Session, _ctx: &RequestCtx, e: &Error) -> bool {
         let quiet = matches!(e.etype(), ErrorType::HTTPStatus(_))
+            || *e.esource() == ErrorSource::Downstream
             || error_page::status_for(e) == 0
             || session.was_upgraded();
         if quiet {

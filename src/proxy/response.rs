@@ -6,7 +6,7 @@
 use super::{Parapet, RequestCtx};
 use crate::cache::status::{Facts, CACHE_STATUS};
 use crate::http_util::strip_response_hop_by_hop;
-use crate::pingora_compat::{head_edit, interim};
+use crate::pingora_compat::head_edit;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
@@ -25,13 +25,12 @@ impl Parapet {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) {
-        if interim::is_forwarded_early(resp) {
+        // An interim response but 101 (the upgrade's final answer) and 100
+        // (Pingora's own `Expect` handling).
+        let interim = resp.status.is_informational() && !matches!(resp.status.as_u16(), 100 | 101);
+        if interim {
             let status = resp.status;
             head_edit::edit_response(resp, |h| strip_response_hop_by_hop(h, status));
-            if self.caching(ctx).is_some() {
-                // Boxed: rare, and its state would otherwise size every request's future.
-                Box::pin(interim::forward(session, resp)).await;
-            }
             return;
         }
         let rt = &self.rt;

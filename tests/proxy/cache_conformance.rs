@@ -221,3 +221,25 @@ async fn heuristic_freshness_from_last_modified_when_configured() {
     on.get(&created).await;
     assert_eq!(o.state.count("/gen/lm-201"), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hit_carries_the_stored_date() {
+    let o = origin("o").await;
+    let proxy = shield(&o, json!({})).await;
+    // RFC 9110 §6.6.1: the Date is the origin's, when it generated the answer;
+    // a cache serves it as stored (cache-tests `other-date-update`).
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now() - Duration::from_secs(100));
+    let headers = [("Cache-Control", "max-age=10000"), ("Date", date.as_str())];
+    let path = gen("/dated", &headers, "");
+    let miss = proxy.get(&path).await;
+    assert!(status_of(&miss).contains("stored"), "{}", status_of(&miss));
+    assert_eq!(miss.header("date"), Some(date.as_str()), "{:?}", miss.head);
+    let hit = proxy.get(&path).await;
+    assert!(status_of(&hit).contains("hit"), "{}", status_of(&hit));
+    assert_eq!(hit.header("date"), Some(date.as_str()), "{:?}", hit.head);
+    assert_eq!(o.state.count("/gen/dated"), 1);
+    // An answer without one still gets the proxy's clock.
+    let undated = proxy.get(&gen("/undated", &[], "")).await;
+    let now = undated.header("date").map(httpdate::parse_http_date);
+    assert!(matches!(now, Some(Ok(_))), "{:?}", undated.head);
+}

@@ -8,6 +8,7 @@ mod cache_conformance;
 mod cache_disk;
 mod cache_disk_handoff;
 mod cache_hardening;
+mod client_mistakes;
 mod compression;
 mod config_check;
 mod connections;

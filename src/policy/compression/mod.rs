@@ -10,10 +10,6 @@
 //! - whether an answer qualifies: a `types` media type, and `min_size` bytes or an
 //!   unknown length; never a 206 (its range is of the uncompressed body).
 //!
-//! `br` is refused: Pingora 0.9.1's brotli encoder flushes at the end of a body
-//! instead of finishing the stream (`protocols/http/compression/brotli.rs`), so the
-//! last meta-block is never sent and decoders reject the answer as truncated.
-//!
 //! On a caching route the cache stores the origin's answer as it came, one copy,
 //! and each answer is compressed on its way out (the module runs after the cache).
 
@@ -80,14 +76,10 @@ impl Compression {
             match name.as_str() {
                 "gzip" => algorithms.push(Algorithm::Gzip),
                 "zstd" => algorithms.push(Algorithm::Zstd),
-                "br" => errors.push(
-                    format!("{at}.algorithms[{i}]"),
-                    "br is not offered: Pingora 0.9.1's brotli encoder never ends its \
-                     stream, so clients reject the answer (use gzip or zstd)",
-                ),
+                "br" => algorithms.push(Algorithm::Brotli),
                 other => errors.push(
                     format!("{at}.algorithms[{i}]"),
-                    format!("'{other}' is not one of gzip, zstd"),
+                    format!("'{other}' is not one of gzip, zstd, br"),
                 ),
             }
         }
@@ -271,7 +263,6 @@ mod tests {
             problems,
             [
                 "routes[0].compression.algorithms[1]",
-                "routes[0].compression.algorithms[2]",
                 "routes[0].compression.types[0]"
             ]
         );
