@@ -4,7 +4,7 @@
 //! `CDN-Cache-Control`, heuristic freshness). Each count is of what the
 //! origin saw.
 
-use crate::cache::{gen, shield, status_of};
+use crate::cache::{gen, shield, status_of, ttl_of};
 use crate::support::client::request;
 use crate::support::*;
 use std::time::Duration;
@@ -204,12 +204,7 @@ async fn heuristic_freshness_from_last_modified_when_configured() {
     on.get(&path).await;
     let hit = on.get(&path).await;
     assert!(status_of(&hit).contains("hit"), "{}", status_of(&hit));
-    let ttl: i64 = status_of(&hit)
-        .split("ttl=")
-        .nth(1)
-        .and_then(|t| t.split(';').next())
-        .and_then(|t| t.parse().ok())
-        .unwrap();
+    let ttl = ttl_of(&hit);
     assert!(
         (3500..=3600).contains(&ttl),
         "10% of 100000 s, capped at 1h: {ttl}"
