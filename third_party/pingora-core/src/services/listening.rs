@@ -231,7 +231,12 @@ impl<A: ServerApp + Send + Sync + 'static> Service<A> {
                     let shutdown = shutdown.clone();
                     current_handle().spawn(async move {
                         let peer_addr = io.peer_addr();
-                        match timeout(Duration::from_secs(60), io.handshake()).await {
+                        // Parapet: the handshake's future boxed and its result bound
+                        // before `handle_event` runs, so the task, which lives as long
+                        // as the connection, is not sized for the TLS handshake.
+                        let handshake =
+                            Box::pin(timeout(Duration::from_secs(60), io.handshake())).await;
+                        match handshake {
                             Ok(handshake) => {
                                 match handshake {
                                     Ok(io) => Self::handle_event(io, app, shutdown).await,
