@@ -15,16 +15,10 @@ fn object(name: &str, pad: usize, extra: &str) -> String {
 }
 
 fn config(o: &Origin, disk: &Path, max_size: &str) -> Config {
-    Config::new()
-        .upstream(
-            "app",
-            json!({"backends": backends(&[o.addr]), "retries": 0}),
-        )
-        .route(json!({"upstream": "app", "cache": true}))
-        .section(
-            "cache",
-            json!({"disk": {"path": disk, "max_size": max_size}}),
-        )
+    Config::caching(o.addr).section(
+        "cache",
+        json!({"disk": {"path": disk, "max_size": max_size}}),
+    )
 }
 
 /// A scratch directory for a disk tier, removed (with what a test put in its

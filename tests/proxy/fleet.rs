@@ -10,13 +10,7 @@ use std::time::{Duration, Instant};
 
 /// A shield: caches in front of the origin.
 async fn shield(o: &Origin) -> Proxy {
-    let config = Config::new()
-        .upstream(
-            "origin",
-            json!({"backends": backends(&[o.addr]), "retries": 0}),
-        )
-        .route(json!({"upstream": "origin", "cache": true}));
-    Proxy::start(&config).await
+    Proxy::start(&Config::caching(o.addr)).await
 }
 
 /// An edge: caches, and sends its misses to the shield the object hashes to.
@@ -262,12 +256,7 @@ fn caching_member(o: &Origin, redis: &str, disk: Option<&std::path::Path>) -> Co
         Some(path) => json!({"disk": {"path": path, "max_size": "64MiB"}}),
         None => json!({}),
     };
-    Config::new()
-        .upstream(
-            "app",
-            json!({"backends": backends(&[o.addr]), "retries": 0}),
-        )
-        .route(json!({"upstream": "app", "cache": true}))
+    Config::caching(o.addr)
         .section("redis", json!({"url": redis}))
         .section("cache", cache)
 }

@@ -240,12 +240,7 @@ async fn a_client_that_stops_reading_is_let_go() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_client_does_not_stop_the_cache_fill() {
     let o = origin("o").await;
-    let config = Config::new()
-        .upstream(
-            "app",
-            json!({"backends": backends(&[o.addr]), "retries": 0}),
-        )
-        .route(json!({"upstream": "app", "cache": true}))
+    let config = Config::caching(o.addr)
         .section(
             "cache",
             json!({"max_size": "128MiB", "max_object_size": "48MiB", "default_ttl": "60s"}),

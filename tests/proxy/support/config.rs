@@ -36,6 +36,17 @@ impl Config {
             .route(json!({ "upstream": "app" }))
     }
 
+    /// One upstream `app` (this origin, no retries) and one catch-all route that
+    /// caches: the shield in its plainest form.
+    pub fn caching(origin: SocketAddr) -> Config {
+        Config::new()
+            .upstream(
+                "app",
+                json!({"backends": backends(&[origin]), "retries": 0}),
+            )
+            .route(json!({"upstream": "app", "cache": true}))
+    }
+
     /// Upstream `name`, as given (`backends`, `retries`, `health_check`, ...).
     pub fn upstream(self, name: &str, upstream: Value) -> Config {
         self.entry("upstreams", name, upstream)
